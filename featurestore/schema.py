@@ -1,0 +1,122 @@
+"""The one place where the store's vocabulary is defined.
+
+Class names, default window geometry, embedding dims, modality names and the
+Arrow schemas of every part the store writes. Everything else imports from here.
+"""
+from __future__ import annotations
+
+import pyarrow as pa
+
+#: The eight emotion classes, in the order used by every probability vector.
+CLASSES: tuple[str, ...] = (
+    "Anger", "Fear", "Joy", "Neutral", "Proud", "Sadness", "Surprise", "Trust",
+)
+N_CLASSES = len(CLASSES)
+
+#: Modalities, in the order their vectors are concatenated in ``fusion_vectors``.
+MODALITIES: tuple[str, ...] = ("audio", "video", "text")
+
+#: Dims of the default encoders (design card): 128 + 3 + 768 = 899.
+DEFAULT_DIMS: dict[str, int] = {"audio": 128, "video": 3, "text": 768}
+
+#: Window geometry (seconds) and frames sampled per window.
+WINDOW_S = 1.0
+HOP_S = 0.5
+FRAMES_PER_WINDOW = 4
+#: A trailing partial window is kept when at least this long (seconds).
+MIN_LAST_WINDOW_S = 0.5
+#: Audio sample rate every encoder receives (Hz, mono float32).
+SAMPLE_RATE = 16_000
+
+#: Per-video embed status values stored in ``videos.status``.
+STATUS_PENDING = "pending"
+STATUS_OK = "ok"
+STATUS_FAILED = "failed"
+
+SPLITS = ("train", "test")
+
+# ---------------------------------------------------------------- part schemas
+# Each kind of part lives under ``<store>/parts/<kind>/`` and is immutable.
+# ``written_at`` (UTC) lets views keep the newest row per key, which is what
+# makes re-runs and resumes idempotent without ever rewriting a file.
+
+VIDEOS_SCHEMA = pa.schema([
+    ("video_id", pa.string()),
+    ("split", pa.string()),
+    ("label", pa.string()),
+    ("raw_label", pa.string()),
+    ("group", pa.string()),
+    ("path", pa.string()),
+    ("manifest_row", pa.int32()),
+    ("duration_s", pa.float64()),
+    ("status", pa.string()),
+    ("error", pa.string()),
+    ("written_at", pa.timestamp("us", tz="UTC")),
+])
+
+WINDOWS_SCHEMA = pa.schema([
+    ("video_id", pa.string()),
+    ("window_idx", pa.int32()),
+    ("start_s", pa.float64()),
+    ("end_s", pa.float64()),
+    ("transcript", pa.string()),
+    ("written_at", pa.timestamp("us", tz="UTC")),
+])
+
+
+def embedding_schema(dim: int) -> pa.Schema:
+    """Schema of an embeddings part for one encoder of ``dim`` float32 values.
+
+    ``embedding`` is NULL where the modality is missing for that window and
+    ``missing_reason`` then says why (no audio track, no face, no speech...).
+    """
+    return pa.schema([
+        ("video_id", pa.string()),
+        ("window_idx", pa.int32()),
+        ("embedding", pa.list_(pa.float32(), dim)),
+        ("missing_reason", pa.string()),
+        ("written_at", pa.timestamp("us", tz="UTC")),
+    ])
+
+
+ENCODERS_SCHEMA = pa.schema([
+    ("encoder_id", pa.string()),
+    ("name", pa.string()),
+    ("modality", pa.string()),
+    ("dim", pa.int32()),
+    ("version", pa.string()),
+    ("config", pa.string()),          # JSON
+    ("weights_sha256", pa.string()),
+    ("packages", pa.string()),        # JSON {package: version}
+    ("written_at", pa.timestamp("us", tz="UTC")),
+])
+
+WINDOW_PREDICTIONS_SCHEMA = pa.schema([
+    ("model_id", pa.string()),
+    ("video_id", pa.string()),
+    ("window_idx", pa.int32()),
+    ("probs", pa.list_(pa.float32(), N_CLASSES)),
+    ("written_at", pa.timestamp("us", tz="UTC")),
+])
+
+MODELS_SCHEMA = pa.schema([
+    ("model_id", pa.string()),
+    ("family", pa.string()),          # mlp | lightgbm | pooled-...
+    ("method", pa.string()),          # default window->video aggregation
+    ("cv_macro_f1", pa.float64()),
+    ("path", pa.string()),            # directory holding the fitted model
+    ("encoders", pa.string()),        # JSON {modality: encoder_id}
+    ("lineage", pa.string()),         # JSON: params, per-fold scores, confusion, store snapshot
+    ("written_at", pa.timestamp("us", tz="UTC")),
+])
+
+PART_SCHEMAS: dict[str, pa.Schema] = {
+    "videos": VIDEOS_SCHEMA,
+    "windows": WINDOWS_SCHEMA,
+    "encoders": ENCODERS_SCHEMA,
+    "window_predictions": WINDOW_PREDICTIONS_SCHEMA,
+    "models": MODELS_SCHEMA,
+}
+
+#: Window -> video aggregation methods; each is ``sql/aggregate_<name>.sql``.
+AGGREGATIONS: tuple[str, ...] = ("majority", "weighted", "mean", "max")
