@@ -47,6 +47,7 @@ VIDEOS_SCHEMA = pa.schema([
     ("raw_label", pa.string()),
     ("group", pa.string()),
     ("path", pa.string()),
+    ("transcript_path", pa.string()),
     ("manifest_row", pa.int32()),
     ("duration_s", pa.float64()),
     ("status", pa.string()),

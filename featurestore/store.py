@@ -1,0 +1,344 @@
+"""The feature store: immutable Parquet parts + a DuckDB catalog of views.
+
+Layout of a store directory::
+
+    parts/videos/*.parquet                      per-video rows (status, label, split...)
+    parts/windows/*.parquet                     window rows (times, transcript)
+    parts/embeddings/encoder_id=<id>/*.parquet  one folder per encoder configuration
+    parts/encoders/*.parquet                    encoder lineage
+    parts/models/*.parquet                      fitted fusion models + lineage
+    parts/window_predictions/*.parquet          per-window class probabilities
+    models/<model_id>/                          fitted model files
+    catalog.duckdb                              views over the parts (plain duckdb opens it)
+
+Parts are written to a temporary name and renamed into place, so readers never
+see half a file and any number of writer processes (embed shards) can add parts
+at once. Nothing is ever rewritten: views keep the newest row per key.
+"""
+from __future__ import annotations
+
+import json
+import os
+import time
+import uuid
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Iterable
+
+import duckdb
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from .schema import AGGREGATIONS, DEFAULT_DIMS, MODALITIES, PART_SCHEMAS, embedding_schema
+from .sqlfiles import read_sql, sql_literal
+
+CATALOG = "catalog.duckdb"
+_KINDS = tuple(PART_SCHEMAS)
+# Views the catalog defines, in dependency order.
+_VIEW_KINDS = ("videos", "windows", "encoders", "models", "window_predictions")
+
+
+class StoreError(RuntimeError):
+    """The store cannot do what was asked (wrong path, locked catalog...)."""
+
+
+def utcnow() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+def _part_name() -> str:
+    # Sortable by time, unique across processes and machines.
+    return f"{time.time_ns():020d}-{os.getpid()}-{uuid.uuid4().hex[:8]}.parquet"
+
+
+def _with_written_at(table: pa.Table, schema: pa.Schema) -> pa.Table:
+    if "written_at" in schema.names and "written_at" not in table.column_names:
+        ts = pa.array([utcnow()] * table.num_rows, type=schema.field("written_at").type)
+        table = table.append_column("written_at", ts)
+    missing = [f for f in schema if f.name not in table.column_names]
+    for f in missing:
+        table = table.append_column(f.name, pa.nulls(table.num_rows, f.type))
+    try:
+        return table.select(schema.names).cast(schema)
+    except (pa.ArrowInvalid, pa.ArrowTypeError, ValueError) as exc:
+        raise StoreError(f"part does not match the schema {schema}: {exc}") from exc
+
+
+class FeatureStore:
+    """A directory of Parquet parts with a DuckDB catalog of views.
+
+    ``FeatureStore(path)`` opens (and, with ``create=True``, makes) a store.
+    Public views, readable by plain duckdb: ``videos``, ``windows``,
+    ``encoders``, ``embeddings``, ``fusion_vectors``, ``models``,
+    ``window_predictions`` and ``video_predictions``.
+    """
+
+    def __init__(self, root: str | Path, create: bool = True):
+        self.root = Path(root).resolve()
+        if not (self.root / "parts").is_dir():
+            if not create:
+                raise StoreError(
+                    f"{self.root} is not a feature store (no parts/ folder); "
+                    "create one with `cli.py embed --store PATH ...`")
+            for kind in _KINDS:
+                self._seed_empty(kind)
+            (self.root / "parts" / "embeddings").mkdir(parents=True, exist_ok=True)
+        self.models_dir.mkdir(parents=True, exist_ok=True)
+
+    # ------------------------------------------------------------------ layout
+    @property
+    def parts_dir(self) -> Path:
+        return self.root / "parts"
+
+    @property
+    def catalog_path(self) -> Path:
+        return self.root / CATALOG
+
+    @property
+    def models_dir(self) -> Path:
+        return self.root / "models"
+
+    def part_dir(self, kind: str) -> Path:
+        return self.parts_dir / kind
+
+    def embedding_dir(self, encoder_id: str) -> Path:
+        return self.parts_dir / "embeddings" / f"encoder_id={encoder_id}"
+
+    def _seed_empty(self, kind: str) -> None:
+        # An empty part gives every view its column types before any data exists.
+        d = self.part_dir(kind)
+        d.mkdir(parents=True, exist_ok=True)
+        target = d / "00000000000000000000-empty.parquet"
+        if not target.exists():
+            self._atomic_write(PART_SCHEMAS[kind].empty_table(), target)
+
+    # ------------------------------------------------------------------ writing
+    @staticmethod
+    def _atomic_write(table: pa.Table, target: Path) -> Path:
+        tmp = target.with_name(target.name + f".{uuid.uuid4().hex[:6]}.tmp")
+        pq.write_table(table, tmp, compression="zstd")
+        os.replace(tmp, target)
+        return target
+
+    def write_part(self, kind: str, table: pa.Table | dict | list[dict]) -> Path:
+        """Append an immutable part of ``kind`` (a key of ``schema.PART_SCHEMAS``).
+
+        ``table`` may omit ``written_at`` (stamped now) and nullable columns.
+        Returns the part's path.
+        """
+        if kind not in PART_SCHEMAS:
+            raise StoreError(f"unknown part kind {kind!r}; one of {', '.join(_KINDS)}")
+        table = _as_table(table)
+        table = _with_written_at(table, PART_SCHEMAS[kind])
+        d = self.part_dir(kind)
+        d.mkdir(parents=True, exist_ok=True)
+        return self._atomic_write(table, d / _part_name())
+
+    def write_embeddings(self, encoder_id: str, dim: int, video_id: Iterable[str],
+                         window_idx: Iterable[int], matrix: np.ndarray,
+                         missing_reason: Iterable[str | None] | None = None) -> Path:
+        """Append window embeddings of one encoder configuration.
+
+        ``matrix`` is float32 ``(n_windows, dim)``; a row whose ``missing_reason``
+        is set (or that is all NaN) is stored as a NULL embedding, never zeros.
+        """
+        matrix = np.ascontiguousarray(matrix, dtype=np.float32)
+        if matrix.ndim != 2 or matrix.shape[1] != dim:
+            raise StoreError(f"encoder {encoder_id}: expected (n, {dim}) embeddings, got {matrix.shape}")
+        n = matrix.shape[0]
+        reasons = list(missing_reason) if missing_reason is not None else [None] * n
+        nan_rows = np.isnan(matrix).all(axis=1) if n else np.zeros(0, bool)
+        reasons = [r if r is not None or not nan_rows[i] else "missing" for i, r in enumerate(reasons)]
+        valid = np.array([r is None for r in reasons], dtype=bool)
+        values = pa.array(matrix.reshape(-1), type=pa.float32())
+        emb = pa.FixedSizeListArray.from_arrays(values, dim, mask=pa.array(~valid))
+        schema = embedding_schema(dim)
+        table = pa.table({
+            "video_id": pa.array(list(video_id), pa.string()),
+            "window_idx": pa.array(np.asarray(list(window_idx), dtype=np.int32)),
+            "embedding": emb,
+            "missing_reason": pa.array(reasons, pa.string()),
+        })
+        table = _with_written_at(table, schema)
+        d = self.embedding_dir(encoder_id)
+        d.mkdir(parents=True, exist_ok=True)
+        return self._atomic_write(table, d / _part_name())
+
+    def register_encoder(self, name: str, modality: str, dim: int, version: str, config: dict,
+                         weights_sha256: str | None, packages: dict | None, encoder_id: str) -> str:
+        """Record (again) that an encoder configuration is in use; returns its id."""
+        if modality not in MODALITIES:
+            raise StoreError(f"unknown modality {modality!r}")
+        self.write_part("encoders", [{
+            "encoder_id": encoder_id, "name": name, "modality": modality, "dim": int(dim),
+            "version": version, "config": json.dumps(config, sort_keys=True),
+            "weights_sha256": weights_sha256, "packages": json.dumps(packages or {}, sort_keys=True),
+        }])
+        return encoder_id
+
+    # ------------------------------------------------------------------ reading
+    def _glob(self, kind: str) -> str:
+        return sql_literal(str(self.part_dir(kind) / "*.parquet"))
+
+    def chosen_encoders(self, con: duckdb.DuckDBPyConnection | None = None) -> dict[str, dict]:
+        """The encoder per modality that ``fusion_vectors`` uses: the one used most recently.
+
+        Returns ``{modality: {"encoder_id", "name", "dim"}}`` for modalities that have one.
+        """
+        tbl = pq.read_table(self.part_dir("encoders"), schema=PART_SCHEMAS["encoders"]) \
+            if any(self.part_dir("encoders").glob("*.parquet")) else PART_SCHEMAS["encoders"].empty_table()
+        rows = tbl.select(["encoder_id", "name", "modality", "dim", "written_at"]).to_pylist()
+        out: dict[str, dict] = {}
+        for r in sorted(rows, key=lambda r: r["written_at"]):
+            if any(self.embedding_dir(r["encoder_id"]).glob("*.parquet")):
+                out[r["modality"]] = {"encoder_id": r["encoder_id"], "name": r["name"], "dim": r["dim"]}
+        return out
+
+    def choose_encoder(self, encoder_id: str) -> None:
+        """Make ``encoder_id`` the one ``fusion_vectors`` uses for its modality."""
+        tbl = pq.read_table(self.part_dir("encoders"))
+        rows = [r for r in tbl.to_pylist() if r["encoder_id"] == encoder_id]
+        if not rows:
+            raise StoreError(f"no encoder {encoder_id!r} in {self.root}; see the `encoders` view")
+        row = dict(rows[-1])
+        row.pop("written_at")
+        self.write_part("encoders", [row])
+
+    def _create_views(self, con: duckdb.DuckDBPyConnection) -> None:
+        for kind in _VIEW_KINDS:
+            con.execute(read_sql(f"view_{kind}").format(glob=self._glob(kind)))
+        emb_glob = str(self.parts_dir / "embeddings" / "*" / "*.parquet")
+        if any(self.parts_dir.glob("embeddings/*/*.parquet")):
+            con.execute(read_sql("view_embeddings").format(glob=sql_literal(emb_glob)))
+        else:
+            con.execute(read_sql("view_embeddings_empty"))
+        chosen = self.chosen_encoders()
+        fmt = {}
+        for m in MODALITIES:
+            c = chosen.get(m)
+            fmt[f"{m}_encoder"] = sql_literal(c["encoder_id"] if c else "")
+            fmt[f"{m}_dim"] = int(c["dim"]) if c else DEFAULT_DIMS[m]
+        con.execute(read_sql("view_fusion_vectors").format(**fmt))
+        con.execute(read_sql("view_video_predictions").format(union=aggregation_union()))
+
+    def connect(self, read_only: bool = False, timeout_s: float = 60.0) -> duckdb.DuckDBPyConnection:
+        """Open ``catalog.duckdb`` with its views refreshed over the current parts.
+
+        Retries while another process holds the catalog's lock (DuckDB allows
+        one writer process); parts can be written meanwhile without the catalog.
+        """
+        deadline = time.monotonic() + timeout_s
+        while True:
+            try:
+                con = duckdb.connect(str(self.catalog_path), read_only=read_only)
+                break
+            except duckdb.IOException as exc:
+                if "lock" not in str(exc).lower() or time.monotonic() > deadline:
+                    raise StoreError(f"cannot open {self.catalog_path}: {exc}") from exc
+                time.sleep(0.2)
+        if not read_only:
+            self._create_views(con)
+        return con
+
+    def connect_memory(self) -> duckdb.DuckDBPyConnection:
+        """An in-memory DuckDB connection with the same views: no lock, any number of processes."""
+        con = duckdb.connect()
+        self._create_views(con)
+        return con
+
+    def query(self, sql: str, params: list | None = None) -> pa.Table:
+        """Run ``sql`` against the store's views and return an Arrow table."""
+        con = self.connect_memory()
+        try:
+            return con.execute(sql, params or []).fetch_arrow_table()
+        finally:
+            con.close()
+
+    def refresh_catalog(self) -> None:
+        """Rewrite the catalog's views so plain duckdb sees every part written so far."""
+        self.connect().close()
+
+    def load_embeddings(self, encoder_id: str) -> tuple[pa.Table, np.ndarray]:
+        """Fast full-matrix read of one encoder: (keys table, float32 (n, dim) with NaN rows).
+
+        Reads the Parquet parts with pyarrow directly (no per-row Python); the
+        newest row wins where a window was written twice.
+        """
+        d = self.embedding_dir(encoder_id)
+        files = sorted(d.glob("*.parquet"))
+        if not files:
+            raise StoreError(f"no embeddings for encoder {encoder_id!r} in {self.root}")
+        tbl = pa.concat_tables([pq.read_table(f) for f in files])
+        dim = tbl.schema.field("embedding").type.list_size
+        keys = tbl.select(["video_id", "window_idx", "written_at"])
+        # Files are named by write time, so the last occurrence of a key is the newest.
+        vid = keys.column("video_id").to_numpy(zero_copy_only=False)
+        widx = keys.column("window_idx").to_numpy()
+        order = np.lexsort((np.arange(len(vid))[::-1], widx, vid))
+        first = np.ones(len(order), dtype=bool)
+        if len(order) > 1:
+            first[1:] = (vid[order][1:] != vid[order][:-1]) | (widx[order][1:] != widx[order][:-1])
+        keep = np.sort(order[first])
+        emb = tbl.column("embedding").combine_chunks()
+        matrix = _fixed_list_to_numpy(emb, dim)
+        if len(keep) != tbl.num_rows:
+            matrix, tbl = matrix[keep], tbl.take(pa.array(keep))
+        return tbl.select(["video_id", "window_idx", "missing_reason"]), matrix
+
+    def snapshot(self) -> dict:
+        """Counts and newest write time of every part kind: identifies the store's state."""
+        out = {}
+        for kind in _KINDS:
+            files = list(self.part_dir(kind).glob("*.parquet"))
+            out[kind] = {"parts": len(files) - 1, "rows": sum(pq.ParquetFile(f).metadata.num_rows for f in files)}
+        emb = list(self.parts_dir.glob("embeddings/*/*.parquet"))
+        out["embeddings"] = {"parts": len(emb), "rows": sum(pq.ParquetFile(f).metadata.num_rows for f in emb)}
+        return out
+
+
+def aggregation_sql(method: str) -> str:
+    """The SELECT of ``sql/aggregate_<method>.sql`` (over a ``window_predictions`` relation)."""
+    if method not in AGGREGATIONS:
+        raise StoreError(f"unknown aggregation method {method!r}; one of {', '.join(AGGREGATIONS)}")
+    return read_sql(f"aggregate_{method}").strip().rstrip(";")
+
+
+def aggregation_union() -> str:
+    """Every aggregation method's rows, as one SELECT."""
+    return "\nUNION ALL\n".join(
+        f"SELECT model_id, video_id, method, emotion, confidence FROM (\n{aggregation_sql(m)}\n)"
+        for m in AGGREGATIONS)
+
+
+def _as_table(table: pa.Table | dict | list[dict]) -> pa.Table:
+    if isinstance(table, pa.Table):
+        return table
+    if isinstance(table, list):
+        return pa.Table.from_pylist(table)
+    if isinstance(table, dict):
+        return pa.table(table)
+    import pandas as pd
+    if isinstance(table, pd.DataFrame):
+        return pa.Table.from_pandas(table, preserve_index=False)
+    raise TypeError(f"cannot make a part from {type(table).__name__}")
+
+
+def _fixed_list_to_numpy(arr: pa.Array, dim: int) -> np.ndarray:
+    """(n, dim) float32 from a (fixed-size) list array; NULL entries become NaN rows."""
+    n = len(arr)
+    if isinstance(arr, pa.ChunkedArray):
+        arr = arr.combine_chunks()
+    if pa.types.is_fixed_size_list(arr.type):
+        # Null slots still occupy dim values in a fixed-size list.
+        values = arr.values.to_numpy(zero_copy_only=False)
+        out = values[arr.offset * dim:(arr.offset + n) * dim].astype(np.float32, copy=False).reshape(n, dim)
+        if arr.null_count:
+            out = out.copy()
+            out[~np.asarray(arr.is_valid())] = np.nan
+        return out
+    out = np.full((n, dim), np.nan, dtype=np.float32)
+    valid = np.asarray(arr.is_valid()) if arr.null_count else np.ones(n, bool)
+    flat = pa.compute.list_flatten(arr).to_numpy(zero_copy_only=False)
+    out[valid] = flat.reshape(-1, dim)
+    return out
