@@ -1,0 +1,248 @@
+"""Command line: a thin shell over the featurestore and fusion libraries.
+
+    python cli.py embed --store S --manifest train.csv
+    python cli.py tune-fusion --store S --trials 30
+    python cli.py predict --store S --split test
+    python cli.py export-submission --store S --split test --out submission.csv
+    python cli.py sql --store S "SELECT label, count(*) FROM videos GROUP BY 1"
+
+Also installed as the ``reels-emotion`` console script and runnable as
+``python -m featurestore``. Exit status: 0 success, 1 some rows/videos failed
+(the rest was done), 2 bad usage or input that stopped the command.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+EXIT_OK, EXIT_PARTIAL, EXIT_USAGE = 0, 1, 2
+
+
+def _store(args, create: bool = False):
+    from featurestore.store import FeatureStore
+    return FeatureStore(args.store, create=create)
+
+
+def _print_table(table, fmt: str = "table", out=sys.stdout) -> None:
+    """Print an Arrow table or DataFrame as an aligned table, CSV or JSON lines."""
+    import pandas as pd
+    df = table if isinstance(table, pd.DataFrame) else table.to_pandas()
+    if fmt == "csv":
+        df.to_csv(out, index=False)
+    elif fmt == "json":
+        out.write(df.to_json(orient="records", force_ascii=False, date_format="iso") + "\n")
+    else:
+        with pd.option_context("display.max_rows", 200, "display.max_columns", 50,
+                               "display.width", 200, "display.max_colwidth", 60):
+            out.write((df.to_string(index=False) if len(df) else "(no rows)") + "\n")
+
+
+# ---------------------------------------------------------------------- commands
+def cmd_embed(args) -> int:
+    from featurestore.embed import embed_manifest, parse_shard
+    from featurestore.manifest import read_manifest
+    manifest = read_manifest(args.manifest, split=args.split, videos_dir=args.videos_dir,
+                             encoding=args.encoding)
+    print(manifest.summary(), file=sys.stderr)
+    store = _store(args, create=True)
+    names = {m: n for m, n in (("audio", args.audio_encoder), ("video", args.video_encoder),
+                               ("text", args.text_encoder)) if n}
+    report = embed_manifest(
+        store, manifest, modalities=args.modalities, encoder_names=names, device=args.device,
+        asr_backend=args.asr_backend, asr_model=args.asr_model, language=args.language,
+        text_model=args.text_model, shard=parse_shard(args.shard), chunk_size=args.chunk_size,
+        progress=not args.quiet)
+    print(report.summary())
+    print(f"store: {store.root}")
+    if report.failures:
+        print(f"{len(report.failures)} video(s) failed; they are listed in the store's videos view "
+              "(status='failed', error). Fix or remove them and run embed again: done videos are "
+              "skipped.", file=sys.stderr)
+    return EXIT_OK if report.ok and manifest.ok else EXIT_PARTIAL
+
+
+def cmd_tune(args) -> int:
+    from fusion.tune import tune_fusion
+    store = _store(args)
+    result = tune_fusion(store, n_trials=args.trials, timeout=args.timeout, seed=args.seed,
+                         study_name=args.study, storage=args.storage, n_folds=args.folds,
+                         families=args.families, show_progress=not args.quiet)
+    print(result.summary() if hasattr(result, "summary") else result)
+    return EXIT_OK
+
+
+def cmd_predict(args) -> int:
+    from fusion.predict import predict_store
+    store = _store(args)
+    model_id = predict_store(store, split=args.split, model_id=args.model)
+    con = store.connect()
+    try:
+        tbl = con.execute(
+            "SELECT method, emotion, count(*) AS videos, round(avg(confidence), 3) AS mean_confidence "
+            "FROM video_predictions p JOIN videos v USING (video_id) "
+            "WHERE model_id = ? AND v.split = ? GROUP BY ALL ORDER BY method, videos DESC",
+            [model_id, args.split]).fetch_arrow_table()
+    finally:
+        con.close()
+    print(f"model {model_id}: window probabilities written; video_predictions per method:")
+    _print_table(tbl)
+    return EXIT_OK
+
+
+def cmd_predict_video(args) -> int:
+    from fusion.predict import Predictor
+    predictor = Predictor.from_store(_store(args), model_id=args.model) if args.store \
+        else Predictor(args.model)
+    df = predictor.predict_batch(args.paths)
+    if args.json:
+        print(df.to_json(orient="records", force_ascii=False))
+    else:
+        _print_table(df)
+    return EXIT_PARTIAL if df["error"].notna().any() else EXIT_OK
+
+
+def cmd_export(args) -> int:
+    from featurestore.export import export_submission
+    result = export_submission(_store(args), split=args.split, out_csv=args.out,
+                               method=args.method, model_id=args.model)
+    print(result.summary() if hasattr(result, "summary") else result)
+    return EXIT_OK
+
+
+def cmd_audit(args) -> int:
+    from featurestore.audit import audit
+    report = audit(_store(args))
+    if args.format == "json":
+        print(report.to_json())
+    elif args.format == "csv":
+        for name, frame in report.to_frames().items():
+            print(f"# {name}")
+            frame.to_csv(sys.stdout, index=False)
+    else:
+        print(report.to_text())
+    return EXIT_OK
+
+
+def cmd_sql(args) -> int:
+    store = _store(args)
+    con = store.connect(read_only=False)
+    try:
+        tbl = con.execute(args.query).fetch_arrow_table()
+    finally:
+        con.close()
+    _print_table(tbl, args.format)
+    return EXIT_OK
+
+
+def cmd_encoders(args) -> int:
+    from featurestore.encoders.registry import available_encoders, default_encoder
+    rows = [{"name": n, "modality": m, "dim": d, "default": n == default_encoder(m), "description": desc}
+            for n, (m, d, desc) in available_encoders().items()]
+    import pandas as pd
+    _print_table(pd.DataFrame(rows))
+    return EXIT_OK
+
+
+def cmd_demo(args) -> int:
+    from featurestore.demo import run_demo
+    return run_demo(Path(args.out), quick=args.quick)
+
+
+# ---------------------------------------------------------------------- parser
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="reels-emotion", description=__doc__.split("\n\n")[0])
+    sub = p.add_subparsers(dest="command", required=True)
+
+    def with_store(sp):
+        sp.add_argument("--store", required=True, help="feature store directory")
+        return sp
+
+    e = with_store(sub.add_parser("embed", help="embed a manifest's videos into the store"))
+    e.add_argument("--manifest", required=True, help="CSV id,video[,emotion][,transcript][,group][,split]")
+    e.add_argument("--split", choices=["train", "test"], help="split of every row (default: train "
+                   "when labelled, else test; a 'split' column wins)")
+    e.add_argument("--videos-dir", help="folder holding {id}.mp4 for URL videos")
+    e.add_argument("--encoding", help="manifest text encoding (default UTF-8)")
+    e.add_argument("--modalities", type=lambda s: [m.strip() for m in s.split(",") if m.strip()],
+                   default=["audio", "video", "text"], help="any subset of audio,video,text")
+    e.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
+    e.add_argument("--asr-backend", default="faster-whisper", choices=["faster-whisper", "openai-whisper"])
+    e.add_argument("--asr-model", help="faster-whisper name/path (small, large-v3...) or an "
+                   "openai-whisper checkpoint; default: offline Whisper base")
+    e.add_argument("--language", default="id", help="spoken language (default id; 'auto' detects)")
+    e.add_argument("--text-model", help="a local sentence-transformers/HF model directory")
+    e.add_argument("--audio-encoder", help="audio encoder name (see `encoders`)")
+    e.add_argument("--video-encoder", help="video encoder name")
+    e.add_argument("--text-encoder", help="text encoder name")
+    e.add_argument("--shard", help="i/n: embed only this shard of the manifest (run n processes)")
+    e.add_argument("--chunk-size", type=int, default=8, help="videos per written chunk")
+    e.add_argument("--quiet", action="store_true", help="no progress bar")
+    e.set_defaults(func=cmd_embed)
+
+    t = with_store(sub.add_parser("tune-fusion", help="Optuna search over fusion models, video-grouped CV"))
+    t.add_argument("--trials", type=int, default=30)
+    t.add_argument("--timeout", type=float, help="seconds")
+    t.add_argument("--seed", type=int, default=0)
+    t.add_argument("--study", help="study name; the same name resumes it")
+    t.add_argument("--storage", help="Optuna storage URL (e.g. postgresql://...); default a file in the store")
+    t.add_argument("--folds", type=int, default=5)
+    t.add_argument("--families", type=lambda s: s.split(","), help="restrict model families (comma list)")
+    t.add_argument("--quiet", action="store_true")
+    t.set_defaults(func=cmd_tune)
+
+    pr = with_store(sub.add_parser("predict", help="score a split's windows and aggregate per video"))
+    pr.add_argument("--split", default="test", choices=["train", "test"])
+    pr.add_argument("--model", help="model_id (default: best cross-validated)")
+    pr.set_defaults(func=cmd_predict)
+
+    pv = sub.add_parser("predict-video", help="embed and classify files that are not in a store")
+    pv.add_argument("paths", nargs="+")
+    pv.add_argument("--store", help="store whose best (or --model) model to use")
+    pv.add_argument("--model", help="model_id in --store, or a model directory")
+    pv.add_argument("--json", action="store_true")
+    pv.set_defaults(func=cmd_predict_video)
+
+    ex = with_store(sub.add_parser("export-submission", help="write id,emotion CSV through SQL COPY"))
+    ex.add_argument("--split", default="test", choices=["train", "test"])
+    ex.add_argument("--out", required=True)
+    ex.add_argument("--method", choices=["majority", "weighted", "mean", "max"])
+    ex.add_argument("--model")
+    ex.set_defaults(func=cmd_export)
+
+    a = with_store(sub.add_parser("audit", help="duplicates, conflicts, leakage, balance, coverage"))
+    a.add_argument("--format", default="table", choices=["table", "csv", "json"])
+    a.set_defaults(func=cmd_audit)
+
+    q = with_store(sub.add_parser("sql", help="run a DuckDB query over the store's views"))
+    q.add_argument("query")
+    q.add_argument("--format", default="table", choices=["table", "csv", "json"])
+    q.set_defaults(func=cmd_sql)
+
+    en = sub.add_parser("encoders", help="list the available encoders")
+    en.set_defaults(func=cmd_encoders)
+
+    d = sub.add_parser("demo", help="build a demo corpus and run the whole job on it")
+    d.add_argument("--out", default="demo_out")
+    d.add_argument("--quick", action="store_true", help="fewer clips and trials")
+    d.set_defaults(func=cmd_demo)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    from featurestore.manifest import ManifestError
+    from featurestore.store import StoreError
+    try:
+        return args.func(args)
+    except (ManifestError, StoreError, FileNotFoundError, ValueError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        print("interrupted: parts written so far are kept; run the same command again to resume",
+              file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,6 @@
+"""``python -m featurestore``: the same command line as ``cli.py``."""
+import sys
+
+from cli import main
+
+sys.exit(main())

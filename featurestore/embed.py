@@ -1,0 +1,357 @@
+"""The embed pipeline: manifest rows -> windows + embeddings in a feature store.
+
+Per video: decode once (PyAV), cut 1.0 s windows at a 0.5 s hop, transcribe
+once (or read the manifest's transcript), run each modality's encoder, and
+append the results as Parquet parts. Videos are processed in small chunks, and
+a chunk's parts are written before its videos are marked ``ok``, so a run killed
+at any moment loses at most the chunk in flight and a re-run picks up the rest
+(videos already embedded with the same encoder configuration are skipped).
+"""
+from __future__ import annotations
+
+import sys
+import time
+from collections import defaultdict
+from dataclasses import dataclass, field
+from typing import Callable, Iterable, Sequence
+
+import numpy as np
+import pandas as pd
+from tqdm.auto import tqdm
+
+from .encoders.base import Encoder
+from .manifest import Manifest
+from .media import MediaError, Window, decode_video, window_grid
+from .schema import HOP_S, MIN_LAST_WINDOW_S, MODALITIES, STATUS_FAILED, STATUS_OK, WINDOW_S
+from .store import FeatureStore
+
+STAGES = ("decode", "asr", "audio", "video", "text", "write")
+_META = ("split", "label", "raw_label", "group", "path", "transcript_path", "manifest_row")
+
+
+@dataclass
+class VideoFailure:
+    video_id: str
+    path: str | None
+    error: str
+
+    def __str__(self) -> str:
+        return f"{self.video_id} ({self.path or 'no file'}): {self.error}"
+
+
+@dataclass
+class EmbedReport:
+    """What an embed run did. ``stage_s`` holds wall seconds per stage (``STAGES``)."""
+
+    n_videos: int = 0
+    n_embedded: int = 0
+    n_skipped: int = 0
+    n_windows: int = 0
+    media_s: float = 0.0
+    wall_s: float = 0.0
+    stage_s: dict[str, float] = field(default_factory=lambda: dict.fromkeys(STAGES, 0.0))
+    failures: list[VideoFailure] = field(default_factory=list)
+    encoders: dict[str, str] = field(default_factory=dict)   # modality -> encoder_id
+
+    @property
+    def ok(self) -> bool:
+        return not self.failures
+
+    def summary(self) -> str:
+        lines = [f"embedded {self.n_embedded} video(s), {self.n_windows} windows, "
+                 f"{self.media_s:.1f} s of media in {self.wall_s:.1f} s; "
+                 f"skipped {self.n_skipped} already embedded; {len(self.failures)} failed"]
+        if self.media_s > 0:
+            per_min = {k: v * 60.0 / self.media_s for k, v in self.stage_s.items()}
+            lines.append("seconds per minute of media: " + ", ".join(
+                f"{k} {v:.2f}" for k, v in per_min.items()) + f"; total {self.wall_s * 60 / self.media_s:.2f}")
+        for f in self.failures:
+            lines.append(f"  FAILED {f}")
+        return "\n".join(lines)
+
+
+@dataclass
+class _Video:
+    """One video in flight through a chunk."""
+
+    row: dict
+    windows: list[Window] = field(default_factory=list)
+    duration_s: float | None = None
+    audio: np.ndarray | None = None
+    frames: np.ndarray | None = None
+    frame_index: np.ndarray | None = None
+    transcripts: list[str | None] = field(default_factory=list)
+    transcript_source: str | None = None
+    no_text_reason: str | None = None
+    error: str | None = None
+
+
+def parse_shard(spec: str | None) -> tuple[int, int]:
+    """``"i/n"`` -> ``(i, n)`` with ``0 <= i < n``; ``None`` -> ``(0, 1)``."""
+    if not spec:
+        return 0, 1
+    try:
+        i, n = (int(x) for x in spec.split("/"))
+    except ValueError:
+        raise ValueError(f"--shard {spec!r}: expected i/n, e.g. 0/4") from None
+    if not 0 <= i < n:
+        raise ValueError(f"--shard {spec!r}: need 0 <= i < n")
+    return i, n
+
+
+class Embedder:
+    """Turns manifest rows into store rows with one encoder per modality.
+
+    Parameters
+    ----------
+    store : the feature store to append to.
+    encoders : ``{modality: Encoder}`` for the modalities to embed.
+    transcriber : an ``asr.Transcriber`` used for videos without a transcript;
+        ``None`` means text comes only from manifest transcripts.
+    chunk_size : videos per written chunk (the unit lost by a kill).
+    """
+
+    def __init__(self, store: FeatureStore, encoders: dict[str, Encoder], transcriber=None,
+                 window_s: float = WINDOW_S, hop_s: float = HOP_S, chunk_size: int = 8,
+                 progress: bool = True, log: Callable[[str], None] | None = None):
+        unknown = set(encoders) - set(MODALITIES)
+        if unknown:
+            raise ValueError(f"unknown modality {sorted(unknown)}; choose from {', '.join(MODALITIES)}")
+        self.store, self.encoders, self.transcriber = store, encoders, transcriber
+        self.window_s, self.hop_s, self.chunk_size = window_s, hop_s, chunk_size
+        self.progress = progress
+        self.log = log or (lambda msg: print(msg, file=sys.stderr))
+
+    # ------------------------------------------------------------------ planning
+    def _done(self, video_ids: Sequence[str]) -> set[str]:
+        """Videos already embedded ``ok`` by every requested encoder configuration."""
+        con = self.store.connect_memory()
+        try:
+            ok = {r[0] for r in con.execute(
+                "SELECT video_id FROM videos WHERE status = ?", [STATUS_OK]).fetchall()}
+            ids = [e.encoder_id for e in self.encoders.values()]
+            have = defaultdict(set)
+            for eid, vid in con.execute(
+                    "SELECT DISTINCT encoder_id, video_id FROM embeddings WHERE encoder_id IN "
+                    "(SELECT unnest(?::VARCHAR[]))", [ids]).fetchall():
+                have[vid].add(eid)
+        finally:
+            con.close()
+        need = set(ids)
+        return {v for v in video_ids if v in ok and need <= have.get(v, set())}
+
+    def _stored_meta(self) -> pd.DataFrame:
+        cols = ", ".join(f'"{c}"' for c in ("video_id", *_META, "status", "error", "duration_s",
+                                              "transcript_source"))
+        return self.store.query(f"SELECT {cols} FROM videos").to_pandas().set_index("video_id")
+
+    # ------------------------------------------------------------------ running
+    def run(self, manifest: Manifest | pd.DataFrame, shard: tuple[int, int] = (0, 1)) -> EmbedReport:
+        """Embed every video of ``manifest`` (its ``videos`` frame) that this shard owns."""
+        t0 = time.perf_counter()
+        videos = manifest.videos if isinstance(manifest, Manifest) else manifest
+        i, n = shard
+        # Shard by manifest position: stable for a given manifest, disjoint across shards.
+        rows = [r for k, r in enumerate(videos.to_dict("records")) if k % n == i]
+        report = EmbedReport(n_videos=len(rows))
+        for enc in self.encoders.values():
+            self.store.write_part("encoders", [enc.info()])
+            report.encoders[enc.modality] = enc.encoder_id
+        done = self._done([r["video_id"] for r in rows])
+        stored = self._stored_meta()
+        todo, refresh = [], []
+        for r in rows:
+            if r["video_id"] not in done:
+                todo.append(r)
+                continue
+            report.n_skipped += 1
+            old = stored.loc[r["video_id"]]
+            if any(_differs(old[c], r.get(c)) for c in _META):
+                # Same embeddings, new manifest facts (label fixed, split changed): record them.
+                refresh.append({**{c: old[c] for c in ("status", "error", "duration_s", "transcript_source")},
+                                **{c: r.get(c) for c in _META}, "video_id": r["video_id"]})
+        if refresh:
+            self.store.write_part("videos", refresh)
+
+        bar = tqdm(total=len(todo), unit="video", desc="embed", disable=not self.progress,
+                   dynamic_ncols=True)
+        for start in range(0, len(todo), self.chunk_size):
+            chunk = [_Video(row=r) for r in todo[start:start + self.chunk_size]]
+            self._process_chunk(chunk, report)
+            bar.update(len(chunk))
+            elapsed = time.perf_counter() - t0
+            bar.set_postfix(windows=report.n_windows,
+                            media_x=f"{report.media_s / max(elapsed, 1e-9):.1f}")
+        bar.close()
+        self.store.refresh_catalog()
+        report.wall_s = time.perf_counter() - t0
+        return report
+
+    def _process_chunk(self, chunk: list[_Video], report: EmbedReport) -> None:
+        for v in chunk:
+            self._prepare(v, report)
+        live = [v for v in chunk if v.error is None]
+        outputs: dict[str, tuple[np.ndarray, list[str | None]]] = {}
+        for modality, enc in self.encoders.items():
+            t = time.perf_counter()
+            outputs[modality] = self._encode(modality, enc, live)
+            report.stage_s[modality] += time.perf_counter() - t
+
+        t = time.perf_counter()
+        keys_vid = [v.row["video_id"] for v in live for _ in v.windows]
+        keys_idx = [w.idx for v in live for w in v.windows]
+        if live:
+            self.store.write_part("windows", {
+                "video_id": keys_vid,
+                "window_idx": keys_idx,
+                "start_s": [w.start_s for v in live for w in v.windows],
+                "end_s": [w.end_s for v in live for w in v.windows],
+                "transcript": [tx for v in live for tx in v.transcripts],
+            })
+            for modality, (X, reasons) in outputs.items():
+                enc = self.encoders[modality]
+                self.store.write_embeddings(enc.encoder_id, enc.dim, keys_vid, keys_idx, X, reasons)
+        # Status last: a video is "ok" only once all its parts are on disk.
+        self.store.write_part("videos", [{
+            **{c: v.row.get(c) for c in _META}, "video_id": v.row["video_id"],
+            "duration_s": v.duration_s, "transcript_source": v.transcript_source,
+            "status": STATUS_FAILED if v.error else STATUS_OK, "error": v.error,
+        } for v in chunk])
+        report.stage_s["write"] += time.perf_counter() - t
+        for v in chunk:
+            if v.error:
+                report.failures.append(VideoFailure(v.row["video_id"], v.row.get("path"), v.error))
+                self.log(f"embed: FAILED {v.row['video_id']} ({v.row.get('path') or 'no file'}): {v.error}")
+            else:
+                report.n_embedded += 1
+                report.n_windows += len(v.windows)
+                report.media_s += v.duration_s or 0.0
+
+    # ------------------------------------------------------------------ per video
+    def _prepare(self, v: _Video, report: EmbedReport) -> None:
+        """Decode, window and transcribe one video; sets ``v.error`` instead of raising."""
+        row = v.row
+        wants = set(self.encoders)
+        if row.get("error"):
+            v.error = row["error"]
+            return
+        tpath = row.get("transcript_path")
+        need_media = bool(wants & {"audio", "video"}) or ("text" in wants and not tpath)
+        if need_media and not row.get("path"):
+            v.error = ("no video file given; add a 'video' path to the manifest, or embed "
+                       "only --modalities text from its 'transcript'")
+            return
+        try:
+            if need_media:
+                t = time.perf_counter()
+                media = decode_video(row["path"], window_s=self.window_s, hop_s=self.hop_s,
+                                     video="video" in wants)
+                report.stage_s["decode"] += time.perf_counter() - t
+                v.windows, v.duration_s = media.windows, media.duration_s
+                v.audio, v.frames, v.frame_index = media.audio, media.frames, media.frame_index
+                if not v.windows:
+                    raise MediaError(row["path"], f"is too short ({media.duration_s:.2f} s) for one "
+                                     "window", "Use clips of at least 0.5 s.")
+            if "text" in wants:
+                self._transcribe(v, report)
+            elif not v.transcripts:
+                v.transcripts = [None] * len(v.windows)
+        except MediaError as exc:
+            v.error = str(exc)
+        except (OSError, ValueError) as exc:
+            v.error = f"{type(exc).__name__}: {exc}"
+
+    def _transcribe(self, v: _Video, report: EmbedReport) -> None:
+        from .asr import assign_words_to_windows
+        from .transcripts import read_transcript
+
+        tpath = v.row.get("transcript_path")
+        if tpath:
+            result = read_transcript(tpath, windows=v.windows or None)
+            if not v.windows:
+                v.windows = list(result.windows)
+                v.duration_s = v.windows[-1].end_s if v.windows else 0.0
+            v.transcripts = list(result.texts)
+            v.transcript_source = f"file:{tpath}"
+            if not v.windows:
+                raise ValueError(f"transcript {tpath} holds no windows")
+            return
+        if v.audio is None:
+            v.transcripts = [None] * len(v.windows)
+            v.no_text_reason = "no audio track"
+            return
+        if self.transcriber is None:
+            raise ValueError("no transcript in the manifest and ASR is off; pass a transcript "
+                             "column or enable ASR")
+        t = time.perf_counter()
+        words = self.transcriber.transcribe(v.audio)
+        report.stage_s["asr"] += time.perf_counter() - t
+        v.transcripts = assign_words_to_windows(words, v.windows)
+        v.transcript_source = "asr:" + self.transcriber.describe()
+
+    def _encode(self, modality: str, enc: Encoder, live: list[_Video]):
+        """One modality's rows for every window of ``live``, in window order."""
+        blocks_X, blocks_r = [], []
+        if modality == "text":
+            texts = [tx for v in live for tx in v.transcripts]
+            X, reasons = enc.encode(texts) if texts else (np.zeros((0, enc.dim), np.float32), [])
+            k = 0
+            for v in live:  # a video without audio gets its real reason, not "no speech"
+                if v.no_text_reason:
+                    reasons[k:k + len(v.windows)] = [v.no_text_reason] * len(v.windows)
+                k += len(v.windows)
+            return X, reasons
+        for v in live:
+            n = len(v.windows)
+            if modality == "audio":
+                if v.audio is None:
+                    X, r = np.full((n, enc.dim), np.nan, np.float32), ["no audio track"] * n
+                elif hasattr(enc, "encode_video"):
+                    X, r = enc.encode_video(v.audio, v.windows)
+                else:
+                    X, r = enc.encode([v.audio[int(w.start_s * 16000):int(w.end_s * 16000)] for w in v.windows])
+            else:
+                if v.frames is None:
+                    X, r = np.full((n, enc.dim), np.nan, np.float32), ["no video stream"] * n
+                elif hasattr(enc, "encode_video"):
+                    X, r = enc.encode_video(v.frames, v.frame_index)
+                else:
+                    X, r = enc.encode([v.frames[ix] for ix in v.frame_index])
+            blocks_X.append(X)
+            blocks_r.extend(r)
+        X = np.concatenate(blocks_X) if blocks_X else np.zeros((0, enc.dim), np.float32)
+        return X, blocks_r
+
+
+def _differs(a, b) -> bool:
+    na = a is None or (isinstance(a, float) and np.isnan(a)) or a is pd.NA
+    nb = b is None or (isinstance(b, float) and np.isnan(b)) or b is pd.NA
+    if na or nb:
+        return na != nb
+    return str(a) != str(b)
+
+
+def embed_manifest(store: FeatureStore, manifest: Manifest, modalities: Iterable[str] = MODALITIES,
+                   encoder_names: dict[str, str] | None = None, device: str = "auto",
+                   asr_backend: str = "faster-whisper", asr_model: str | None = None,
+                   language: str = "id", text_model: str | None = None,
+                   shard: tuple[int, int] = (0, 1), chunk_size: int = 8,
+                   progress: bool = True) -> EmbedReport:
+    """Library entry point behind ``cli.py embed``: build encoders, run, report."""
+    from .encoders.registry import default_encoder, get_encoder
+
+    modalities = list(dict.fromkeys(modalities))
+    names = dict(encoder_names or {})
+    if text_model:
+        names["text"] = text_model if ":" in text_model else f"hf:{text_model}"
+    encoders = {}
+    for m in modalities:
+        name = names.get(m) or default_encoder(m)
+        encoders[m] = get_encoder(name, device=device)
+    transcriber = None
+    needs_asr = "text" in modalities and manifest.videos["transcript_path"].isna().any()
+    if needs_asr:
+        from .asr import Transcriber
+        transcriber = Transcriber(backend=asr_backend, model=asr_model, language=language, device=device)
+    embedder = Embedder(store, encoders, transcriber, chunk_size=chunk_size, progress=progress)
+    return embedder.run(manifest, shard=shard)
