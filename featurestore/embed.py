@@ -287,7 +287,7 @@ class Embedder:
         words = self.transcriber.transcribe(v.audio)
         report.stage_s["asr"] += time.perf_counter() - t
         v.transcripts = assign_words_to_windows(words, v.windows)
-        v.transcript_source = "asr:" + self.transcriber.describe()
+        v.transcript_source = f"asr:{self.transcriber.name}/{self.transcriber.language}"
 
     def _encode(self, modality: str, enc: Encoder, live: list[_Video]):
         """One modality's rows for every window of ``live``, in window order."""

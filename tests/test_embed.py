@@ -1,0 +1,186 @@
+"""End to end: real media -> real encoders -> store. One Whisper load per session."""
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+
+import numpy as np
+import pytest
+
+from featurestore.embed import Embedder, parse_shard
+from featurestore.encoders.registry import get_encoder
+from featurestore.manifest import read_manifest
+from featurestore.schema import DEFAULT_DIMS
+from featurestore.store import FeatureStore
+import media_fixtures as mf
+
+pytestmark = pytest.mark.skipif(shutil.which("espeak-ng") is None, reason="espeak-ng not installed (apt-get install espeak-ng)")
+
+
+@pytest.fixture(scope="module")
+def corpus(tmp_path_factory):
+    """Four real clips plus broken files, and a manifest naming them all."""
+    d = tmp_path_factory.mktemp("media")
+    mf.make_talking_face_video(d / "talk.mp4", text="Saya sangat senang hari ini")
+    mf.make_talking_face_video(d / "noface.mp4", text="Terima kasih banyak", face=False)
+    mf.make_silent_video(d / "silent.mp4", seconds=2.2)
+    mf.make_audio_only(d / "voice.wav", text="Selamat pagi")
+    mf.make_zero_byte(d / "empty.mp4")
+    mf.make_text_as_video(d / "notes.mp4")
+    (d / "m.csv").write_text(
+        "id,video,emotion\n"
+        "talk,talk.mp4,Senang\nnoface,noface.mp4,Percaya\nsilent,silent.mp4,Netral\n"
+        "voice,voice.wav,Joy\nempty,empty.mp4,Joy\nnotes,notes.mp4,Sedih\nmissing,gone.mp4,Joy\n")
+    return d
+
+
+@pytest.fixture(scope="module")
+def encoders():
+    return {m: get_encoder(n, device="cpu") for m, n in
+            (("audio", "librosa-descriptors"), ("video", "fer-face"), ("text", "e5-small"))}
+
+
+@pytest.fixture(scope="module")
+def transcriber():
+    from featurestore.asr import Transcriber
+    return Transcriber(language="id", device="cpu").load()
+
+
+@pytest.fixture(scope="module")
+def embedded(tmp_path_factory, corpus, encoders, transcriber):
+    store = FeatureStore(tmp_path_factory.mktemp("store") / "s")
+    manifest = read_manifest(corpus / "m.csv")
+    report = Embedder(store, encoders, transcriber, chunk_size=3, progress=False,
+                      log=lambda m: None).run(manifest)
+    return store, report, manifest
+
+
+def test_good_videos_stored_bad_ones_named(embedded):
+    store, report, _ = embedded
+    assert report.n_embedded == 4 and {f.video_id for f in report.failures} == {"empty", "notes", "missing"}
+    con = store.connect()
+    status = dict(con.execute("SELECT video_id, status FROM videos").fetchall())
+    assert status == {"talk": "ok", "noface": "ok", "silent": "ok", "voice": "ok",
+                      "empty": "failed", "notes": "failed", "missing": "failed"}
+    errors = dict(con.execute("SELECT video_id, error FROM videos WHERE status = 'failed'").fetchall())
+    assert "empty.mp4" in errors["empty"] and "gone.mp4" in errors["missing"]
+    assert "notes.mp4" in errors["notes"]
+    assert con.execute("SELECT label, raw_label FROM videos WHERE video_id = 'talk'").fetchone() == ("Joy", "Senang")
+
+
+def test_windows_times_and_transcript_words(embedded):
+    store, _, _ = embedded
+    con = store.connect_memory()
+    dur = con.execute("SELECT duration_s FROM videos WHERE video_id = 'talk'").fetchone()[0]
+    rows = con.execute("SELECT window_idx, start_s, end_s, transcript FROM windows "
+                       "WHERE video_id = 'talk' ORDER BY window_idx").fetchall()
+    n_full = int(np.floor((dur - 1.0) / 0.5 + 1e-9)) + 1
+    assert len(rows) in (n_full, n_full + 1)
+    for i, (idx, s, e, _) in enumerate(rows):
+        assert idx == i and s == pytest.approx(0.5 * i) and e - s <= 1.0 + 1e-6
+    text = " ".join(t for *_, t in rows if t).lower()
+    assert "senang" in text, text
+    src = con.execute("SELECT transcript_source FROM videos WHERE video_id = 'talk'").fetchone()[0]
+    assert src.startswith("asr:faster-whisper")
+
+
+def test_dims_and_missing_modalities_are_null_with_reasons(embedded):
+    store, _, _ = embedded
+    con = store.connect_memory()
+    types = dict(con.execute("SELECT column_name, column_type FROM (DESCRIBE fusion_vectors)").fetchall())
+    assert types["audio"] == f"FLOAT[{DEFAULT_DIMS['audio']}]" and types["video"] == "FLOAT[3]"
+    assert types["text"] in ("FLOAT[384]", "FLOAT[768]")
+    # the talking face: every modality present somewhere, face share 1 where a face is found
+    got = con.execute("SELECT count(audio), count(video), count(text), count(*) FROM fusion_vectors "
+                      "WHERE video_id = 'talk'").fetchone()
+    assert got[0] == got[3] and got[1] == got[3] and got[2] >= 1
+    assert con.execute("SELECT min(video[1]) FROM fusion_vectors WHERE video_id = 'talk'").fetchone()[0] > 0.5
+
+    def reasons(vid, modality):
+        return {r for (r,) in con.execute(
+            "SELECT DISTINCT e.missing_reason FROM embeddings e JOIN encoders c USING (encoder_id) "
+            "WHERE c.modality = ? AND e.video_id = ? AND e.embedding IS NULL", [modality, vid]).fetchall()}
+    assert reasons("silent", "audio") == {"no audio track"}
+    assert reasons("silent", "text") == {"no audio track"}
+    assert reasons("voice", "video") == {"no video stream"}
+    assert any("face" in r for r in reasons("noface", "video"))
+    # NULLs, never zeros
+    assert con.execute("SELECT count(*) FROM fusion_vectors WHERE list_sum(audio) = 0").fetchone() == (0,)
+
+
+def test_rerun_is_a_noop(embedded, encoders, transcriber):
+    store, _, manifest = embedded
+    before = sorted(p.name for p in store.parts_dir.rglob("*.parquet"))
+    report = Embedder(store, encoders, transcriber, progress=False, log=lambda m: None).run(manifest)
+    assert report.n_skipped == 4 and report.n_embedded == 0
+    after = sorted(p.name for p in store.parts_dir.rglob("*.parquet"))
+    # only the encoders lineage and the failed videos' new status rows were added
+    new = set(after) - set(before)
+    assert len(new) <= 3 + 1
+
+
+def test_parse_shard():
+    assert parse_shard("1/3") == (1, 3) and parse_shard(None) == (0, 1)
+    for bad in ("3/3", "x", "1/0"):
+        with pytest.raises(ValueError, match="--shard"):
+            parse_shard(bad)
+
+
+def _cli(*args, **kw):
+    return subprocess.Popen([sys.executable, "cli.py", *args], cwd=os.path.dirname(os.path.dirname(__file__)),
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, **kw)
+
+
+@pytest.fixture(scope="module")
+def text_corpus(tmp_path_factory):
+    """24 text-only videos from seed-format transcripts (fast to embed)."""
+    d = tmp_path_factory.mktemp("texts")
+    words = ["senang", "marah", "takut", "sedih", "bangga", "kaget", "percaya", "biasa"]
+    lines = ["id,video,emotion,transcript"]
+    for i in range(24):
+        w = words[i % 8]
+        (d / f"t{i}.txt").write_text("".join(
+            f"{k}\t{'[NO_SPEECH]' if k == 0 else f'saya {w} sekali nomor {i} bagian {k // 3}'}\n" for k in range(12)))
+        lines.append(f"v{i},,{w},t{i}.txt")
+    (d / "m.csv").write_text("\n".join(lines) + "\n")
+    return d
+
+
+def test_two_shards_write_one_store(tmp_path, text_corpus):
+    store = tmp_path / "s"
+    procs = [_cli("embed", "--store", str(store), "--manifest", str(text_corpus / "m.csv"),
+                  "--modalities", "text", "--text-encoder", "e5-small", "--shard", f"{i}/2", "--quiet")
+             for i in range(2)]
+    outs = [p.communicate(timeout=600) for p in procs]
+    assert [p.returncode for p in procs] == [0, 0], outs
+    con = FeatureStore(store).connect()
+    assert con.execute("SELECT count(*), count(DISTINCT video_id) FROM windows").fetchone() == (24 * 12, 24)
+    assert con.execute("SELECT count(*) FROM videos WHERE status = 'ok'").fetchone() == (24,)
+    assert con.execute("SELECT count(*) FROM fusion_vectors WHERE text IS NULL").fetchone() == (24,)
+
+
+def test_kill_and_resume_loses_and_duplicates_nothing(tmp_path, text_corpus):
+    store = tmp_path / "s"
+    args = ("embed", "--store", str(store), "--manifest", str(text_corpus / "m.csv"),
+            "--modalities", "text", "--text-encoder", "e5-small", "--chunk-size", "2", "--quiet")
+    p = _cli(*args)
+    ok_parts = store / "parts" / "videos"
+    deadline = time.time() + 300
+    # kill -9 once at least one chunk is done but (very likely) not all
+    while time.time() < deadline and len(list(ok_parts.glob("*.parquet"))) < 3 and p.poll() is None:
+        time.sleep(0.05)
+    p.send_signal(signal.SIGKILL)
+    p.wait()
+    done_before = FeatureStore(store).query("SELECT count(*) AS n FROM videos WHERE status='ok'").column("n")[0].as_py()
+    p2 = _cli(*args)
+    out, err = p2.communicate(timeout=600)
+    assert p2.returncode == 0, err
+    assert f"skipped {done_before} already embedded" in out
+    con = FeatureStore(store).connect()
+    assert con.execute("SELECT count(*) FROM videos WHERE status = 'ok'").fetchone() == (24,)
+    # views dedupe, but the parts themselves must not hold a window twice either
+    raw = con.execute(f"SELECT count(*) FROM read_parquet('{store}/parts/windows/*.parquet')").fetchone()[0]
+    assert raw == 24 * 12
