@@ -1,0 +1,188 @@
+"""Data audit of a feature store: duplicates, label conflicts, leakage, balance, coverage.
+
+Every query is a named file ``sql/audit_*.sql`` run on an in-memory DuckDB
+connection over the store's views, so the audit never takes the catalog's lock.
+
+Duplicates are found four ways: the same ``path``, byte-identical media
+(SHA-256 of each existing file), identical concatenated transcripts, and
+cosine similarity of per-video mean-pooled embeddings of each modality.
+Only modalities with at least ``min_dim`` values decide near duplicates: the
+cosine of two 3-D vectors is high for most unrelated videos.
+"""
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import duckdb
+import pandas as pd
+
+from .schema import CLASSES, MODALITIES
+from .sqlfiles import read_sql, sql_literal
+from .store import FeatureStore, StoreError
+
+#: Tables of an :class:`AuditReport`, in the order they are rendered.
+TABLES: tuple[str, ...] = ("status", "class_balance", "speech", "coverage",
+                           "duplicates", "label_conflicts", "test_train_duplicates")
+
+_TITLES = {
+    "status": "Videos per split and embed status",
+    "class_balance": "Class balance (labelled videos)",
+    "speech": "Windows without speech",
+    "coverage": "Coverage per modality (windows with an embedding)",
+    "duplicates": "Duplicate video pairs",
+    "label_conflicts": "Duplicates with conflicting labels",
+    "test_train_duplicates": "Test videos that duplicate training videos",
+}
+
+
+@dataclass
+class AuditReport:
+    """The audit's tables (pandas DataFrames keyed by :data:`TABLES`) and its settings."""
+
+    tables: dict[str, pd.DataFrame]
+    params: dict = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)
+
+    def __getitem__(self, name: str) -> pd.DataFrame:
+        return self.tables[name]
+
+    def to_frames(self) -> dict[str, pd.DataFrame]:
+        """``{table name: DataFrame}``, in :data:`TABLES` order (copies)."""
+        return {k: self.tables[k].copy() for k in TABLES}
+
+    def to_text(self, max_rows: int = 25) -> str:
+        """Readable fixed-width tables; long tables show their first ``max_rows`` rows."""
+        p = self.params
+        out = [f"Audit of {p.get('store')} (near-duplicate threshold {p.get('threshold')}, "
+               f"deciding modalities: {', '.join(p.get('deciding_modalities') or []) or 'none'}, "
+               f"media hashed: {p.get('media_hashed', 0)} files)"]
+        out += [f"note: {n}" for n in self.notes]
+        for name in TABLES:
+            df = self.tables[name]
+            out.append("")
+            out.append(f"== {_TITLES[name]} ({len(df)} rows)")
+            if df.empty:
+                out.append("(none)")
+                continue
+            shown = df.head(max_rows).astype(object).where(df.head(max_rows).notna(), "-")
+            out.append(shown.to_string(index=False, na_rep="-", float_format=lambda x: f"{x:.4f}"))
+            if len(df) > max_rows:
+                out.append(f"... {len(df) - max_rows} more rows (see to_csv / to_json)")
+        return "\n".join(out)
+
+    def to_json(self, indent: int | None = 2) -> str:
+        """``{"params", "notes", "tables": {name: [row objects]}}``; NaN becomes null."""
+        tables = {k: [{c: _jsonable(v) for c, v in r.items()} for r in self.tables[k].to_dict("records")]
+                  for k in TABLES}
+        return json.dumps({"params": self.params, "notes": self.notes, "tables": tables},
+                          indent=indent, default=str)
+
+    def to_csv(self, directory: str | Path) -> list[Path]:
+        """Write ``<directory>/<table>.csv`` for every table; returns the paths."""
+        d = Path(directory)
+        d.mkdir(parents=True, exist_ok=True)
+        paths = []
+        for name in TABLES:
+            path = d / f"{name}.csv"
+            self.tables[name].to_csv(path, index=False)
+            paths.append(path)
+        return paths
+
+
+def _jsonable(v):
+    if v is None or (isinstance(v, float) and math.isnan(v)):
+        return None
+    if hasattr(v, "item"):           # numpy scalars
+        v = v.item()
+        return None if isinstance(v, float) and math.isnan(v) else v
+    if v is pd.NA or v is pd.NaT:
+        return None
+    return v
+
+
+def audit(store: FeatureStore, threshold: float = 0.98, min_dim: int = 16,
+          hash_media: bool = True) -> AuditReport:
+    """Audit ``store``; returns an :class:`AuditReport`.
+
+    Parameters
+    ----------
+    threshold : cosine similarity of per-video pooled vectors at or above which
+        two videos are near duplicates (in every deciding modality both have).
+    min_dim : modalities whose chosen encoder has fewer dims report similarity
+        but do not decide near duplicates.
+    hash_media : hash every video file that exists (reads each file once) so
+        byte-identical files under different ids are caught.
+    """
+    if not 0.0 < threshold <= 1.0:
+        raise ValueError(f"threshold={threshold}: a cosine similarity in (0, 1] is needed, e.g. 0.98")
+    chosen = store.chosen_encoders()
+    con = store.connect_memory()
+    try:
+        deciding = _setup_encoders(con, chosen, min_dim)
+        con.execute(read_sql("audit_pooled"))
+        con.execute(read_sql("audit_transcripts"))
+        n_hashed = _setup_media(con) if hash_media else _empty_media(con)
+        sim_columns = ",\n           ".join(
+            f"max(similarity) FILTER (WHERE modality = {sql_literal(m)}) AS {m}_sim" for m in MODALITIES)
+        con.execute(read_sql("audit_pairs").format(threshold=float(threshold), sim_columns=sim_columns))
+        classes = "[" + ", ".join(sql_literal(c) for c in CLASSES) + "]"
+        tables = {
+            "status": _df(con, read_sql("audit_status")),
+            "class_balance": _df(con, read_sql("audit_class_balance").format(classes=classes)),
+            "speech": _df(con, read_sql("audit_speech")),
+            "coverage": _df(con, read_sql("audit_coverage")),
+            "duplicates": _df(con, read_sql("audit_duplicates")),
+            "label_conflicts": _df(con, read_sql("audit_conflicts")),
+            "test_train_duplicates": _df(con, read_sql("audit_test_train")),
+        }
+    finally:
+        con.close()
+    notes = []
+    missing = [m for m in MODALITIES if m not in chosen]
+    if missing:
+        notes.append(f"no encoder for {', '.join(missing)}: those modalities were not compared")
+    if not deciding:
+        notes.append(f"no modality has >= {min_dim} dims, so only path, media and transcript "
+                     "duplicates are found (lower min_dim to compare small vectors)")
+    params = {"store": str(store.root), "threshold": float(threshold), "min_dim": int(min_dim),
+              "deciding_modalities": deciding, "media_hashed": n_hashed,
+              "encoders": {m: c["encoder_id"] for m, c in chosen.items()}}
+    return AuditReport(tables=tables, params=params, notes=notes)
+
+
+def _setup_encoders(con: duckdb.DuckDBPyConnection, chosen: dict[str, dict], min_dim: int) -> list[str]:
+    con.execute(read_sql("audit_setup"))
+    insert = read_sql("audit_encoders_insert")
+    deciding = []
+    for i, m in enumerate(MODALITIES):
+        c = chosen.get(m)
+        decides = bool(c) and int(c["dim"]) >= min_dim
+        if decides:
+            deciding.append(m)
+        con.execute(insert, [i, m, c["encoder_id"] if c else None, c["name"] if c else None,
+                             int(c["dim"]) if c else None, decides])
+    return deciding
+
+
+def _setup_media(con: duckdb.DuckDBPyConnection) -> int:
+    paths = [p for (p,) in con.execute(read_sql("audit_media_paths")).fetchall() if Path(p).is_file()]
+    if not paths:
+        return _empty_media(con)
+    try:
+        con.execute(read_sql("audit_media").format(paths="[" + ", ".join(sql_literal(p) for p in paths) + "]"))
+    except duckdb.Error as exc:
+        raise StoreError(f"cannot read video files to hash them ({exc}); "
+                         "pass hash_media=False to audit without media hashes") from exc
+    return len(paths)
+
+
+def _empty_media(con: duckdb.DuckDBPyConnection) -> int:
+    con.execute(read_sql("audit_media_empty"))
+    return 0
+
+
+def _df(con: duckdb.DuckDBPyConnection, sql: str) -> pd.DataFrame:
+    return con.execute(sql).df()
