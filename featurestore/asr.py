@@ -1,0 +1,314 @@
+"""Speech recognition once per video, with word timestamps mapped onto windows.
+
+Two backends behind one class, :class:`Transcriber`:
+
+* ``"faster-whisper"`` (default): CTranslate2 Whisper; the default model is the
+  packaged Whisper base (:func:`featurestore.weights.whisper_base_dir`), any
+  other name (``"small"``, ``"large-v3"``; needs internet) or local directory works.
+* ``"openai-whisper"``: the reference PyTorch implementation, loading a ``.pt``
+  checkpoint holding ``dims`` and ``model_state_dict`` (or an official name online).
+
+Both return the same :class:`Word` list; with ``vad_filter=True`` both skip
+non-speech with faster-whisper's Silero VAD first (it ships offline).
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+
+from featurestore import weights
+from featurestore.media import Window
+from featurestore.schema import SAMPLE_RATE
+
+BACKENDS = ("faster-whisper", "openai-whisper")
+#: Whisper's temperature fallback schedule (both backends' default).
+WHISPER_TEMPERATURES = (0.0, 0.2, 0.4, 0.6, 0.8, 1.0)
+
+
+@dataclass(frozen=True, slots=True)
+class Word:
+    """One recognised word (or a timed text unit): seconds from the clip start."""
+
+    start_s: float
+    end_s: float
+    text: str
+
+
+def assign_words_to_windows(words: Sequence[Word], windows: Sequence[Window]) -> list[str | None]:
+    """Each window's transcript: the words whose interval overlaps it, joined by spaces.
+
+    A word overlaps ``[start_s, end_s)`` when ``word.start_s < end_s`` and
+    ``word.end_s > start_s``; a zero-length word counts where its instant falls
+    (``start_s <= t < end_s``, or ``t == end_s`` for the last window). Words keep their
+    time order. Returns one entry per window, None where no word overlaps.
+    """
+    if not windows:
+        return []
+    if not words:
+        return [None] * len(windows)
+    ordered = sorted(words, key=lambda w: (w.start_s, w.end_s))
+    w_start = np.array([w.start_s for w in ordered], dtype=np.float64)
+    w_end = np.array([w.end_s for w in ordered], dtype=np.float64)
+    point = w_end <= w_start
+    last_end = max(win.end_s for win in windows)
+    out: list[str | None] = []
+    for win in windows:
+        spans = (w_start < win.end_s) & (w_end > win.start_s)
+        closes = win.end_s == last_end  # the final window also owns an instant at its end
+        at = (w_start >= win.start_s) & ((w_start < win.end_s) | (closes & (w_start == win.end_s)))
+        hit = np.where(point, at, spans)
+        texts = [ordered[i].text.strip() for i in np.flatnonzero(hit)]
+        texts = [t for t in texts if t]
+        out.append(" ".join(texts) if texts else None)
+    return out
+
+
+def _check_audio(audio: np.ndarray) -> np.ndarray:
+    audio = np.asarray(audio)
+    if audio.ndim != 1:
+        raise ValueError(f"audio must be 1-D mono samples at {SAMPLE_RATE} Hz, got shape {audio.shape}")
+    if not np.issubdtype(audio.dtype, np.floating):
+        raise ValueError(f"audio must be float samples in [-1, 1], got dtype {audio.dtype}")
+    audio = audio.astype(np.float32, copy=False)
+    if not np.all(np.isfinite(audio)):
+        raise ValueError("audio contains NaN or infinite samples")
+    return audio
+
+
+def _cuda_devices_ct2() -> int:
+    try:
+        import ctranslate2
+
+        return ctranslate2.get_cuda_device_count()
+    except Exception:  # no CUDA runtime at all
+        return 0
+
+
+def _cuda_torch() -> bool:
+    try:
+        import torch
+
+        return torch.cuda.is_available()
+    except Exception:
+        return False
+
+
+class Transcriber:
+    """Whisper transcription with word timestamps, loaded once and reused per video.
+
+    Args:
+        backend: ``"faster-whisper"`` or ``"openai-whisper"``.
+        model: faster-whisper: None (packaged Whisper base), a model name or a
+            CTranslate2 directory; openai-whisper: a ``.pt`` checkpoint path (required
+            offline) or an official model name.
+        language: spoken language code; ``"id"`` (Indonesian) by default. None
+            auto-detects (slower, and unreliable on short clips).
+        device: ``"auto"`` (CUDA when available, else CPU), ``"cpu"`` or ``"cuda"``.
+        compute_type: faster-whisper: None -> ``int8`` on CPU, ``float16`` on CUDA;
+            openai-whisper: ``"float16"`` or ``"float32"`` (None -> fp16 on CUDA only).
+        vad_filter: drop non-speech with Silero VAD before decoding.
+        beam_size: beam search width.
+        temperature: decoding temperature, or the fallback sequence tried when a
+            segment looks degenerate (Whisper's default ``(0.0, 0.2, ..., 1.0)``).
+        cpu_threads: CPU threads (None -> ``os.cpu_count()``).
+    """
+
+    def __init__(
+        self,
+        backend: str = "faster-whisper",
+        model: str | os.PathLike | None = None,
+        language: str | None = "id",
+        device: str = "auto",
+        compute_type: str | None = None,
+        vad_filter: bool = True,
+        beam_size: int = 5,
+        temperature: float | Sequence[float] = WHISPER_TEMPERATURES,
+        cpu_threads: int | None = None,
+    ) -> None:
+        if backend not in BACKENDS:
+            raise ValueError(f"backend must be one of {BACKENDS}, got {backend!r}")
+        if device not in ("auto", "cpu", "cuda"):
+            raise ValueError(f"device must be 'auto', 'cpu' or 'cuda', got {device!r}")
+        if backend == "openai-whisper" and model is None:
+            raise ValueError(
+                "backend='openai-whisper' needs model=<path to a .pt checkpoint with 'dims' and "
+                "'model_state_dict'> (or an official model name when online); no openai-whisper "
+                "weights ship offline: use backend='faster-whisper' for the packaged Whisper base"
+            )
+        self.backend = backend
+        self.language = language
+        self.vad_filter = vad_filter
+        self.beam_size = beam_size
+        self.temperature = (
+            float(temperature) if np.isscalar(temperature) else tuple(float(t) for t in temperature)
+        )
+        self.cpu_threads = cpu_threads or os.cpu_count() or 1
+        self.device = self._resolve_device(device)
+        self.compute_type = compute_type or self._default_compute_type()
+        self._model_arg = model
+        self._model_path: Path | None = None
+        self._sha256: str | None = None
+        self._model: Any = None
+
+    # -------------------------------------------------------------- setup
+    def _resolve_device(self, device: str) -> str:
+        if device != "auto":
+            return device
+        has_cuda = _cuda_devices_ct2() > 0 if self.backend == "faster-whisper" else _cuda_torch()
+        return "cuda" if has_cuda else "cpu"
+
+    def _default_compute_type(self) -> str:
+        if self.backend == "faster-whisper":
+            return "float16" if self.device == "cuda" else "int8"
+        return "float16" if self.device == "cuda" else "float32"
+
+    def _resolve_model(self) -> str:
+        """Local path (str) when there is one, else the name as given."""
+        if self._model_arg is None:
+            self._model_path = weights.whisper_base_dir()
+            self._sha256 = weights.WHISPER_BASE_SHA256
+            return str(self._model_path)
+        candidate = Path(self._model_arg).expanduser()
+        if candidate.exists():
+            self._model_path = candidate.resolve()
+            return str(self._model_path)
+        return str(self._model_arg)
+
+    def load(self) -> "Transcriber":
+        """Load the model (idempotent; ``transcribe`` calls it on first use)."""
+        if self._model is not None:
+            return self
+        ref = self._resolve_model()
+        try:
+            if self.backend == "faster-whisper":
+                from faster_whisper import WhisperModel
+
+                self._model = WhisperModel(ref, device=self.device, compute_type=self.compute_type,
+                                           cpu_threads=self.cpu_threads)
+            else:
+                import torch
+                import whisper
+
+                if self.device == "cpu":
+                    torch.set_num_threads(self.cpu_threads)
+                self._model = whisper.load_model(ref, device=self.device)
+        except Exception as exc:
+            where = "local path" if self._model_path else "model name (needs internet to download)"
+            raise RuntimeError(
+                f"could not load {self.backend} model {ref!r} ({where}) on {self.device}: "
+                f"{type(exc).__name__}: {exc}. Offline, use backend='faster-whisper' with "
+                f"model=None (packaged Whisper base) or a local model path."
+            ) from exc
+        return self
+
+    # -------------------------------------------------------------- lineage
+    @property
+    def weights_sha256(self) -> str | None:
+        """SHA-256 of the local weights file (model.bin or the .pt), None for hub names."""
+        if self._sha256 is None:
+            if self._model_path is None:
+                self._resolve_model()
+            path = self._model_path
+            if path is not None:
+                target = path / "model.bin" if path.is_dir() else path
+                if target.is_file():
+                    self._sha256 = weights.sha256_file(target)
+        return self._sha256
+
+    @property
+    def name(self) -> str:
+        """Short identifier, e.g. ``faster-whisper:whisper-base-ct2``."""
+        if self._model_arg is None:
+            model = "whisper-base-ct2"
+        else:
+            model = Path(str(self._model_arg)).name or str(self._model_arg)
+        return f"{self.backend}:{model}"
+
+    @property
+    def config(self) -> dict[str, Any]:
+        """Everything that changes the output, for lineage (JSON-serialisable)."""
+        return {
+            "backend": self.backend,
+            "model": str(self._model_arg) if self._model_arg is not None else "packaged:whisper-base",
+            "language": self.language,
+            "device": self.device,
+            "compute_type": self.compute_type,
+            "vad_filter": self.vad_filter,
+            "beam_size": self.beam_size,
+            "temperature": self.temperature,
+            "word_timestamps": True,
+            "weights_sha256": self.weights_sha256,
+        }
+
+    # -------------------------------------------------------------- inference
+    def transcribe(self, audio_16k: np.ndarray) -> list[Word]:
+        """Words of a whole clip, in time order.
+
+        Args:
+            audio_16k: (n_samples,) float32 mono at 16 kHz (``DecodedMedia.audio``).
+
+        Returns:
+            Words with times in seconds from the clip start, clipped to ``[0, duration]``
+            (Whisper can place the last word past the end of the audio).
+        """
+        audio = _check_audio(audio_16k)
+        if audio.size < SAMPLE_RATE // 100:  # under 10 ms: nothing to recognise
+            return []
+        self.load()
+        if self.backend == "faster-whisper":
+            words = self._transcribe_faster(audio)
+        else:
+            words = self._transcribe_openai(audio)
+        duration = audio.size / SAMPLE_RATE
+        out = []
+        for w in words:
+            text = w.text.strip()
+            if not text:
+                continue
+            start = min(max(w.start_s, 0.0), duration)
+            end = min(max(w.end_s, start), duration)
+            out.append(Word(round(float(start), 3), round(float(end), 3), text))
+        return sorted(out, key=lambda w: (w.start_s, w.end_s))
+
+    def _transcribe_faster(self, audio: np.ndarray) -> list[Word]:
+        segments, _info = self._model.transcribe(
+            audio, language=self.language, beam_size=self.beam_size,
+            temperature=self.temperature, word_timestamps=True, vad_filter=self.vad_filter,
+        )
+        words: list[Word] = []
+        for seg in segments:
+            if seg.words:
+                words.extend(Word(w.start, w.end, w.word) for w in seg.words)
+            elif seg.text.strip():
+                words.append(Word(seg.start, seg.end, seg.text))
+        return words
+
+    def _transcribe_openai(self, audio: np.ndarray) -> list[Word]:
+        ts_map = None
+        if self.vad_filter:
+            from faster_whisper.vad import SpeechTimestampsMap, VadOptions, get_speech_timestamps
+
+            speech = get_speech_timestamps(audio, VadOptions(), sampling_rate=SAMPLE_RATE)
+            if not speech:
+                return []
+            ts_map = SpeechTimestampsMap(speech, SAMPLE_RATE)
+            audio = np.concatenate([audio[c["start"]:c["end"]] for c in speech])
+        result = self._model.transcribe(
+            audio, language=self.language, word_timestamps=True, verbose=None,
+            fp16=self.compute_type == "float16", beam_size=self.beam_size,
+            temperature=self.temperature,
+        )
+        words: list[Word] = []
+        for seg in result.get("segments", []):
+            units = seg.get("words") or [{"start": seg["start"], "end": seg["end"], "word": seg["text"]}]
+            for w in units:
+                start, end = float(w["start"]), float(w["end"])
+                if ts_map is not None:
+                    start = ts_map.get_original_time(start)
+                    end = ts_map.get_original_time(end, is_end=True)
+                words.append(Word(start, end, w["word"]))
+        return words

@@ -1,0 +1,189 @@
+"""Tiny real media for tests: espeak-ng Indonesian speech + a real face, muxed with PyAV.
+
+Everything is made on the fly in a directory the caller owns (e.g. pytest's
+``tmp_path``); nothing is downloaded. Needs the ``espeak-ng`` binary
+(``apt-get install espeak-ng``) for speech and scikit-image for the images.
+
+Frames carry a marker: the top-left 16x16 block has grey level
+``(frame_number * MARKER_STEP) % 256``, so a test can tell which source frame
+it got back (``frame_number_from_marker``).
+"""
+from __future__ import annotations
+
+import shutil
+import subprocess
+import tempfile
+import wave
+from fractions import Fraction
+from pathlib import Path
+
+import numpy as np
+
+SPEECH_TEXT = "Saya sangat senang hari ini"
+#: A ~10 s Indonesian passage (timings, longer tests).
+LONG_TEXT = (
+    "Selamat pagi semuanya. Hari ini saya sangat senang karena kita bisa berkumpul "
+    "bersama keluarga. Terima kasih atas dukungan kalian selama ini, semoga kita "
+    "semua selalu sehat dan bahagia."
+)
+MARKER = 16
+MARKER_STEP = 16
+
+
+def espeak(text: str = SPEECH_TEXT, voice: str = "id", pitch: int = 50,
+           speed: int = 150) -> tuple[np.ndarray, int]:
+    """Synthesise ``text`` with espeak-ng; returns (float32 mono samples in [-1, 1], rate Hz)."""
+    exe = shutil.which("espeak-ng")
+    if exe is None:
+        raise RuntimeError("espeak-ng is not installed: `apt-get install espeak-ng` "
+                           "(tests synthesise Indonesian speech with it)")
+    with tempfile.TemporaryDirectory() as tmp:
+        wav = Path(tmp) / "speech.wav"
+        subprocess.run([exe, "-v", voice, "-p", str(pitch), "-s", str(speed), "-w", str(wav), text],
+                       check=True, capture_output=True)
+        with wave.open(str(wav), "rb") as fh:
+            rate, n = fh.getframerate(), fh.getnframes()
+            assert fh.getsampwidth() == 2 and fh.getnchannels() == 1
+            pcm = np.frombuffer(fh.readframes(n), dtype="<i2")
+    return (pcm.astype(np.float32) / 32768.0), rate
+
+
+def face_image(face: bool = True, size: tuple[int, int] = (320, 240)) -> np.ndarray:
+    """RGB uint8 (H, W, 3) image of ``size`` = (width, height).
+
+    face=True: scikit-image's astronaut (a real smiling face, upper 4:3 crop);
+    face=False: scikit-image's coffee cup (no face).
+    """
+    import cv2
+    import skimage.data
+
+    if face:
+        img = skimage.data.astronaut()[:384, :512]  # 4:3 crop keeping head and shoulders
+    else:
+        img = skimage.data.coffee()
+    return np.ascontiguousarray(cv2.resize(img, size, interpolation=cv2.INTER_AREA))
+
+
+def frame_number_from_marker(frame: np.ndarray) -> int:
+    """Source frame number modulo ``256 // MARKER_STEP`` read back from a frame's marker.
+
+    Works on downscaled frames too (reads the centre of the scaled marker block).
+    """
+    h, w = frame.shape[:2]
+    # Marker spans MARKER px of a frame whose width was 320 in the fixtures.
+    k = max(1, int(round(MARKER * w / 320 / 3)))
+    level = float(frame[k:2 * k, k:2 * k].mean())
+    return int(round(level / MARKER_STEP)) % (256 // MARKER_STEP)
+
+
+def _video_codec() -> str:
+    import av
+
+    return "libx264" if "libx264" in av.codecs_available else "mpeg4"
+
+
+def _audio_frames(samples: np.ndarray, rate: int, chunk: int = 1024):
+    import av
+
+    for start in range(0, len(samples), chunk):
+        piece = np.ascontiguousarray(samples[start:start + chunk], dtype=np.float32)[None, :]
+        frame = av.AudioFrame.from_ndarray(piece, format="fltp", layout="mono")
+        frame.sample_rate = rate
+        frame.pts = start
+        frame.time_base = Fraction(1, rate)
+        yield frame
+
+
+def _write(path: Path, image: np.ndarray | None, n_frames: int, fps: int,
+           audio: tuple[np.ndarray, int] | None, marker: bool) -> Path:
+    import av
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with av.open(str(path), mode="w") as out:
+        vstream = astream = None
+        if image is not None:
+            vstream = out.add_stream(_video_codec(), rate=fps)
+            vstream.width, vstream.height = image.shape[1], image.shape[0]
+            vstream.pix_fmt = "yuv420p"
+        if audio is not None:
+            codec = {".wav": "pcm_s16le", ".mp3": "libmp3lame", ".flac": "flac"}.get(
+                path.suffix.lower(), "aac")
+            astream = out.add_stream(codec, rate=audio[1])
+            astream.layout = "mono"
+        if vstream is not None:
+            for i in range(n_frames):
+                img = image.copy()
+                if marker:
+                    img[:MARKER, :MARKER] = (i * MARKER_STEP) % 256
+                frame = av.VideoFrame.from_ndarray(img, format="rgb24")
+                frame.pts = i
+                frame.time_base = Fraction(1, fps)
+                out.mux(vstream.encode(frame))
+            out.mux(vstream.encode(None))
+        if astream is not None:
+            for frame in _audio_frames(*audio):
+                out.mux(astream.encode(frame))
+            out.mux(astream.encode(None))
+    return path
+
+
+def _fit(samples: np.ndarray, rate: int, seconds: float) -> np.ndarray:
+    n = int(round(seconds * rate))
+    return np.pad(samples, (0, max(0, n - len(samples))))[:n]
+
+
+def make_talking_face_video(path: str | Path, text: str = SPEECH_TEXT, seconds: float | None = None,
+                            face: bool = True, audio: bool = True, voice: str = "id",
+                            pitch: int = 50, speed: int = 150, fps: int = 15,
+                            size: tuple[int, int] = (320, 240), marker: bool = True) -> Path:
+    """Write an .mp4 (H.264 or MPEG-4 + AAC) of a face with espeak-ng speech.
+
+    seconds=None: as long as the speech plus 0.3 s of silence, rounded up to a
+    whole frame; else the speech is padded with silence / cut to ``seconds``.
+    audio=False writes no audio track at all.
+    """
+    path = Path(path)
+    speech, rate = espeak(text, voice, pitch, speed)
+    if seconds is None:
+        seconds = len(speech) / rate + 0.3
+    n_frames = max(1, int(np.ceil(seconds * fps - 1e-9)))
+    seconds = n_frames / fps
+    track = (_fit(speech, rate, seconds), rate) if audio else None
+    return _write(path, face_image(face, size), n_frames, fps, track, marker)
+
+
+def make_silent_video(path: str | Path, seconds: float = 2.0, face: bool = True, fps: int = 15,
+                      size: tuple[int, int] = (320, 240), marker: bool = True) -> Path:
+    """Write an .mp4 with a video track and no audio track."""
+    n_frames = max(1, int(np.ceil(seconds * fps - 1e-9)))
+    return _write(Path(path), face_image(face, size), n_frames, fps, None, marker)
+
+
+def make_audio_only(path: str | Path, text: str = SPEECH_TEXT, seconds: float | None = None,
+                    voice: str = "id", pitch: int = 50, speed: int = 150) -> Path:
+    """Write speech without video; the codec follows the suffix (.wav PCM, .mp3, .flac, else AAC)."""
+    speech, rate = espeak(text, voice, pitch, speed)
+    if seconds is not None:
+        speech = _fit(speech, rate, seconds)
+    return _write(Path(path), None, 0, 1, (speech, rate), marker=False)
+
+
+def make_zero_byte(path: str | Path) -> Path:
+    """An empty file (a failed download)."""
+    path = Path(path)
+    path.write_bytes(b"")
+    return path
+
+
+def make_text_as_video(path: str | Path) -> Path:
+    """A text file with a video suffix (an HTML error page saved as .mp4)."""
+    path = Path(path)
+    path.write_text("<html><body>404 Not Found</body></html>\n" * 20, encoding="utf-8")
+    return path
+
+
+def make_truncated_video(path: str | Path, source: str | Path, keep_bytes: int = 2048) -> Path:
+    """The first ``keep_bytes`` of a real video: a valid header, no decodable data."""
+    path = Path(path)
+    path.write_bytes(Path(source).read_bytes()[:keep_bytes])
+    return path
