@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, NamedTuple, Sequence, Union
 
+import av
 import numpy as np
 
 from featurestore.schema import (
@@ -278,8 +279,6 @@ def _check_file(path: Path) -> None:
 
 
 def _open(path: Path):
-    import av
-
     try:
         return av.open(str(path), mode="r")
     except av.error.FFmpegError as exc:
@@ -291,8 +290,6 @@ def _open(path: Path):
 
 
 def _video_stream(container):
-    import av
-
     for stream in container.streams.video:
         # Cover art in .mp3/.m4a is a one-frame "video" stream; it is not video.
         if int(stream.disposition) & int(av.stream.Disposition.attached_pic):
@@ -310,11 +307,9 @@ def _declared_duration(container, streams) -> float | None:
 
 
 def _decode_streams(
-    path: Path, container, astream, vstream, targets: np.ndarray, max_short_side: int | None
+    container, astream, vstream, targets: np.ndarray, max_short_side: int | None
 ) -> _Decoded:
     """One demux pass over the selected streams."""
-    import av
-
     out = _Decoded()
     if vstream is not None:
         vstream.thread_type = "AUTO"
@@ -440,10 +435,8 @@ def decode_video(
         declared = _declared_duration(container, [use_a, use_v]) or 0.0
         windows = window_grid(declared, window_s, hop_s, min_last_s)
         targets, index = _resolve_times(frame_times, declared, windows, frames_per_window)
-        raw = _decode_streams(path, container, use_a, use_v, targets, max_short_side)
-    except MediaError:
-        raise
-    except Exception as exc:  # FFmpeg/PyAV failures outside single packets
+        raw = _decode_streams(container, use_a, use_v, targets, max_short_side)
+    except (av.error.FFmpegError, OSError) as exc:  # failures outside single packets
         raise MediaError(path, f"decoding failed ({type(exc).__name__}: {exc})",
                          "Re-encode the file (e.g. to H.264/AAC .mp4) and try again.") from exc
     finally:
@@ -470,7 +463,7 @@ def decode_video(
         ):
             container = _open(path)
             try:
-                vonly = _decode_streams(path, container, None, _video_stream(container),
+                vonly = _decode_streams(container, None, _video_stream(container),
                                         new_targets, max_short_side)
             finally:
                 container.close()

@@ -122,6 +122,17 @@ def test_audio_only_files(media_dir, name):
     assert len(m.windows) == 4 and m.windows[-1].end_s == pytest.approx(m.duration_s)
 
 
+def test_container_without_duration_metadata(tmp_path):
+    # A raw H.264 stream declares no duration (FFmpeg assumes 25 fps): the grid and
+    # the frames come from what actually decodes.
+    path = mf.make_silent_video(tmp_path / "raw.h264", seconds=2.0, fps=25)
+    m = decode_video(path)
+    assert m.duration_s == pytest.approx(2.0) and len(m.windows) == 3
+    assert m.frames.shape[0] == len(m.frame_times) == 8
+    expected = [round(t * 25) % (256 // mf.MARKER_STEP) for t in m.source_frame_times]
+    assert [mf.frame_number_from_marker(f) for f in m.frames] == expected
+
+
 def test_skip_video_decoding(media_dir):
     m = decode_video(media_dir / "talk10.mp4", video=False)
     assert m.frames is None and m.has_video and m.audio is not None
