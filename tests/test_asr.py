@@ -7,7 +7,7 @@ import pytest
 import media_fixtures as mf
 from featurestore import weights
 from featurestore.asr import Transcriber, Word, assign_words_to_windows
-from featurestore.media import Window, decode_video, window_grid
+from featurestore.media import decode_video, window_grid
 from featurestore.schema import SAMPLE_RATE
 
 
