@@ -24,6 +24,10 @@ class ExportError(StoreError):
     """The submission cannot be written as asked (nothing was written)."""
 
 
+class ModelLookupError(StoreError):
+    """No such fitted model in the store (the message lists the fitted ones)."""
+
+
 @dataclass
 class ExportResult:
     """What :func:`export_submission` wrote.
@@ -63,18 +67,18 @@ def best_model(con: duckdb.DuckDBPyConnection) -> dict | None:
 def model_row(con: duckdb.DuckDBPyConnection, model_id: str | None) -> dict:
     """The named model's ``models`` row, or the best one when ``model_id`` is None.
 
-    Raises :class:`ExportError` naming the fitted models when there is no such model.
+    Raises :class:`ModelLookupError` naming the fitted models when there is no such model.
     """
     if model_id is None:
         row = best_model(con)
         if row is None:
-            raise ExportError("the store has no fitted model with a cv_macro_f1; "
+            raise ModelLookupError("the store has no fitted model with a cv_macro_f1; "
                               "run `cli.py tune-fusion --store ...` first")
         return row
     row = _one_row(con, read_sql("export_model"), [model_id])
     if row is None:
         known = [r[0] for r in con.execute(read_sql("export_model_ids")).fetchall()]
-        raise ExportError(f"no model {model_id!r} in the store; fitted models: {', '.join(known) or 'none'}")
+        raise ModelLookupError(f"no model {model_id!r} in the store; fitted models: {', '.join(known) or 'none'}")
     return row
 
 
@@ -151,7 +155,7 @@ def _resolve_model_method(con: duckdb.DuckDBPyConnection, split: str, model_id: 
         return model_id, method            # hand-written predictions need no models row
     try:
         row = model_row(con, model_id)
-    except ExportError:
+    except ModelLookupError:
         if model_id in coverage:
             raise ExportError(f"model {model_id} has predictions but no row in `models`, so it has no "
                               f"default aggregation; pass method= (one of {', '.join(AGGREGATIONS)})") from None

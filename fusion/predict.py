@@ -1,0 +1,389 @@
+"""Prediction with a fitted fusion model.
+
+* :func:`predict_store` scores every stored window of a split and appends the
+  probabilities as a ``window_predictions`` part; the store's
+  ``video_predictions`` view then aggregates them per video by every method.
+* :class:`Predictor` classifies media files outside any store: it embeds them
+  with the encoders the model was trained on (rebuilt from their lineage and
+  checked by ``encoder_id``) into a temporary store, scores the windows and
+  aggregates them with the model's method by the same ``sql/aggregate_*.sql``.
+"""
+from __future__ import annotations
+
+import json
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Iterable, Sequence
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+from tqdm.auto import tqdm
+
+from featurestore.export import ModelLookupError, model_row
+from featurestore.schema import AGGREGATIONS, CLASSES
+from featurestore.store import FeatureStore, StoreError
+
+from ._sql import fetch_arrow, read_sql
+from .aggregate import aggregate_windows, window_predictions_table
+from .data import modality_dims, vectors_to_matrix
+from .modelio import FusionModel, load_model
+
+
+class PredictError(StoreError):
+    """The model cannot score these vectors (wrong encoders or dims, no such model...)."""
+
+
+# ---------------------------------------------------------------- model + lineage
+def resolve_model_path(store: FeatureStore, path: str) -> Path:
+    """A ``models.path`` value as a directory: relative paths are relative to the store."""
+    p = Path(path)
+    return p if p.is_absolute() else store.root / p
+
+
+def load_store_model(store: FeatureStore, model_id: str | None = None,
+                     device: str = "auto") -> tuple[FusionModel, dict]:
+    """The named model, or the one with the highest ``cv_macro_f1``, and its ``models`` row."""
+    con = store.connect_memory()
+    try:
+        row = model_row(con, model_id)
+    except ModelLookupError as exc:
+        raise PredictError(str(exc)) from None
+    finally:
+        con.close()
+    path = resolve_model_path(store, row["path"])
+    try:
+        model = load_model(path, device=device)
+    except FileNotFoundError as exc:
+        raise PredictError(f"model {row['model_id']}: {exc}") from exc
+    model.model_id = row["model_id"]
+    return model, row
+
+
+def _encoder_id(value: Any) -> str | None:
+    # Lineage holds either the id itself or a dict with it.
+    if isinstance(value, str):
+        return value
+    if isinstance(value, dict):
+        return value.get("encoder_id") or value.get("id")
+    return None
+
+
+def model_encoder_ids(model: FusionModel, row: dict | None = None) -> dict[str, str]:
+    """``{modality: encoder_id}`` the model was trained on (``models.encoders``, else its own lineage)."""
+    source: dict = {}
+    if row is not None and row.get("encoders"):
+        source = json.loads(row["encoders"]) if isinstance(row["encoders"], str) else dict(row["encoders"])
+    if not source:
+        source = dict(model.encoders or {})
+    out = {m: _encoder_id(source.get(m)) for m in model.modalities}
+    return {m: e for m, e in out.items() if e}
+
+
+def check_store_matches(store: FeatureStore, con, model: FusionModel, encoder_ids: dict[str, str]) -> None:
+    """Raise :class:`PredictError` unless the store's ``fusion_vectors`` hold what the model expects.
+
+    Every model modality must come from the same encoder configuration (``encoder_id``,
+    when the lineage records it) and have the same dim.
+    """
+    chosen = store.chosen_encoders()
+    for m in model.modalities:
+        c = chosen.get(m)
+        want = encoder_ids.get(m)
+        if c is None:
+            raise PredictError(f"model {model.model_id} reads {m} vectors ({model.dims[m]}-D"
+                               f"{', encoder ' + want if want else ''}) but the store {store.root} has no "
+                               f"{m} embeddings; embed with that encoder first")
+        if want and c["encoder_id"] != want:
+            raise PredictError(
+                f"model {model.model_id} was trained on {m} encoder {want} but the store's fusion_vectors "
+                f"use {c['encoder_id']} ({c['name']}, {c['dim']}-D). Select the model's encoder with "
+                f"FeatureStore.choose_encoder({want!r}) if it is stored, or embed with it")
+        if int(c["dim"]) != model.dims[m]:
+            raise PredictError(f"model {model.model_id} expects {model.dims[m]}-D {m} vectors; the store's "
+                               f"{m} encoder {c['encoder_id']} ({c['name']}) gives {c['dim']}-D")
+    try:
+        have = modality_dims(con, model.modalities)
+    except LookupError as exc:
+        raise PredictError(f"model {model.model_id}: {exc}") from exc
+    if have != {m: model.dims[m] for m in model.modalities}:
+        raise PredictError(f"model {model.model_id} expects dims {model.dims}; fusion_vectors has {have}")
+
+
+# ---------------------------------------------------------------- scoring
+def _window_vectors(con, model: FusionModel, ids: Sequence[str]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(X float32 (n_windows, sum(dims)) NaN where missing, video_id, window_idx) of ``ids``."""
+    con.register("_predict_ids", pa.table({"video_id": pa.array(list(ids), pa.string())}))
+    try:
+        columns = ", ".join(f'f."{m}"' for m in model.modalities)
+        table = fetch_arrow(con, read_sql("fusion_window_vectors").format(
+            columns=columns, videos="SELECT video_id FROM _predict_ids"))
+    finally:
+        con.unregister("_predict_ids")
+    X = np.concatenate([vectors_to_matrix(table[m], model.dims[m], m) for m in model.modalities], axis=1)
+    video_id = np.asarray(table["video_id"].to_numpy(zero_copy_only=False)).astype(str)
+    window_idx = table["window_idx"].to_numpy(zero_copy_only=False).astype(np.int32)
+    return X, video_id, window_idx
+
+
+def _split_videos(con, split: str) -> list[str]:
+    return [r[0] for r in con.execute(read_sql("predict_split_videos"), [split]).fetchall()]
+
+
+def score_videos(store: FeatureStore, con, model: FusionModel, ids: Sequence[str], batch_videos: int = 256,
+                 progress: bool = True, write: bool = True) -> list[tuple[np.ndarray, np.ndarray, np.ndarray]]:
+    """Score the windows of ``ids`` in batches of whole videos (pooled models need whole videos).
+
+    With ``write`` each batch is appended as a ``window_predictions`` part and nothing
+    is returned; otherwise returns ``[(probs (n, 8), video_id, window_idx), ...]``.
+    """
+    out = []
+    bar = tqdm(total=len(ids), unit="video", desc=f"predict {model.model_id}", disable=not progress,
+               dynamic_ncols=True)
+    for start in range(0, len(ids), batch_videos):
+        batch = ids[start:start + batch_videos]
+        X, video_id, window_idx = _window_vectors(con, model, batch)
+        probs = np.asarray(model.predict_proba(X, video_id), dtype=np.float32)
+        if probs.shape != (len(X), len(CLASSES)):
+            raise PredictError(f"model {model.model_id} returned probabilities of shape {probs.shape} "
+                               f"for {len(X)} windows; expected ({len(X)}, {len(CLASSES)})")
+        if write:
+            store.write_part("window_predictions",
+                             window_predictions_table(probs, video_id, window_idx, model.model_id))
+        else:
+            out.append((probs, video_id, window_idx))
+        bar.update(len(batch))
+    bar.close()
+    return out
+
+
+def predict_store(store: FeatureStore, split: str = "test", model_id: str | None = None,
+                  batch_videos: int = 256, device: str = "auto", progress: bool = True) -> str:
+    """Score every stored window of ``split``'s embedded videos; returns the model_id used.
+
+    The model is ``model_id`` or the one with the highest ``cv_macro_f1``. Window
+    probabilities (float32, ``schema.CLASSES`` order) are appended to the store as
+    ``window_predictions`` parts, one per ``batch_videos`` videos, and the catalog is
+    refreshed so ``video_predictions`` shows them. Failed videos have no windows and
+    get no rows (the submission export gives them the training prior).
+    """
+    model, row = load_store_model(store, model_id, device=device)
+    con = store.connect_memory()
+    try:
+        check_store_matches(store, con, model, model_encoder_ids(model, row))
+        ids = _split_videos(con, split)
+        score_videos(store, con, model, ids, batch_videos=batch_videos, progress=progress)
+    finally:
+        con.close()
+    store.refresh_catalog()
+    return model.model_id
+
+
+# ---------------------------------------------------------------- files outside a store
+@dataclass
+class VideoPrediction:
+    """One file's prediction.
+
+    ``probabilities`` is the aggregation method's per-class vector (for ``mean`` the mean
+    window probabilities; for ``majority``/``weighted`` vote shares; for ``max`` the most
+    confident window's probabilities), so ``probabilities[emotion] == confidence``.
+    ``windows``: one row per window: ``window_idx, start_s, end_s`` (seconds), the
+    window's own ``emotion`` (argmax) and ``confidence`` (its probability), ``transcript``.
+    """
+
+    path: str
+    emotion: str
+    confidence: float
+    probabilities: dict[str, float]
+    windows: pd.DataFrame
+    method: str
+    model_id: str | None
+
+
+class Predictor:
+    """Classify media files with a fitted fusion model, without writing to any store.
+
+    Parameters
+    ----------
+    model_path : a model directory (or its ``fusion_model.json``) written by tune-fusion.
+    device : ``"auto"`` (CUDA when present), ``"cpu"`` or ``"cuda"`` for model and encoders.
+    method : aggregation (default the model's own).
+    encoder_lineage : ``{modality: {"encoder_id", "name"}}``; default the model's lineage.
+    encoders : ready encoders ``{modality: Encoder}`` instead of rebuilding them by name
+        (their ``encoder_id`` must still match the lineage).
+    transcriber : an ``asr.Transcriber`` for the text modality (default: faster-whisper,
+        the packaged Whisper base, ``language``).
+    """
+
+    def __init__(self, model_path: str | Path, device: str = "auto", method: str | None = None,
+                 encoder_lineage: dict[str, dict] | None = None, encoders: dict | None = None,
+                 transcriber=None, language: str = "id", asr_model: str | None = None):
+        try:
+            self.model = load_model(model_path, device=device)
+        except FileNotFoundError as exc:
+            raise PredictError(str(exc)) from exc
+        self.device = device
+        self.method = method or self.model.method
+        if self.method not in AGGREGATIONS:
+            raise PredictError(f"unknown aggregation {self.method!r}; one of {', '.join(AGGREGATIONS)}")
+        self.lineage = encoder_lineage or _lineage_of(self.model)
+        self._encoders = dict(encoders) if encoders else None
+        self._transcriber = transcriber
+        self.language, self.asr_model = language, asr_model
+
+    @classmethod
+    def from_store(cls, store: FeatureStore, model_id: str | None = None, **kwargs) -> "Predictor":
+        """The store's named (or best cross-validated) model, with encoder names from its lineage."""
+        con = store.connect_memory()
+        try:
+            try:
+                row = model_row(con, model_id)
+            except ModelLookupError as exc:
+                raise PredictError(str(exc)) from None
+            path = resolve_model_path(store, row["path"])
+            ids = json.loads(row["encoders"]) if row.get("encoders") else {}
+            ids = {m: _encoder_id(v) for m, v in ids.items() if _encoder_id(v)}
+            rows = con.execute(read_sql("predict_encoder_lineage"), [list(ids.values())]).fetchall()
+        finally:
+            con.close()
+        by_id = {r[0]: {"encoder_id": r[0], "name": r[1], "modality": r[2], "dim": r[3],
+                        "config": json.loads(r[4]) if r[4] else {}} for r in rows}
+        lineage = {m: by_id.get(e, {"encoder_id": e}) for m, e in ids.items()}
+        predictor = cls(path, encoder_lineage=lineage or None, **kwargs)
+        predictor.model.model_id = row["model_id"]
+        return predictor
+
+    # ------------------------------------------------------------ components
+    def encoders(self) -> dict:
+        """``{modality: Encoder}`` matching the model's lineage (built once, on first use)."""
+        if self._encoders is None:
+            from featurestore.encoders.registry import get_encoder
+            built = {}
+            for m in self.model.modalities:
+                info = self.lineage.get(m) or {}
+                name = info.get("name")
+                if not name:
+                    raise PredictError(
+                        f"model {self.model.model_id}: its lineage does not name the {m} encoder "
+                        f"(have {info or 'nothing'}); use Predictor.from_store(store) with the store it "
+                        "was trained on, or pass encoders=")
+                built[m] = get_encoder(name, device=self.device)
+            self._encoders = built
+        for m in self.model.modalities:
+            enc = self._encoders.get(m)
+            if enc is None:
+                raise PredictError(f"no {m} encoder given; the model reads {list(self.model.modalities)}")
+            want = _encoder_id(self.lineage.get(m))
+            if want and enc.encoder_id != want:
+                raise PredictError(
+                    f"the {m} encoder {enc.name!r} built here has encoder_id {enc.encoder_id}, but model "
+                    f"{self.model.model_id} was trained on {want}: its config or weights differ "
+                    f"(lineage: {self.lineage.get(m)}); install the same weights/version")
+            if enc.dim != self.model.dims[m]:
+                raise PredictError(f"the {m} encoder gives {enc.dim}-D vectors; the model expects "
+                                   f"{self.model.dims[m]}-D")
+        return self._encoders
+
+    def transcriber(self):
+        if self._transcriber is None and "text" in self.model.modalities:
+            from featurestore.asr import Transcriber
+            self._transcriber = Transcriber(model=self.asr_model, language=self.language, device=self.device)
+        return self._transcriber
+
+    # ------------------------------------------------------------ predicting
+    def _run(self, paths: list[str], progress: bool) -> "_Scored":
+        """Embed ``paths`` into a temporary store (deleted after), score and aggregate them.
+
+        Video ids are ``f{i}`` for ``paths[i]``.
+        """
+        from featurestore.embed import Embedder
+
+        with tempfile.TemporaryDirectory(prefix="predict-") as tmp:
+            store = FeatureStore(Path(tmp) / "store")
+            manifest = pd.DataFrame([{
+                "video_id": f"f{i}", "split": "test", "label": None, "raw_label": None, "group": None,
+                "path": str(Path(p).expanduser().resolve()) if p else None, "transcript_path": None,
+                "manifest_row": i + 1, "error": None if p else "empty path"}
+                for i, p in enumerate(paths)], dtype=object)
+            embedder = Embedder(store, self.encoders(), self.transcriber(), progress=progress,
+                                log=lambda msg: None)
+            report = embedder.run(manifest)
+            errors = {f.video_id: f.error for f in report.failures}
+            con = store.connect_memory()
+            try:
+                ids = _split_videos(con, "test")
+                results = score_videos(store, con, self.model, ids, progress=False, write=False)
+                windows = fetch_arrow(con, read_sql("predict_windows")).to_pandas()
+            finally:
+                con.close()
+        if results:
+            probs = np.concatenate([r[0] for r in results])
+            vid = np.concatenate([r[1] for r in results])
+            widx = np.concatenate([r[2] for r in results])
+            videos = aggregate_windows(probs, vid, widx, self.method, self.model.model_id or "model")
+        else:
+            probs, vid = np.zeros((0, len(CLASSES)), np.float32), np.array([], dtype=str)
+            widx = np.array([], dtype=np.int32)
+            videos = pd.DataFrame(columns=["video_id", "emotion", "confidence", "probs"])
+        scored = set(videos["video_id"])
+        for i in range(len(paths)):
+            errors.setdefault(f"f{i}", None if f"f{i}" in scored else "no windows could be scored")
+        return _Scored(videos.set_index("video_id"), errors, probs, vid, widx, windows)
+
+    def predict_video(self, path: str | Path, progress: bool = False) -> VideoPrediction:
+        """Classify one file; raises :class:`PredictError` naming the file if it cannot be used."""
+        s = self._run([str(path)], progress)
+        if s.errors["f0"]:
+            raise PredictError(f"{path}: {s.errors['f0']}")
+        row = s.videos.loc["f0"]
+        w = s.windows[s.windows["video_id"] == "f0"].set_index("window_idx").loc[s.window_idx]
+        top = s.probs.argmax(axis=1)            # ties go to the earlier class, as in the SQL
+        windows = pd.DataFrame({
+            "window_idx": s.window_idx,
+            "start_s": w["start_s"].to_numpy(),
+            "end_s": w["end_s"].to_numpy(),
+            "emotion": np.asarray(CLASSES, dtype=object)[top],
+            "confidence": s.probs[np.arange(len(top)), top].astype(np.float64),
+            "transcript": w["transcript"].to_numpy(),
+        })
+        vec = np.asarray(row["probs"], dtype=np.float64)
+        return VideoPrediction(path=str(path), emotion=str(row["emotion"]), confidence=float(row["confidence"]),
+                               probabilities=dict(zip(CLASSES, vec.tolist())), windows=windows,
+                               method=self.method, model_id=self.model.model_id)
+
+    def predict_batch(self, paths: Iterable[str | Path], progress: bool = True) -> pd.DataFrame:
+        """Classify many files in one embed run: DataFrame ``path, emotion, confidence, error``.
+
+        A file that cannot be read or embedded gets a row with ``error`` set (emotion
+        None, confidence NaN); the others proceed. Rows follow ``paths``.
+        """
+        paths = [str(p) for p in paths]
+        s = self._run(paths, progress)
+        rows = []
+        for i, p in enumerate(paths):
+            err = s.errors[f"f{i}"]
+            if err:
+                rows.append({"path": p, "emotion": None, "confidence": np.nan, "error": err})
+            else:
+                r = s.videos.loc[f"f{i}"]
+                rows.append({"path": p, "emotion": str(r["emotion"]), "confidence": float(r["confidence"]),
+                             "error": None})
+        return pd.DataFrame(rows, columns=["path", "emotion", "confidence", "error"])
+
+
+@dataclass
+class _Scored:
+    videos: pd.DataFrame          # index video_id: emotion, confidence, probs (the method's)
+    errors: dict[str, str | None]
+    probs: np.ndarray             # (n_windows, 8) float32
+    video_id: np.ndarray
+    window_idx: np.ndarray
+    windows: pd.DataFrame         # video_id, window_idx, start_s, end_s, transcript
+
+
+def _lineage_of(model: FusionModel) -> dict[str, dict]:
+    out = {}
+    for m, v in (model.encoders or {}).items():
+        out[m] = dict(v) if isinstance(v, dict) else {"encoder_id": _encoder_id(v)}
+    return out

@@ -1,0 +1,224 @@
+"""predict_store and the store's window -> video aggregation SQL."""
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from featurestore.schema import AGGREGATIONS, CLASSES
+from featurestore.store import FeatureStore
+from fusion.gbm import LGBMClassifier
+from fusion.linear import LogRegClassifier
+from fusion.modelio import FusionModel
+from fusion.predict import PredictError, Predictor, predict_store
+
+K = len(CLASSES)
+
+
+# ---------------------------------------------------------------- aggregation
+def reference(probs: np.ndarray, method: str) -> tuple[int, float]:
+    """The rules documented in sql/aggregate_<method>.sql, in plain numpy (float64).
+
+    Returns (class index, confidence). Ties: inside a window the earlier class wins its
+    argmax; between classes, higher mean probability, then the earlier class.
+    """
+    p = probs.astype(np.float64)
+    mean = p.mean(axis=0)
+    top = p.argmax(axis=1)                      # first maximum = earlier class
+    top_p = p.max(axis=1)
+    if method == "mean":
+        score = mean
+    elif method == "majority":
+        score = np.bincount(top, minlength=K) / len(p)
+    elif method == "weighted":
+        score = np.bincount(top, weights=top_p, minlength=K) / top_p.sum()
+    elif method == "max":
+        best = max(range(len(p)), key=lambda i: (top_p[i], mean[top[i]], -top[i], -i))
+        return int(top[best]), float(top_p[best])
+    else:
+        raise AssertionError(method)
+    k = max(range(K), key=lambda c: (score[c], mean[c], -c))
+    return k, float(score[k])
+
+
+def _tie_videos() -> dict[str, np.ndarray]:
+    """Hand-made probability sets whose winners need the tie rules (dyadic values: exact sums)."""
+    z = np.zeros(K, np.float32)
+
+    def row(**kv):
+        r = z.copy()
+        for name, v in kv.items():
+            r[CLASSES.index(name)] = v
+        return r
+
+    return {
+        # Two classes tie everywhere: the earlier class (Anger) wins every method.
+        "tie_all": np.stack([row(Anger=.5, Fear=.5), row(Anger=.5, Fear=.5)]),
+        # Votes 1-1 and equal weights; Sadness has the higher mean probability.
+        "tie_votes": np.stack([row(Joy=.5, Sadness=.25, Trust=.25), row(Sadness=.5, Joy=.125, Trust=.375)]),
+        # Two windows equally confident for different classes; Trust has the higher mean.
+        "tie_max": np.stack([row(Proud=.75, Trust=.25), row(Trust=.75, Proud=.125, Anger=.125)]),
+        # Mean tie between two later classes, the earlier one (Neutral) wins mean.
+        "tie_mean": np.stack([row(Neutral=.75, Surprise=.25), row(Surprise=.75, Neutral=.25)]),
+    }
+
+
+def _write_predictions(store, model_id, videos: dict[str, np.ndarray]) -> None:
+    rows = [{"model_id": model_id, "video_id": v, "window_idx": i, "probs": p[i].tolist()}
+            for v, p in videos.items() for i in range(len(p))]
+    store.write_part("window_predictions", rows)
+
+
+def test_video_predictions_view_matches_python_including_ties(tmp_path):
+    store = FeatureStore(tmp_path / "s")
+    rng = np.random.default_rng(3)
+    videos = {f"r{i:02d}": rng.dirichlet(np.full(K, 0.6), size=int(rng.integers(1, 9))).astype(np.float32)
+              for i in range(40)}
+    videos.update(_tie_videos())
+    _write_predictions(store, "m1", videos)
+    con = store.connect_memory()
+    got = con.execute("SELECT video_id, method, emotion, confidence FROM video_predictions "
+                      "WHERE model_id = 'm1'").df()
+    con.close()
+    assert len(got) == len(videos) * len(AGGREGATIONS)
+    got = got.set_index(["video_id", "method"])
+    for vid, p in videos.items():
+        for method in AGGREGATIONS:
+            k, conf = reference(p, method)
+            assert got.loc[(vid, method), "emotion"] == CLASSES[k], (vid, method)
+            assert got.loc[(vid, method), "confidence"] == pytest.approx(conf, abs=1e-6), (vid, method)
+    # The tie rules themselves, stated by hand.
+    expect = {("tie_all", m): "Anger" for m in AGGREGATIONS}
+    expect.update({("tie_votes", "majority"): "Sadness", ("tie_votes", "weighted"): "Sadness",
+                   ("tie_max", "max"): "Trust", ("tie_mean", "mean"): "Neutral",
+                   ("tie_mean", "majority"): "Neutral"})
+    for key, emotion in expect.items():
+        assert got.loc[key, "emotion"] == emotion, key
+
+
+# ---------------------------------------------------------------- predict_store
+DIMS = {"audio": 8, "text": 16}
+
+
+def _synthetic_store(root, rng):
+    """Train and test videos whose window vectors carry the label (class-shifted means)."""
+    store = FeatureStore(root)
+    for m, d in DIMS.items():
+        store.register_encoder(f"{m}-enc", m, d, "1", {"d": d}, None, {}, f"{m}-{d}")
+    centres = {m: rng.standard_normal((K, d)).astype(np.float32) * 3 for m, d in DIMS.items()}
+    labels = list(CLASSES[:4])
+    rows, X, y, keys = [], {m: [] for m in DIMS}, [], []
+    specs = [(f"tr{i}", "train", labels[i % 4]) for i in range(16)] + \
+            [(f"te{i}", "test", labels[i % 4]) for i in range(5)]
+    for vid, split, label in specs:
+        n = int(rng.integers(3, 7))
+        rows.append({"video_id": vid, "split": split, "label": label if split == "train" else None,
+                     "status": "ok"})
+        store.write_part("windows", [{"video_id": vid, "window_idx": i, "start_s": i * .5,
+                                      "end_s": i * .5 + 1, "transcript": None} for i in range(n)])
+        for m, d in DIMS.items():
+            mat = centres[m][CLASSES.index(label)] + rng.standard_normal((n, d)).astype(np.float32)
+            if m == "text":
+                mat[0] = np.nan                        # a window without speech
+            store.write_embeddings(f"{m}-{d}", d, [vid] * n, range(n), mat)
+            X[m].append(mat)
+        if split == "train":
+            y += [CLASSES.index(label)] * n
+        keys += [(vid, i) for i in range(n)]
+    rows.append({"video_id": "te_failed", "split": "test", "status": "failed", "error": "cannot decode"})
+    store.write_part("videos", rows)
+    Xall = np.concatenate([np.concatenate(X[m]) for m in DIMS], axis=1)
+    return store, Xall, np.array(y), keys
+
+
+def _save_model(store, model_id, family, estimator, method="mean", cv=0.5, encoders=None, dims=None):
+    model = FusionModel(family=family, method=method, estimator=estimator, modalities=tuple(DIMS),
+                        dims=dict(dims or DIMS), model_id=model_id,
+                        encoders={m: {"encoder_id": f"{m}-{d}", "name": f"{m}-enc"} for m, d in DIMS.items()},
+                        pool_stats="mean" if family.startswith("pooled") else None)
+    path = store.models_dir / model_id
+    model.save(path)
+    store.write_part("models", [{"model_id": model_id, "family": family, "method": method, "cv_macro_f1": cv,
+                                 "path": str(path), "lineage": "{}",
+                                 "encoders": json.dumps(encoders or {m: f"{m}-{d}" for m, d in DIMS.items()})}])
+    return model
+
+
+@pytest.fixture(scope="module")
+def fitted(tmp_path_factory):
+    rng = np.random.default_rng(0)
+    store, X, y, keys = _synthetic_store(tmp_path_factory.mktemp("pred") / "s", rng)
+    n_train = len(y)
+    gbm = LGBMClassifier(n_estimators=25, num_leaves=4, min_child_samples=2, early_stopping_rounds=0,
+                         n_jobs=1).fit(X[:n_train], y)
+    window_model = _save_model(store, "gbm-1", "lightgbm", gbm, method="majority", cv=0.7)
+    # A pooled (one row per video) family: needs each video's windows together.
+    from fusion.data import pool_numpy
+    vids = np.array([k[0] for k in keys])
+    uniq, codes = np.unique(vids[:n_train], return_inverse=True)
+    slices = {"audio": slice(0, 8), "text": slice(8, 24)}
+    feats = pool_numpy(X[:n_train], codes, len(uniq), slices, "mean")
+    yv = np.array([y[codes == c][0] for c in range(len(uniq))])
+    logreg = LogRegClassifier(C=1.0).fit(feats, yv)
+    pooled_model = _save_model(store, "pooled-1", "pooled-logreg", logreg, method="mean", cv=0.6)
+    return store, X, keys, window_model, pooled_model
+
+
+def test_predict_store_writes_one_row_per_window(fitted):
+    store, X, keys, window_model, _ = fitted
+    model_id = predict_store(store, split="test", batch_videos=2, progress=False)
+    assert model_id == "gbm-1"                        # highest cv_macro_f1
+    con = store.connect()                             # the catalog, as plain duckdb would see it
+    got = con.execute("SELECT video_id, window_idx, probs FROM window_predictions "
+                      "WHERE model_id = 'gbm-1' ORDER BY video_id, window_idx").fetchall()
+    test_keys = sorted(k for k in keys if k[0].startswith("te"))
+    assert [(v, i) for v, i, _ in got] == test_keys   # every test window once; te_failed none
+    probs = np.array([p for _, _, p in got], np.float32)
+    assert probs.shape == (len(test_keys), K)
+    np.testing.assert_allclose(probs.sum(axis=1), 1.0, atol=1e-5)
+    rows = [keys.index(k) for k in test_keys]
+    np.testing.assert_allclose(probs, window_model.predict_proba(X[rows]), atol=1e-6)
+    n = con.execute("SELECT count(*), count(DISTINCT video_id) FROM video_predictions "
+                    "WHERE model_id = 'gbm-1'").fetchone()
+    assert n == (5 * len(AGGREGATIONS), 5)
+    con.close()
+
+
+def test_pooled_model_scores_whole_videos_across_batches(fitted):
+    store, X, keys, _, pooled_model = fitted
+    assert predict_store(store, split="test", model_id="pooled-1", batch_videos=1, progress=False) == "pooled-1"
+    con = store.connect_memory()
+    tbl = con.execute("SELECT video_id, probs FROM window_predictions WHERE model_id = 'pooled-1' "
+                      "ORDER BY video_id, window_idx").df()
+    con.close()
+    test_keys = sorted(k for k in keys if k[0].startswith("te"))
+    rows = [keys.index(k) for k in test_keys]
+    expect = pooled_model.predict_proba(X[rows], np.array([k[0] for k in test_keys]))
+    np.testing.assert_allclose(np.stack(tbl["probs"].to_numpy()), expect, atol=1e-6)
+    # Every window of a video carries the video's vector.
+    assert tbl.groupby("video_id")["probs"].apply(lambda s: np.ptp(np.stack(s.to_numpy()), axis=0).max()).max() == 0
+
+
+def test_mismatched_encoder_or_dims_is_refused(fitted):
+    store, *_ = fitted
+    est = LogRegClassifier(C=1.0).fit(np.random.default_rng(1).standard_normal((8, 24)), np.arange(8) % 2)
+    _save_model(store, "other-enc", "lightgbm", est, cv=0.1, encoders={"audio": "audio-8", "text": "text-99"})
+    with pytest.raises(PredictError, match=r"trained on text encoder text-99 .* use text-16"):
+        predict_store(store, model_id="other-enc", progress=False)
+    _save_model(store, "other-dim", "lightgbm", est, cv=0.1, dims={"audio": 8, "text": 32})
+    with pytest.raises(PredictError, match=r"expects 32-D text vectors; .* gives 16-D"):
+        predict_store(store, model_id="other-dim", progress=False)
+    with pytest.raises(PredictError, match="no model 'nope'"):
+        predict_store(store, model_id="nope", progress=False)
+
+
+def test_predictor_refuses_a_model_without_encoder_names(tmp_path):
+    est = LogRegClassifier(C=1.0).fit(np.random.default_rng(1).standard_normal((8, 24)), np.arange(8) % 2)
+    model = FusionModel(family="lightgbm", method="mean", estimator=est, modalities=tuple(DIMS),
+                        dims=dict(DIMS), model_id="bare", encoders={"audio": "audio-8", "text": "text-16"})
+    model.save(tmp_path / "bare")
+    with pytest.raises(PredictError, match="does not name the audio encoder"):
+        Predictor(tmp_path / "bare").encoders()
+    with pytest.raises(PredictError, match="no fusion_model.json"):
+        Predictor(tmp_path / "missing")
+
