@@ -1,0 +1,97 @@
+"""Window -> video aggregation, run by the same ``sql/aggregate_<method>.sql`` files as the store.
+
+Tuning registers out-of-fold window probabilities as an Arrow relation named
+``window_predictions`` in an in-memory DuckDB and runs the very SQL that the
+store's ``video_predictions`` view runs, so the tuned score is the score of
+the deployed decision rule.
+"""
+from __future__ import annotations
+
+import duckdb
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+from sklearn.metrics import f1_score
+
+from featurestore.schema import AGGREGATIONS, CLASSES
+
+from ._sql import fetch_arrow, read_sql, strip_statement
+
+
+def classes_literal(classes: tuple[str, ...] = CLASSES) -> str:
+    """SQL list literal of the class names, e.g. ``['Anger', 'Fear', ...]``."""
+    return "[" + ", ".join("'" + c.replace("'", "''") + "'" for c in classes) + "]"
+
+
+def aggregation_sql(method: str) -> str:
+    """The SELECT of ``sql/aggregate_<method>.sql`` with the class list filled in.
+
+    Reads a relation ``window_predictions(model_id, video_id, window_idx, probs)``;
+    returns ``(model_id, video_id, method, emotion, confidence, probs)``.
+    """
+    if method not in AGGREGATIONS:
+        raise ValueError(f"unknown aggregation {method!r}; choose one of {list(AGGREGATIONS)}")
+    return strip_statement(read_sql(f"aggregate_{method}").format(classes=classes_literal()))
+
+
+def window_predictions_table(probs: np.ndarray, video_id: np.ndarray, window_idx: np.ndarray,
+                             model_id: str = "oof") -> pa.Table:
+    """Arrow table shaped like the store's ``window_predictions`` (probs FLOAT[n_classes])."""
+    probs = np.ascontiguousarray(probs, dtype=np.float32)
+    n, k = probs.shape
+    return pa.table({
+        "model_id": pa.array([model_id] * n, pa.string()),
+        "video_id": pa.array(np.asarray(video_id).astype(str), pa.string()),
+        "window_idx": pa.array(np.asarray(window_idx, dtype=np.int32), pa.int32()),
+        "probs": pa.FixedSizeListArray.from_arrays(pa.array(probs.ravel(), pa.float32()), k),
+    })
+
+
+class Aggregator:
+    """Runs the aggregation SQL on in-memory window probabilities (one DuckDB kept open)."""
+
+    def __init__(self, con: duckdb.DuckDBPyConnection | None = None):
+        self.con = con if con is not None else duckdb.connect(":memory:")
+
+    def run(self, probs: np.ndarray, video_id: np.ndarray, window_idx: np.ndarray,
+            methods: tuple[str, ...] = AGGREGATIONS, model_id: str = "oof") -> pd.DataFrame:
+        """Video predictions for every method: DataFrame of the SQL's output columns.
+
+        Args:
+            probs: float (n_windows, n_classes) in ``schema.CLASSES`` order.
+            video_id, window_idx: (n_windows,) keys of each row.
+        """
+        table = window_predictions_table(probs, video_id, window_idx, model_id)
+        self.con.register("window_predictions", table)
+        try:
+            sql = "\nUNION ALL\n".join(f"({aggregation_sql(m)})" for m in methods)
+            return fetch_arrow(self.con, sql).to_pandas()
+        finally:
+            self.con.unregister("window_predictions")
+
+    def predict_codes(self, probs: np.ndarray, video_id: np.ndarray, window_idx: np.ndarray,
+                      videos: np.ndarray, methods: tuple[str, ...] = AGGREGATIONS) -> dict[str, np.ndarray]:
+        """method -> int (len(videos),) predicted class index for each of ``videos`` (-1 if absent)."""
+        out = self.run(probs, video_id, window_idx, methods)
+        lookup = {c: i for i, c in enumerate(CLASSES)}
+        videos = np.asarray(videos).astype(str)
+        result = {}
+        for m in methods:
+            part = out[out["method"] == m]
+            pred = dict(zip(part["video_id"], part["emotion"].map(lookup)))
+            result[m] = np.array([pred.get(v, -1) for v in videos], dtype=np.int64)
+        return result
+
+
+def aggregate_windows(probs: np.ndarray, video_id: np.ndarray, window_idx: np.ndarray,
+                      method: str = "mean", model_id: str = "model") -> pd.DataFrame:
+    """One-shot aggregation of window probabilities to one row per video (see :class:`Aggregator`)."""
+    return Aggregator().run(probs, video_id, window_idx, (method,), model_id)
+
+
+def macro_f1(y_true: np.ndarray, y_pred: np.ndarray, labels: np.ndarray | None = None) -> float:
+    """Macro-F1 over ``labels`` (default: the classes present in ``y_true``); absent predictions score 0."""
+    y_true = np.asarray(y_true)
+    if labels is None:
+        labels = np.unique(y_true)
+    return float(f1_score(y_true, y_pred, labels=labels, average="macro", zero_division=0))

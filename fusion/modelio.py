@@ -1,0 +1,171 @@
+"""A fitted fusion model: estimator + the facts needed to use it (modalities, dims, method).
+
+On disk (``<models_dir>/<model_id>/``):
+    fusion_model.json   family, default aggregation method, modalities + dims,
+                        encoder lineage, params, CV lineage
+    mlp.pt + mlp.json   for the MLP (state dict + config), or
+    estimator.joblib    for LightGBM / logistic regression
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import joblib
+import numpy as np
+import pandas as pd
+
+from featurestore.schema import AGGREGATIONS, CLASSES, N_CLASSES
+
+from .aggregate import aggregate_windows
+from .data import pool_numpy
+
+WINDOW_FAMILIES = ("mlp", "lightgbm")
+POOLED_FAMILIES = ("pooled-lightgbm", "pooled-logreg")
+FAMILIES = WINDOW_FAMILIES + POOLED_FAMILIES
+FORMAT_VERSION = 1
+MODEL_FILE = "fusion_model.json"
+
+
+@dataclass
+class FusionModel:
+    """A fitted fusion model.
+
+    Attributes:
+        family: one of ``FAMILIES``. ``pooled-*`` families classify a video from its pooled
+            window vectors and give every window of the video that probability vector.
+        method: default window -> video aggregation (``sql/aggregate_<method>.sql``).
+        estimator: fitted scikit-learn-style classifier (``predict_proba`` -> (n, 8)).
+        modalities: modalities of ``fusion_vectors`` the model reads, in column order of X.
+        dims: modality -> expected dim.
+        encoders: modality -> encoder lineage (id/name) that produced the training vectors.
+        pool_stats: 'mean' | 'mean+std' for pooled families, else None.
+    """
+
+    family: str
+    method: str
+    estimator: Any
+    modalities: tuple[str, ...]
+    dims: dict[str, int]
+    params: dict = field(default_factory=dict)
+    encoders: dict = field(default_factory=dict)
+    pool_stats: str | None = None
+    model_id: str | None = None
+    lineage: dict = field(default_factory=dict)
+    classes: tuple[str, ...] = CLASSES
+
+    @property
+    def pooled(self) -> bool:
+        return self.family in POOLED_FAMILIES
+
+    @property
+    def n_features(self) -> int:
+        return int(sum(self.dims.values()))
+
+    def slices(self) -> dict[str, slice]:
+        out, start = {}, 0
+        for m in self.modalities:
+            out[m] = slice(start, start + self.dims[m])
+            start += self.dims[m]
+        return out
+
+    def _check(self, X: np.ndarray) -> np.ndarray:
+        X = np.asarray(X, dtype=np.float32)
+        if X.ndim != 2 or X.shape[1] != self.n_features:
+            raise ValueError(f"X has shape {X.shape}; this model expects (n_windows, {self.n_features}) "
+                             f"= {self.dims} in that order; load vectors with "
+                             f"fusion.data.load_window_data(con, labelled=False, modalities={self.modalities!r})")
+        return X
+
+    def predict_proba(self, X: np.ndarray, video_id: np.ndarray | None = None) -> np.ndarray:
+        """Window probabilities, float32 (n_windows, 8) in ``schema.CLASSES`` order.
+
+        Args:
+            X: float (n_windows, sum(dims)), NaN where a modality is missing.
+            video_id: (n_windows,) required by pooled families, which pool each video's
+                windows (as ``sql/pool_video_vectors.sql`` does) and repeat its video
+                probabilities on every window, so any aggregation method returns them.
+        """
+        X = self._check(X)
+        if not self.pooled:
+            return self.estimator.predict_proba(X)
+        if video_id is None:
+            raise ValueError(f"family {self.family!r} pools windows per video: pass video_id (n_windows,)")
+        uniq, codes = np.unique(np.asarray(video_id).astype(str), return_inverse=True)
+        feats = pool_numpy(X, codes, len(uniq), self.slices(), self.pool_stats or "mean+std")
+        return self.estimator.predict_proba(feats)[codes]
+
+    def predict_videos(self, X: np.ndarray, video_id: np.ndarray, window_idx: np.ndarray,
+                       method: str | None = None) -> pd.DataFrame:
+        """Video labels via the aggregation SQL: (model_id, video_id, method, emotion, confidence, probs)."""
+        probs = self.predict_proba(X, video_id)
+        return aggregate_windows(probs, video_id, window_idx, method or self.method,
+                                 self.model_id or "model")
+
+    # ------------------------------------------------------------------ IO
+    def save(self, directory: str | Path) -> Path:
+        """Write the model under ``directory`` (created); returns the ``fusion_model.json`` path."""
+        directory = Path(directory)
+        directory.mkdir(parents=True, exist_ok=True)
+        if self.family == "mlp":
+            self.estimator.save(directory)
+            estimator_file = "mlp.json"
+        else:
+            joblib.dump(self.estimator, directory / "estimator.joblib")
+            estimator_file = "estimator.joblib"
+        meta = {
+            "format_version": FORMAT_VERSION, "model_id": self.model_id, "family": self.family,
+            "method": self.method, "classes": list(self.classes), "modalities": list(self.modalities),
+            "dims": self.dims, "encoders": self.encoders, "pool_stats": self.pool_stats,
+            "params": self.params, "estimator_file": estimator_file, "lineage": self.lineage,
+        }
+        path = directory / MODEL_FILE
+        path.write_text(json.dumps(meta, indent=2, default=_json_default))
+        return path
+
+
+def _json_default(o):
+    if isinstance(o, (np.integer,)):
+        return int(o)
+    if isinstance(o, (np.floating,)):
+        return float(o)
+    if isinstance(o, np.ndarray):
+        return o.tolist()
+    return str(o)
+
+
+def load_model(path: str | Path, device: str = "auto") -> FusionModel:
+    """Load a model saved by :meth:`FusionModel.save` (``path`` = its directory or JSON file).
+
+    Raises:
+        FileNotFoundError: no ``fusion_model.json`` there.
+        ValueError: the file's classes differ from ``schema.CLASSES`` or the family is unknown.
+    """
+    path = Path(path)
+    meta_path = path / MODEL_FILE if path.is_dir() else path
+    if not meta_path.exists():
+        raise FileNotFoundError(f"no {MODEL_FILE} at {path}; pass a directory written by tune-fusion")
+    meta = json.loads(meta_path.read_text())
+    if tuple(meta["classes"]) != CLASSES:
+        raise ValueError(f"{meta_path}: model classes {meta['classes']} differ from schema.CLASSES "
+                         f"{list(CLASSES)}; retrain the model")
+    family = meta["family"]
+    if family not in FAMILIES:
+        raise ValueError(f"{meta_path}: unknown family {family!r}; expected one of {FAMILIES}")
+    if meta["method"] not in AGGREGATIONS:
+        raise ValueError(f"{meta_path}: unknown aggregation {meta['method']!r}")
+    directory = meta_path.parent
+    if family == "mlp":
+        from .mlp import MLPClassifier
+        estimator = MLPClassifier.load(directory, device=device)
+    else:
+        estimator = joblib.load(directory / meta["estimator_file"])
+    if getattr(estimator, "n_classes", N_CLASSES) != N_CLASSES:
+        raise ValueError(f"{meta_path}: estimator predicts {estimator.n_classes} classes, expected {N_CLASSES}")
+    return FusionModel(family=family, method=meta["method"], estimator=estimator,
+                       modalities=tuple(meta["modalities"]), dims={k: int(v) for k, v in meta["dims"].items()},
+                       params=meta.get("params", {}), encoders=meta.get("encoders", {}),
+                       pool_stats=meta.get("pool_stats"), model_id=meta.get("model_id"),
+                       lineage=meta.get("lineage", {}))

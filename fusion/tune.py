@@ -1,0 +1,578 @@
+"""``tune-fusion``: Optuna search over fusion model family x hyperparameters x aggregation.
+
+Objective: video-level macro-F1 of out-of-fold predictions, where window
+probabilities are turned into video labels by the same SQL the store runs
+(``sql/aggregate_<method>.sql``). Folds are stratified by label and grouped
+so that re-uploads / same speaker never straddle a fold (see ``fusion.cv``).
+The best configuration is refitted on every labelled video and saved with
+its lineage and a report.
+"""
+from __future__ import annotations
+
+import json
+import time
+import uuid
+import warnings
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import optuna
+import pandas as pd
+import pyarrow as pa
+from optuna.trial import TrialState
+from tqdm.auto import tqdm
+
+from featurestore.schema import AGGREGATIONS, CLASSES, MODELS_SCHEMA
+
+from ._sql import fetch_arrow, read_sql, relation_columns
+from .aggregate import Aggregator, macro_f1
+from .cv import GroupReport, leakage_groups, subsample_windows, video_folds, video_transcripts
+from .data import WindowData, load_window_data, pool_video_vectors
+from .gbm import LGBMClassifier
+from .linear import LogRegClassifier
+from .mlp import MLPClassifier
+from .modelio import FAMILIES, POOLED_FAMILIES, WINDOW_FAMILIES, FusionModel
+from .report import confusion, per_class_table, write_report
+
+FINISHED = (TrialState.COMPLETE, TrialState.PRUNED)
+
+
+# ------------------------------------------------------------------ data for a study
+@dataclass
+class TuneData:
+    """Everything a trial needs, computed once per study."""
+
+    data: WindowData
+    y_video: np.ndarray            # int (n_videos,)
+    y_window: np.ndarray           # int (n_windows,)
+    groups: np.ndarray             # int (n_videos,) leakage groups
+    group_report: GroupReport
+    folds: list[tuple[np.ndarray, np.ndarray]]
+    labels: np.ndarray             # classes present among the videos (macro-F1 labels)
+    con: Any
+    aggregator: Aggregator = field(default_factory=Aggregator)
+    _pooled: dict[str, np.ndarray] = field(default_factory=dict)
+
+    def pooled(self, stats: str) -> np.ndarray:
+        """Video-level pooled features (SQL, cached per ``stats``)."""
+        if stats not in self._pooled:
+            self._pooled[stats] = pool_video_vectors(self.con, self.data, stats)
+        return self._pooled[stats]
+
+    def fingerprint(self) -> dict:
+        return {"n_videos": int(self.data.n_videos), "n_windows": int(len(self.data.X)),
+                "dims": self.data.dims, "n_groups": self.group_report.n_groups}
+
+
+def prepare(con, n_folds: int = 5, seed: int = 0) -> TuneData:
+    """Load labelled windows, form leakage groups and the video folds."""
+    data = load_window_data(con, labelled=True)
+    y_video = data.video_labels()
+    groups, report = leakage_groups(data, video_transcripts(con, data.videos["video_id"].to_numpy()))
+    folds = video_folds(y_video, groups, n_folds, seed)
+    return TuneData(data=data, y_video=y_video, y_window=y_video[data.video_code], groups=groups,
+                    group_report=report, folds=folds, labels=np.unique(y_video), con=con)
+
+
+# ------------------------------------------------------------------ search space
+@dataclass
+class Config:
+    """One point of the search space (what a trial fits)."""
+
+    family: str
+    method: str
+    params: dict
+    max_windows: int | None = None
+    pool_stats: str | None = None
+
+    def as_dict(self) -> dict:
+        return {"family": self.family, "method": self.method, "params": self.params,
+                "max_windows": self.max_windows, "pool_stats": self.pool_stats}
+
+
+def suggest(trial: optuna.Trial, families: tuple[str, ...]) -> Config:
+    """The search space, define-by-run: each family asks only for its own hyperparameters."""
+    family = trial.suggest_categorical("family", list(families))
+    cw = trial.suggest_categorical("class_weight", ["none", "sqrt", "balanced"])
+    params: dict[str, Any] = {"class_weight": None if cw == "none" else cw}
+    if family == "mlp":
+        params.update(
+            depth=trial.suggest_int("mlp_depth", 1, 3),
+            hidden=trial.suggest_categorical("mlp_hidden", [64, 128, 256, 512]),
+            dropout=trial.suggest_float("mlp_dropout", 0.0, 0.6),
+            lr=trial.suggest_float("mlp_lr", 1e-4, 3e-3, log=True),
+            weight_decay=trial.suggest_float("mlp_weight_decay", 1e-6, 1e-1, log=True),
+            label_smoothing=trial.suggest_float("mlp_label_smoothing", 0.0, 0.2),
+        )
+    elif family in ("lightgbm", "pooled-lightgbm"):
+        pooled = family == "pooled-lightgbm"
+        p = "plgbm_" if pooled else "lgbm_"
+        params.update(
+            num_leaves=trial.suggest_int(p + "num_leaves", 4, 31 if pooled else 63, log=True),
+            learning_rate=trial.suggest_float(p + "learning_rate", 0.02, 0.3, log=True),
+            feature_fraction=trial.suggest_float(p + "feature_fraction", 0.05, 0.6),
+            bagging_fraction=trial.suggest_float(p + "bagging_fraction", 0.5, 1.0),
+            min_child_samples=trial.suggest_int(p + "min_child_samples", 3 if pooled else 10,
+                                                40 if pooled else 300, log=True),
+            lambda_l1=trial.suggest_float(p + "lambda_l1", 1e-3, 10.0, log=True),
+            lambda_l2=trial.suggest_float(p + "lambda_l2", 1e-3, 10.0, log=True),
+        )
+    elif family == "pooled-logreg":
+        params.update(C=trial.suggest_float("logreg_C", 1e-4, 10.0, log=True))
+    else:
+        raise ValueError(f"unknown family {family!r}; choose from {FAMILIES}")
+    if family in WINDOW_FAMILIES:
+        method = trial.suggest_categorical("method", list(AGGREGATIONS))
+        max_windows = trial.suggest_categorical("max_windows", [8, 16, 32, 64])
+        return Config(family, method, params, max_windows=max_windows)
+    pool_stats = trial.suggest_categorical("pool_stats", ["mean", "mean+std"])
+    # One probability vector per video: every aggregation returns it, 'mean' keeps its confidence.
+    return Config(family, "mean", params, pool_stats=pool_stats)
+
+
+def default_trials(families: tuple[str, ...]) -> list[dict]:
+    """Sensible starting points (one per family), enqueued when a study is new."""
+    base = {
+        "mlp": {"family": "mlp", "class_weight": "balanced", "mlp_depth": 1, "mlp_hidden": 256,
+                "mlp_dropout": 0.3, "mlp_lr": 1e-3, "mlp_weight_decay": 1e-3,
+                "mlp_label_smoothing": 0.05, "method": "mean", "max_windows": 16},
+        "lightgbm": {"family": "lightgbm", "class_weight": "balanced", "lgbm_num_leaves": 15,
+                     "lgbm_learning_rate": 0.1, "lgbm_feature_fraction": 0.2,
+                     "lgbm_bagging_fraction": 0.8, "lgbm_min_child_samples": 40,
+                     "lgbm_lambda_l1": 0.01, "lgbm_lambda_l2": 1.0, "method": "mean", "max_windows": 16},
+        "pooled-lightgbm": {"family": "pooled-lightgbm", "class_weight": "balanced",
+                            "plgbm_num_leaves": 7, "plgbm_learning_rate": 0.05,
+                            "plgbm_feature_fraction": 0.2, "plgbm_bagging_fraction": 0.8,
+                            "plgbm_min_child_samples": 8, "plgbm_lambda_l1": 0.01,
+                            "plgbm_lambda_l2": 1.0, "pool_stats": "mean"},
+        "pooled-logreg": {"family": "pooled-logreg", "class_weight": "balanced", "logreg_C": 0.05,
+                          "pool_stats": "mean"},
+    }
+    return [base[f] for f in families if f in base]
+
+
+def make_estimator(config: Config, blocks: list[tuple[int, int]], seed: int):
+    """Unfitted estimator for ``config`` (``blocks`` = modality column ranges of its input)."""
+    p = dict(config.params)
+    if config.family == "mlp":
+        return MLPClassifier(blocks=blocks, random_state=seed, **p)
+    if config.family == "lightgbm":
+        return LGBMClassifier(random_state=seed, n_estimators=300, early_stopping_rounds=20, **p)
+    if config.family == "pooled-lightgbm":
+        return LGBMClassifier(random_state=seed, n_estimators=500, early_stopping_rounds=40,
+                              val_fraction=0.2, **p)
+    if config.family == "pooled-logreg":
+        return LogRegClassifier(blocks=blocks, random_state=seed, **p)
+    raise ValueError(f"unknown family {config.family!r}")
+
+
+def _pooled_blocks(dims: dict[str, int], stats: str) -> list[tuple[int, int]]:
+    """Column ranges of each modality's block in the pooled feature layout."""
+    blocks, start = [], 0
+    for d in dims.values():
+        width = d * (2 if stats == "mean+std" else 1) + 1
+        blocks.append((start, start + width - 1))  # the share column is never NaN
+        start += width
+    return blocks
+
+
+def _window_blocks(data: WindowData) -> list[tuple[int, int]]:
+    return [(s.start, s.stop) for s in data.slices.values()]
+
+
+# ------------------------------------------------------------------ cross-validation
+@dataclass
+class CVResult:
+    """Out-of-fold results of one configuration."""
+
+    method_scores: dict[str, float]           # method -> OOF video macro-F1
+    fold_scores: dict[str, list[float]]       # method -> per-fold macro-F1
+    oof_pred: dict[str, np.ndarray]           # method -> int (n_videos,) predicted class
+    seconds: float
+
+
+def _fit_predict_fold(td: TuneData, config: Config, tr_v: np.ndarray, va_v: np.ndarray,
+                      seed: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Fit on videos ``tr_v``; return (probs, video_id, window_idx) for videos ``va_v``."""
+    data = td.data
+    if config.family in POOLED_FAMILIES:
+        F = td.pooled(config.pool_stats)
+        est = make_estimator(config, _pooled_blocks(data.dims, config.pool_stats), seed)
+        est.fit(F[tr_v], td.y_video[tr_v], groups=np.arange(len(tr_v)))
+        vids = data.videos["video_id"].to_numpy(dtype=str)[va_v]
+        return est.predict_proba(F[va_v]), vids, np.zeros(len(va_v), np.int32)
+    in_train = np.isin(data.video_code, tr_v)
+    rows = np.flatnonzero(in_train)
+    rows = rows[subsample_windows(data.video_code[rows], config.max_windows)]
+    codes = data.video_code[rows]
+    per_video = np.bincount(codes, minlength=data.n_videos)
+    weight = 1.0 / per_video[codes]  # every video weighs the same, whatever its length
+    est = make_estimator(config, _window_blocks(data), seed)
+    est.fit(data.X[rows], td.y_window[rows], sample_weight=weight, groups=codes)
+    va_rows = np.flatnonzero(np.isin(data.video_code, va_v))
+    return est.predict_proba(data.X[va_rows]), data.video_id[va_rows], data.window_idx[va_rows]
+
+
+def cross_validate(td: TuneData, config: Config, seed: int = 0, trial: optuna.Trial | None = None,
+                   progress: bool = False) -> CVResult:
+    """K-fold OOF evaluation of ``config``; reports the running score to ``trial`` for pruning.
+
+    After fold f, ``trial.report`` gets the macro-F1 (trial's method) of all videos
+    predicted so far; a pruned trial raises ``optuna.TrialPruned``.
+    """
+    t0 = time.perf_counter()
+    vid_all = td.data.videos["video_id"].to_numpy(dtype=str)
+    parts: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
+    done_v: list[np.ndarray] = []
+    bar = tqdm(total=len(td.folds), desc=f"  {config.family}", leave=False, disable=not progress)
+    try:
+        for f, (tr_v, va_v) in enumerate(td.folds):
+            parts.append(_fit_predict_fold(td, config, tr_v, va_v, seed))
+            done_v.append(va_v)
+            bar.update(1)
+            if trial is not None:
+                seen = np.concatenate(done_v)
+                pred = td.aggregator.predict_codes(*_stack(parts), vid_all[seen], (config.method,))
+                trial.report(macro_f1(td.y_video[seen], pred[config.method], td.labels), f)
+                if trial.should_prune():
+                    raise optuna.TrialPruned()
+    finally:
+        bar.close()
+    oof = td.aggregator.predict_codes(*_stack(parts), vid_all)
+    scores = {m: macro_f1(td.y_video, p, td.labels) for m, p in oof.items()}
+    folds = {m: [macro_f1(td.y_video[va], p[va]) for _, va in td.folds] for m, p in oof.items()}
+    return CVResult(scores, folds, oof, time.perf_counter() - t0)
+
+
+def _stack(parts):
+    return (np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts]),
+            np.concatenate([p[2] for p in parts]))
+
+
+def fit_final(td: TuneData, config: Config, seed: int = 0) -> Any:
+    """Fit ``config`` on every labelled video (the deployed estimator)."""
+    data = td.data
+    all_v = np.arange(data.n_videos)
+    if config.family in POOLED_FAMILIES:
+        est = make_estimator(config, _pooled_blocks(data.dims, config.pool_stats), seed)
+        return est.fit(td.pooled(config.pool_stats), td.y_video, groups=all_v)
+    rows = subsample_windows(data.video_code, config.max_windows)
+    codes = data.video_code[rows]
+    weight = 1.0 / np.bincount(codes, minlength=data.n_videos)[codes]
+    est = make_estimator(config, _window_blocks(data), seed)
+    return est.fit(data.X[rows], td.y_window[rows], sample_weight=weight, groups=codes)
+
+
+# ------------------------------------------------------------------ study plumbing
+def _encode_pred(pred: np.ndarray) -> str:
+    """Compact class-index string for trial user attrs (classes < 10)."""
+    return "".join(str(int(c)) if c >= 0 else "-" for c in pred)
+
+
+def _decode_pred(s: str) -> np.ndarray:
+    return np.array([-1 if ch == "-" else int(ch) for ch in s], dtype=np.int64)
+
+
+def config_from_trial(trial: optuna.trial.FrozenTrial, families: tuple[str, ...] = FAMILIES) -> Config:
+    """Rebuild the Config a finished trial evaluated (replays its params through ``suggest``)."""
+    fixed = optuna.trial.FixedTrial(trial.params)
+    return suggest(fixed, families)
+
+
+def resolve_storage(storage: str | None, root: Path | None):
+    """Optuna storage: explicit URL/path, else ``<store>/optuna.db`` (SQLite), else in memory.
+
+    RDB storages (sqlite://, postgresql://, mysql://) get a heartbeat, so a trial of a
+    killed process is marked FAILED (and retried once) instead of staying RUNNING forever.
+    A path ending in ``.log``/``.journal`` uses Optuna's journal file storage.
+    """
+    if storage is None:
+        if root is None:
+            return None
+        storage = f"sqlite:///{Path(root).resolve() / 'optuna.db'}"
+    if isinstance(storage, str) and "://" in storage:
+        return optuna.storages.RDBStorage(
+            storage, heartbeat_interval=30, grace_period=120,
+            failed_trial_callback=optuna.storages.RetryFailedTrialCallback(max_retry=1))
+    if str(storage).endswith((".log", ".journal")):
+        from optuna.storages.journal import JournalFileBackend
+        return optuna.storages.JournalStorage(JournalFileBackend(str(storage)))
+    raise ValueError(f"storage {storage!r}: give a database URL (sqlite:///path, postgresql://...) "
+                     "or a journal file path ending in .log")
+
+
+def _describe_storage(storage) -> str | None:
+    if storage is None:
+        return None
+    url = getattr(storage, "url", None)
+    if url:
+        from sqlalchemy.engine import make_url
+        return make_url(url).render_as_string(hide_password=True)
+    return type(storage).__name__
+
+
+@dataclass
+class TuneResult:
+    """Outcome of :func:`tune_fusion`.
+
+    Attributes:
+        best_score: OOF video macro-F1 of the chosen (trial, method).
+        best_params: the chosen trial's Optuna params (plus the chosen ``method``).
+        family, method: chosen model family and aggregation.
+        table: best score per (family, method) over finished trials, with trial counts.
+        model: the refitted :class:`FusionModel`.
+        model_id, model_dir: where it was saved (None when no models dir was available).
+        paths: report files (confusion_png, per_class_csv, history_png, model_json).
+        per_class: precision/recall/F1 per class of the chosen configuration (OOF).
+        fold_scores: per-fold macro-F1 of the chosen configuration.
+        groups: CV group counts. n_trials: finished trials in the study.
+    """
+
+    best_score: float
+    best_params: dict
+    family: str
+    method: str
+    table: pd.DataFrame
+    model: FusionModel
+    model_id: str
+    model_dir: Path | None
+    paths: dict[str, Path]
+    per_class: pd.DataFrame
+    fold_scores: list[float]
+    groups: dict
+    study_name: str
+    storage: str | None
+    n_trials: int
+    seconds: float
+
+    def summary(self) -> str:
+        """Human-readable summary (what ``cli.py tune-fusion`` prints)."""
+        lines = [f"study {self.study_name!r} ({self.storage or 'in memory'}): {self.n_trials} finished trial(s) "
+                 f"in {self.seconds:.1f} s",
+                 f"CV groups: {self.groups['n_videos']} videos -> {self.groups['n_groups']} groups "
+                 f"(merged: {self.groups['merged_by_transcript']} by transcript, "
+                 f"{self.groups['merged_by_embedding']} by embedding, "
+                 f"{self.groups['merged_by_manifest_group']} by manifest group)",
+                 "", "best video macro-F1 (out of fold) per model family and aggregation:",
+                 self.table.to_string(index=False, float_format=lambda v: f"{v:.4f}"), "",
+                 f"chosen: {self.family} + {self.method}: macro-F1 {self.best_score:.4f} "
+                 f"(folds: {', '.join(f'{s:.3f}' for s in self.fold_scores)})",
+                 f"params: {json.dumps(self.best_params, default=str)}", "",
+                 self.per_class.to_string(index=False, float_format=lambda v: f"{v:.3f}")]
+        if self.model_dir is not None:
+            lines += ["", f"model {self.model_id} saved in {self.model_dir}"]
+            lines += [f"  {k}: {v}" for k, v in self.paths.items()]
+        return "\n".join(lines)
+
+
+def _trials_frame(study: optuna.Study) -> pd.DataFrame:
+    rows = []
+    for t in study.get_trials(deepcopy=False):
+        if t.state not in FINISHED:
+            continue
+        rows.append({"number": t.number, "state": t.state.name,
+                     "value": t.value if t.state == TrialState.COMPLETE else np.nan,
+                     "family": t.params.get("family"), "method": t.user_attrs.get("method"),
+                     "method_scores": t.user_attrs.get("method_scores")})
+    return pd.DataFrame(rows, columns=["number", "state", "value", "family", "method", "method_scores"])
+
+
+def summary_table(trials: pd.DataFrame) -> pd.DataFrame:
+    """Best OOF score per (family, method) over complete trials (every method is scored per trial)."""
+    rows = []
+    done = trials[trials["state"] == "COMPLETE"]
+    for _, t in done.iterrows():
+        for m, s in (t["method_scores"] or {}).items():
+            rows.append({"family": t["family"], "method": m, "score": s, "trial": t["number"]})
+    if not rows:
+        return pd.DataFrame(columns=["family", "method", "best_macro_f1", "trial", "n_trials"])
+    df = pd.DataFrame(rows)
+    best = df.loc[df.groupby(["family", "method"])["score"].idxmax()]
+    counts = done.groupby("family").size().rename("n_trials")
+    out = best.rename(columns={"score": "best_macro_f1"}).merge(counts, left_on="family", right_index=True)
+    return out.sort_values("best_macro_f1", ascending=False).reset_index(drop=True)
+
+
+def _store_parts(store_or_con):
+    """(store or None, connection, store root or None) from a FeatureStore, a path or a connection."""
+    if isinstance(store_or_con, (str, Path)):
+        from featurestore.store import FeatureStore
+        store_or_con = FeatureStore(store_or_con)
+    if hasattr(store_or_con, "connect") and hasattr(store_or_con, "models_dir"):
+        store = store_or_con
+        root = getattr(store, "root", None) or getattr(store, "path", None) or Path(store.models_dir).parent
+        return store, store.connect(), Path(root)
+    return None, store_or_con, None
+
+
+def store_snapshot(con) -> dict:
+    """Counts (and newest written_at) of the store's views, for lineage."""
+    try:
+        t = fetch_arrow(con, read_sql("fusion_store_snapshot"))
+    except Exception:  # a bare connection: no windows view or no written_at columns
+        t = fetch_arrow(con, read_sql("fusion_store_counts"))
+    return {k: v[0] for k, v in t.to_pydict().items()}
+
+
+def current_encoders(con, dims: dict[str, int]) -> dict:
+    """modality -> {encoder_id, name, dim, ...} from the store's ``encoders`` view ({} if absent)."""
+    if relation_columns(con, "encoders") is None:
+        return {m: {"dim": d} for m, d in dims.items()}
+    t = fetch_arrow(con, read_sql("fusion_current_encoders")).to_pylist()
+    found = {r.pop("modality"): r for r in t}
+    return {m: {**found.get(m, {}), "dim": d} for m, d in dims.items()}
+
+
+# ------------------------------------------------------------------ public entry point
+def tune_fusion(store_or_con, n_trials: int = 30, timeout: float | None = None, seed: int = 0,
+                study_name: str | None = None, storage: str | None = None, n_folds: int = 5,
+                families: tuple[str, ...] | list[str] | None = None, show_progress: bool = True,
+                *, models_dir: str | Path | None = None, refit: bool = True) -> TuneResult:
+    """Tune, refit and save the fusion model.
+
+    Args:
+        store_or_con: a ``featurestore.store.FeatureStore``, its directory, or a DuckDB
+            connection exposing ``videos``, ``windows`` (optional) and ``fusion_vectors``.
+        n_trials: finished (complete + pruned) trials the study should reach. A resumed
+            study runs only the remainder; several workers sharing a storage split them.
+        timeout: stop starting new trials after this many seconds.
+        seed: seeds the folds, the sampler and every estimator.
+        study_name: create or resume this study (default: a new ``fusion-<utc time>``).
+        storage: Optuna storage URL (``sqlite:///f.db``, ``postgresql://user@host/db``) or
+            journal file path; default ``<store>/optuna.db``, or in memory for a bare connection.
+        n_folds: CV folds (over leakage groups of videos).
+        families: subset of ``fusion.modelio.FAMILIES`` (default: all).
+        show_progress: tqdm bars for trials and folds.
+        models_dir: where to save the refitted model (default: ``store.models_dir``);
+            with a bare connection and no models_dir nothing is written.
+        refit: refit the best configuration on all labelled videos (else model is None).
+
+    Returns:
+        :class:`TuneResult`.
+
+    Raises:
+        ValueError: unknown family, too few groups for ``n_folds``, or a resumed study
+            whose seed / folds / families differ (its trials would not be comparable).
+        RuntimeError: no trial finished (e.g. ``timeout`` too short).
+    """
+    t_start = time.perf_counter()
+    families = tuple(families) if families else FAMILIES
+    unknown = [f for f in families if f not in FAMILIES]
+    if unknown:
+        raise ValueError(f"unknown model famil{'y' if len(unknown) == 1 else 'ies'} {unknown}; "
+                         f"choose from {list(FAMILIES)}")
+    store, con, root = _store_parts(store_or_con)
+    td = prepare(con, n_folds, seed)
+    storage_obj = resolve_storage(storage, root)
+    study_name = study_name or f"fusion-{datetime.now(timezone.utc):%Y%m%dT%H%M%S}-{uuid.uuid4().hex[:4]}"
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    sampler = optuna.samplers.TPESampler(seed=seed, multivariate=True, group=True,
+                                         n_startup_trials=max(len(families) + 2, min(10, n_trials // 3)),
+                                         warn_independent_sampling=False)
+    pruner = optuna.pruners.MedianPruner(n_startup_trials=5, n_warmup_steps=1)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        study = optuna.create_study(study_name=study_name, storage=storage_obj, sampler=sampler,
+                                    pruner=pruner, direction="maximize", load_if_exists=True)
+    settings = {"seed": seed, "n_folds": n_folds, "families": list(families)}
+    old = study.user_attrs.get("settings")
+    if old is None:
+        study.set_user_attr("settings", settings)
+        study.set_user_attr("data", td.fingerprint())
+        if not study.get_trials(deepcopy=False):
+            for params in default_trials(families):
+                study.enqueue_trial(params, skip_if_exists=True)
+    elif old != settings:
+        raise ValueError(f"study {study_name!r} was created with {old}, not {settings}: its scores "
+                         "are not comparable; use the same settings or a new --study name")
+
+    def objective(trial: optuna.Trial) -> float:
+        config = suggest(trial, families)
+        trial.set_user_attr("method", config.method)
+        res = cross_validate(td, config, seed, trial=trial, progress=show_progress)
+        trial.set_user_attr("method_scores", res.method_scores)
+        trial.set_user_attr("fold_scores", res.fold_scores)
+        trial.set_user_attr("oof_pred", {m: _encode_pred(p) for m, p in res.oof_pred.items()})
+        trial.set_user_attr("seconds", round(res.seconds, 2))
+        return res.method_scores[config.method]
+
+    n_done = sum(t.state in FINISHED for t in study.get_trials(deepcopy=False))
+    remaining = max(0, n_trials - n_done)
+    if remaining:
+        bar = tqdm(total=remaining, desc=f"tune-fusion {study_name}", disable=not show_progress)
+
+        def on_trial(study_: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
+            bar.update(1)
+            try:
+                bar.set_postfix(best=f"{study_.best_value:.4f}", last=trial.params.get("family"))
+            except ValueError:  # no complete trial yet
+                pass
+
+        try:
+            study.optimize(objective, n_trials=remaining, timeout=timeout,
+                           callbacks=[optuna.study.MaxTrialsCallback(n_trials, states=FINISHED), on_trial])
+        finally:
+            bar.close()
+
+    trials = _trials_frame(study)
+    table = summary_table(trials)
+    if table.empty:
+        raise RuntimeError(f"study {study_name!r} has no complete trial; raise --timeout or --trials")
+    best_row = table.iloc[0]
+    best_trial = study.get_trials(deepcopy=False)[int(best_row["trial"])]
+    method = str(best_row["method"])
+    config = config_from_trial(best_trial, families)
+    config.method = method
+    y_pred = _decode_pred(best_trial.user_attrs["oof_pred"][method])
+    fold_scores = best_trial.user_attrs["fold_scores"][method]
+    per_class = per_class_table(td.y_video, y_pred)
+    best_params = {**best_trial.params, "method": method}
+
+    model_id = f"fusion-{datetime.now(timezone.utc):%Y%m%dT%H%M%S}-{config.family}-{method}-{uuid.uuid4().hex[:6]}"
+    dims = td.data.dims
+    lineage = {
+        "study": study_name, "storage": _describe_storage(storage_obj), "trial": best_trial.number,
+        "cv_macro_f1": float(best_row["best_macro_f1"]), "fold_scores": fold_scores,
+        "confusion": confusion(td.y_video, y_pred).tolist(), "classes": list(CLASSES),
+        "params": best_params, "config": config.as_dict(), "n_folds": n_folds, "seed": seed,
+        "groups": td.group_report.as_dict(), "n_videos": td.data.n_videos,
+        "n_windows": int(len(td.data.X)), "columns": list(dims), "dims": dims,
+        "store_snapshot": store_snapshot(con), "trained_at": datetime.now(timezone.utc).isoformat(),
+    }
+    encoders = current_encoders(con, dims)
+    model = None
+    model_dir: Path | None = None
+    paths: dict[str, Path] = {}
+    if refit:
+        estimator = fit_final(td, config, seed)
+        model = FusionModel(family=config.family, method=method, estimator=estimator,
+                            modalities=tuple(dims), dims=dims, params=config.params, encoders=encoders,
+                            pool_stats=config.pool_stats, model_id=model_id, lineage=lineage)
+        target = Path(models_dir) if models_dir is not None else (Path(store.models_dir) if store else None)
+        if target is not None:
+            model_dir = target / model_id
+            paths["model_json"] = model.save(model_dir)
+            paths.update(write_report(model_dir, td.y_video, y_pred, trials,
+                                      f"{config.family} + {method}: OOF macro-F1 {best_row['best_macro_f1']:.3f}"))
+            if store is not None and hasattr(store, "write_part"):
+                _register_model(store, model, float(best_row["best_macro_f1"]), model_dir)
+    return TuneResult(best_score=float(best_row["best_macro_f1"]), best_params=best_params,
+                      family=config.family, method=method, table=table, model=model, model_id=model_id,
+                      model_dir=model_dir, paths=paths, per_class=per_class, fold_scores=fold_scores,
+                      groups=td.group_report.as_dict(), study_name=study_name,
+                      storage=_describe_storage(storage_obj), n_trials=int(len(trials)),
+                      seconds=time.perf_counter() - t_start)
+
+
+def _register_model(store, model: FusionModel, score: float, model_dir: Path) -> None:
+    """Append the model's row (schema.MODELS_SCHEMA) as a "models" part of the store."""
+    row = {"model_id": model.model_id, "family": model.family, "method": model.method,
+           "cv_macro_f1": score, "path": str(model_dir),
+           "encoders": json.dumps(model.encoders, default=str),
+           "lineage": json.dumps(model.lineage, default=str),
+           "written_at": datetime.now(timezone.utc)}
+    store.write_part("models", pa.Table.from_pylist([row], schema=MODELS_SCHEMA))
