@@ -21,8 +21,8 @@ from tqdm.auto import tqdm
 
 from .encoders.base import Encoder
 from .manifest import Manifest
-from .media import MediaError, Window, decode_video, window_grid
-from .schema import HOP_S, MIN_LAST_WINDOW_S, MODALITIES, STATUS_FAILED, STATUS_OK, WINDOW_S
+from .media import MediaError, Window, decode_video
+from .schema import HOP_S, MODALITIES, SAMPLE_RATE, STATUS_FAILED, STATUS_OK, WINDOW_S
 from .store import FeatureStore
 
 STAGES = ("decode", "asr", "audio", "video", "text", "write")
@@ -80,6 +80,7 @@ class _Video:
     audio: np.ndarray | None = None
     frames: np.ndarray | None = None
     frame_index: np.ndarray | None = None
+    frame_times: np.ndarray | None = None
     transcripts: list[str | None] = field(default_factory=list)
     transcript_source: str | None = None
     no_text_reason: str | None = None
@@ -249,6 +250,7 @@ class Embedder:
                 report.stage_s["decode"] += time.perf_counter() - t
                 v.windows, v.duration_s = media.windows, media.duration_s
                 v.audio, v.frames, v.frame_index = media.audio, media.frames, media.frame_index
+                v.frame_times = media.frame_times
                 if not v.windows:
                     raise MediaError(row["path"], f"is too short ({media.duration_s:.2f} s) for one "
                                      "window", "Use clips of at least 0.5 s.")
@@ -309,12 +311,13 @@ class Embedder:
                 elif hasattr(enc, "encode_video"):
                     X, r = enc.encode_video(v.audio, v.windows)
                 else:
-                    X, r = enc.encode([v.audio[int(w.start_s * 16000):int(w.end_s * 16000)] for w in v.windows])
+                    X, r = enc.encode([v.audio[int(w.start_s * SAMPLE_RATE):int(w.end_s * SAMPLE_RATE)]
+                                       for w in v.windows])
             else:
                 if v.frames is None:
                     X, r = np.full((n, enc.dim), np.nan, np.float32), ["no video stream"] * n
                 elif hasattr(enc, "encode_video"):
-                    X, r = enc.encode_video(v.frames, v.frame_index)
+                    X, r = enc.encode_video(v.frames, v.frame_times, v.windows, v.frame_index)
                 else:
                     X, r = enc.encode([v.frames[ix] for ix in v.frame_index])
             blocks_X.append(X)

@@ -30,7 +30,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from .schema import AGGREGATIONS, DEFAULT_DIMS, MODALITIES, PART_SCHEMAS, embedding_schema
+from .schema import AGGREGATIONS, CLASSES, DEFAULT_DIMS, MODALITIES, PART_SCHEMAS, embedding_schema
 from .sqlfiles import read_sql, sql_literal
 
 CATALOG = "catalog.duckdb"
@@ -251,7 +251,7 @@ class FeatureStore:
         """Run ``sql`` against the store's views and return an Arrow table."""
         con = self.connect_memory()
         try:
-            return con.execute(sql, params or []).fetch_arrow_table()
+            return (con.execute(sql, params) if params else con.sql(sql)).to_arrow_table()
         finally:
             con.close()
 
@@ -297,17 +297,26 @@ class FeatureStore:
         return out
 
 
+def classes_literal(classes: tuple[str, ...] = CLASSES) -> str:
+    """SQL list literal of the class names, e.g. ``['Anger', 'Fear', ...]``."""
+    return "[" + ", ".join(sql_literal(c) for c in classes) + "]"
+
+
 def aggregation_sql(method: str) -> str:
-    """The SELECT of ``sql/aggregate_<method>.sql`` (over a ``window_predictions`` relation)."""
+    """The SELECT of ``sql/aggregate_<method>.sql`` with the class list filled in.
+
+    Reads a relation ``window_predictions(model_id, video_id, window_idx, probs)``;
+    returns ``(model_id, video_id, method, emotion, confidence, probs)``.
+    """
     if method not in AGGREGATIONS:
-        raise StoreError(f"unknown aggregation method {method!r}; one of {', '.join(AGGREGATIONS)}")
-    return read_sql(f"aggregate_{method}").strip().rstrip(";")
+        raise ValueError(f"unknown aggregation method {method!r}; one of {', '.join(AGGREGATIONS)}")
+    return read_sql(f"aggregate_{method}").format(classes=classes_literal()).strip().rstrip(";")
 
 
 def aggregation_union() -> str:
     """Every aggregation method's rows, as one SELECT."""
     return "\nUNION ALL\n".join(
-        f"SELECT model_id, video_id, method, emotion, confidence FROM (\n{aggregation_sql(m)}\n)"
+        f"SELECT model_id, video_id, method, emotion, confidence FROM (\n{aggregation_sql(m)}\n) AS agg_{m}"
         for m in AGGREGATIONS)
 
 

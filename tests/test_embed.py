@@ -24,7 +24,7 @@ pytestmark = pytest.mark.skipif(shutil.which("espeak-ng") is None, reason="espea
 def corpus(tmp_path_factory):
     """Four real clips plus broken files, and a manifest naming them all."""
     d = tmp_path_factory.mktemp("media")
-    mf.make_talking_face_video(d / "talk.mp4", text="Saya sangat senang hari ini")
+    mf.make_talking_face_video(d / "talk.mp4", text=mf.CLEAR_TEXT)
     mf.make_talking_face_video(d / "noface.mp4", text="Terima kasih banyak", face=False)
     mf.make_silent_video(d / "silent.mp4", seconds=2.2)
     mf.make_audio_only(d / "voice.wav", text="Selamat pagi")
