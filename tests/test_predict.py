@@ -5,7 +5,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from featurestore.schema import AGGREGATIONS, CLASSES
+from featurestore.schema import AGGREGATIONS, CLASSES, HOP_S, MIN_LAST_WINDOW_S, WINDOW_S
 from featurestore.store import FeatureStore
 from fusion.gbm import LGBMClassifier
 from fusion.linear import LogRegClassifier
@@ -222,3 +222,75 @@ def test_predictor_refuses_a_model_without_encoder_names(tmp_path):
     with pytest.raises(PredictError, match="no fusion_model.json"):
         Predictor(tmp_path / "missing")
 
+
+
+# ---------------------------------------------------------------- files outside the store
+@pytest.fixture(scope="module")
+def media_model(tmp_path_factory):
+    """Eight real clips embedded (librosa audio descriptors) and a model tuned on them."""
+    import shutil
+    if shutil.which("espeak-ng") is None:
+        pytest.skip("espeak-ng not installed (apt-get install espeak-ng)")
+    import media_fixtures as mf
+    from featurestore.embed import Embedder
+    from featurestore.encoders.registry import get_encoder
+    from fusion.tune import tune_fusion
+
+    d = tmp_path_factory.mktemp("clips")
+    texts = ["Saya senang sekali", "Hari ini indah", "Terima kasih teman", "Selamat pagi semua"]
+    rows = []
+    for k in range(8):
+        label = "Joy" if k % 2 == 0 else "Sadness"
+        path = mf.make_talking_face_video(d / f"c{k}.mp4", text=texts[k // 2], pitch=95 if label == "Joy" else 5,
+                                          speed=190 if label == "Joy" else 110, face=k % 4 < 2)
+        rows.append({"video_id": f"c{k}", "split": "train", "label": label, "raw_label": label,
+                     "group": None, "path": str(path), "transcript_path": None, "manifest_row": k + 1,
+                     "error": None})
+    store = FeatureStore(d / "store")
+    encoders = {"audio": get_encoder("librosa-descriptors", device="cpu")}
+    report = Embedder(store, encoders, None, progress=False, log=lambda m: None).run(
+        pd.DataFrame(rows, dtype=object))
+    assert report.ok, report.summary()
+    result = tune_fusion(store, n_trials=1, n_folds=2, families=["pooled-logreg"], show_progress=False)
+    return store, encoders, result, d
+
+
+def test_predictor_reproduces_the_store_prediction(media_model):
+    store, encoders, result, d = media_model
+    predict_store(store, split="train", model_id=result.model_id, progress=False)
+    con = store.connect_memory()
+    stored = con.execute("SELECT emotion, confidence FROM video_predictions WHERE model_id = ? "
+                         "AND method = ? AND video_id = 'c0'", [result.model_id, result.method]).fetchone()
+    n_windows = con.execute("SELECT count(*) FROM windows WHERE video_id = 'c0'").fetchone()[0]
+    con.close()
+    predictor = Predictor.from_store(store, device="cpu", encoders=encoders)
+    pred = predictor.predict_video(d / "c0.mp4")
+    assert (pred.emotion, pred.method, pred.model_id) == (stored[0], result.method, result.model_id)
+    assert pred.confidence == pytest.approx(stored[1], abs=1e-5)
+    assert pred.probabilities[pred.emotion] == pytest.approx(pred.confidence, abs=1e-6)
+    assert set(pred.probabilities) == set(CLASSES)
+    w = pred.windows
+    assert list(w.columns) == ["window_idx", "start_s", "end_s", "emotion", "confidence", "transcript"]
+    assert len(w) == n_windows and list(w.window_idx) == list(range(n_windows))
+    np.testing.assert_allclose(w.start_s, w.window_idx * HOP_S)
+    assert ((w.end_s - w.start_s) <= WINDOW_S + 1e-9).all() and ((w.end_s - w.start_s) >= MIN_LAST_WINDOW_S - 1e-9).all()
+    assert w.emotion.isin(CLASSES).all() and w.transcript.isna().all()
+
+    # The model directory alone (its own lineage names the encoders) gives the same answer.
+    again = Predictor(result.model_dir, device="cpu").predict_video(d / "c0.mp4")
+    assert again.emotion == pred.emotion and again.confidence == pytest.approx(pred.confidence, abs=1e-6)
+
+
+def test_predict_batch_keeps_going_past_bad_files(media_model, tmp_path):
+    store, encoders, result, d = media_model
+    (tmp_path / "empty.mp4").write_bytes(b"")
+    predictor = Predictor.from_store(store, model_id=result.model_id, device="cpu", encoders=encoders)
+    paths = [d / "c1.mp4", tmp_path / "empty.mp4", tmp_path / "gone.mp4", d / "c2.mp4"]
+    df = predictor.predict_batch(paths, progress=False)
+    assert list(df.columns) == ["path", "emotion", "confidence", "error"]
+    assert list(df.path) == [str(p) for p in paths]
+    assert df.error.isna().tolist() == [True, False, False, True]
+    assert df.emotion[[0, 3]].isin(CLASSES).all()
+    assert "empty.mp4" in df.error[1] and "gone.mp4" in df.error[2]
+    with pytest.raises(PredictError, match="gone.mp4"):
+        predictor.predict_video(tmp_path / "gone.mp4")
