@@ -112,15 +112,27 @@ def check_store_matches(store: FeatureStore, con, model: FusionModel, encoder_id
 
 
 # ---------------------------------------------------------------- scoring
-def _window_vectors(con, model: FusionModel, ids: Sequence[str]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(X float32 (n_windows, sum(dims)) NaN where missing, video_id, window_idx) of ``ids``."""
-    con.register("_predict_ids", pa.table({"video_id": pa.array(list(ids), pa.string())}))
+def _ids_table(ids: Sequence[str]) -> pa.Table:
+    return pa.table({"video_id": pa.array(list(ids), pa.string())})
+
+
+def _stage_vectors(con, model: FusionModel, ids: Sequence[str]) -> None:
+    """Materialise the model's columns of ``fusion_vectors`` for ``ids`` in one pass."""
+    con.register("_predict_videos", _ids_table(ids))
     try:
         columns = ", ".join(f'f."{m}"' for m in model.modalities)
-        table = fetch_arrow(con, read_sql("fusion_window_vectors").format(
-            columns=columns, videos="SELECT video_id FROM _predict_ids"))
+        con.execute(read_sql("predict_stage_vectors").format(columns=columns))
     finally:
-        con.unregister("_predict_ids")
+        con.unregister("_predict_videos")
+
+
+def _batch_vectors(con, model: FusionModel, ids: Sequence[str]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(X float32 (n_windows, sum(dims)) NaN where missing, video_id, window_idx) of staged ``ids``."""
+    con.register("_predict_batch", _ids_table(ids))
+    try:
+        table = fetch_arrow(con, read_sql("predict_batch_vectors"))
+    finally:
+        con.unregister("_predict_batch")
     X = np.concatenate([vectors_to_matrix(table[m], model.dims[m], m) for m in model.modalities], axis=1)
     video_id = np.asarray(table["video_id"].to_numpy(zero_copy_only=False)).astype(str)
     window_idx = table["window_idx"].to_numpy(zero_copy_only=False).astype(np.int32)
@@ -139,11 +151,12 @@ def score_videos(store: FeatureStore, con, model: FusionModel, ids: Sequence[str
     is returned; otherwise returns ``[(probs (n, 8), video_id, window_idx), ...]``.
     """
     out = []
+    _stage_vectors(con, model, ids)
     bar = tqdm(total=len(ids), unit="video", desc=f"predict {model.model_id}", disable=not progress,
                dynamic_ncols=True)
     for start in range(0, len(ids), batch_videos):
         batch = ids[start:start + batch_videos]
-        X, video_id, window_idx = _window_vectors(con, model, batch)
+        X, video_id, window_idx = _batch_vectors(con, model, batch)
         probs = np.asarray(model.predict_proba(X, video_id), dtype=np.float32)
         if probs.shape != (len(X), len(CLASSES)):
             raise PredictError(f"model {model.model_id} returned probabilities of shape {probs.shape} "
