@@ -22,7 +22,7 @@ import pyarrow as pa
 from tqdm.auto import tqdm
 
 from featurestore.export import ModelLookupError, model_row
-from featurestore.schema import AGGREGATIONS, CLASSES
+from featurestore.schema import AGGREGATIONS, CLASSES, SPLITS
 from featurestore.store import FeatureStore, StoreError
 
 from ._sql import fetch_arrow, read_sql
@@ -181,6 +181,8 @@ def predict_store(store: FeatureStore, split: str = "test", model_id: str | None
     refreshed so ``video_predictions`` shows them. Failed videos have no windows and
     get no rows (the submission export gives them the training prior).
     """
+    if split not in SPLITS:
+        raise PredictError(f"unknown split {split!r}; use one of {', '.join(SPLITS)}")
     model, row = load_store_model(store, model_id, device=device)
     con = store.connect_memory()
     try:
@@ -262,8 +264,10 @@ class Predictor:
             con.close()
         by_id = {r[0]: {"encoder_id": r[0], "name": r[1], "modality": r[2], "dim": r[3],
                         "config": json.loads(r[4]) if r[4] else {}} for r in rows}
-        lineage = {m: by_id.get(e, {"encoder_id": e}) for m, e in ids.items()}
-        predictor = cls(path, encoder_lineage=lineage or None, **kwargs)
+        predictor = cls(path, **kwargs)
+        # The store's encoders view knows each configuration's name; the model file may too.
+        for m, e in ids.items():
+            predictor.lineage[m] = {**predictor.lineage.get(m, {}), **by_id.get(e, {"encoder_id": e})}
         predictor.model.model_id = row["model_id"]
         return predictor
 

@@ -210,6 +210,8 @@ def test_mismatched_encoder_or_dims_is_refused(fitted):
         predict_store(store, model_id="other-dim", progress=False)
     with pytest.raises(PredictError, match="no model 'nope'"):
         predict_store(store, model_id="nope", progress=False)
+    with pytest.raises(PredictError, match="unknown split 'dev'"):
+        predict_store(store, split="dev", progress=False)
 
 
 def test_predictor_refuses_a_model_without_encoder_names(tmp_path):
