@@ -145,7 +145,7 @@ def cmd_encoders(args) -> int:
 
 
 def cmd_demo(args) -> int:
-    from featurestore.demo import run_demo
+    from fusion.demo import run_demo
     return run_demo(Path(args.out), quick=args.quick)
 
 
