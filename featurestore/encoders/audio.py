@@ -41,7 +41,9 @@ N_MFCC = 20
 N_DELTA2 = 10               # MFCCs whose 2nd-difference spread is kept
 PITCH_FMIN = 75.0           # Hz
 PITCH_FMAX = 500.0          # Hz
-OCTAVE_COST = 0.01          # Praat's default: favours the higher of octave candidates
+OCTAVE_COST = 0.08          # per octave, favours the shorter lag; Praat uses 0.01 plus a path
+                            # finder, without which 0.08 is needed against sub-octave errors at
+                            # loudness ramps
 VOICING_THRESHOLD = 0.45    # normalised autocorrelation peak needed to call a frame voiced
 VOICED_MIN_DB = -50.0       # frames quieter than this (dBFS) are never voiced
 PAUSE_DB = -50.0            # frames quieter than this (dBFS) count as pause
@@ -85,8 +87,8 @@ _SPECTRAL = ("centroid_hz", "bandwidth_hz", "rolloff85_hz", "flatness_db", "zcr"
 #: log-mel change from the previous frame; normalised spectral entropy; spectral
 #: slope of the dB spectrum 0-5 kHz; alpha ratio (1-5 kHz vs 50 Hz-1 kHz energy,
 #: dB); Hammarberg index (peak dB 0-2 kHz minus 2-5 kHz); frame RMS (dBFS).
-#: Pitch: normalised autocorrelation (Boersma 1993) over 75-500 Hz with Praat's
-#: octave cost; voiced = peak >= 0.45 and RMS > -50 dBFS; f0 in semitones re
+#: Pitch: normalised autocorrelation (Boersma 1993) over 75-500 Hz with an
+#: octave cost (0.08/octave); voiced = peak >= 0.45 and RMS > -50 dBFS; f0 in semitones re
 #: 55 Hz; HNR = 10 log10(r / (1 - r)). Window statistics: ``_mean``/``_std`` over
 #: the window's frames; ``delta``/``delta2`` = 1st/2nd frame differences inside
 #: the window; p05/p10/... percentiles; ``slope_per_s`` = least-squares slope

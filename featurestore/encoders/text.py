@@ -19,6 +19,7 @@ from __future__ import annotations
 import hashlib
 import importlib.metadata
 import json
+import math
 import os
 import shutil
 import tempfile
@@ -42,8 +43,8 @@ _CHUNK = 1 << 20
 
 
 def normalise_text(text: str | None) -> str | None:
-    """Collapse whitespace; ``None`` for missing or blank text."""
-    if text is None:
+    """Collapse whitespace; ``None`` for missing (None or float NaN, as pandas gives) or blank text."""
+    if text is None or (isinstance(text, float) and math.isnan(text)):
         return None
     if not isinstance(text, str):
         raise TypeError(f"transcript must be str or None, got {type(text).__name__}: {text!r}")
