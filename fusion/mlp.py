@@ -28,12 +28,12 @@ def resolve_device(device: str) -> torch.device:
 
 
 def _set_threads(num_threads: int | None) -> None:
-    # One intra-op thread per available core: more only adds contention on small CI boxes.
-    if num_threads is None:
-        num_threads = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
-    n = int(num_threads)
+    # Default one thread: these networks are small, so per-op overhead dominates and a
+    # second OpenMP thread mostly spin-waits (measured ~9x more CPU, 2x slower wall on a
+    # 2-core box). Pass num_threads for wide inputs/hidden layers on bigger machines.
+    n = max(1, int(num_threads or 1))
     if torch.get_num_threads() != n:
-        torch.set_num_threads(max(1, n))
+        torch.set_num_threads(n)
 
 
 def _build_net(d_in: int, n_out: int, hidden: int, depth: int, dropout: float) -> nn.Sequential:
@@ -60,7 +60,7 @@ class MLPClassifier(ClassifierMixin, BaseEstimator):
         blocks: (start, stop) column ranges of each modality, for presence columns.
         device: 'auto' (CUDA if available) | 'cpu' | 'cuda'.
         random_state: seed for initialisation, shuffling and the inner split.
-        num_threads: torch CPU threads (None = available cores).
+        num_threads: torch CPU threads (None = 1, fastest for these small networks).
     """
 
     def __init__(self, hidden: int = 256, depth: int = 2, dropout: float = 0.2, lr: float = 1e-3,

@@ -10,6 +10,8 @@ its lineage and a report.
 from __future__ import annotations
 
 import json
+import os
+import socket
 import time
 import uuid
 import warnings
@@ -294,14 +296,33 @@ def resolve_storage(storage: str | None, root: Path | None):
             return None
         storage = f"sqlite:///{Path(root).resolve() / 'optuna.db'}"
     if isinstance(storage, str) and "://" in storage:
-        return optuna.storages.RDBStorage(
-            storage, heartbeat_interval=30, grace_period=120,
-            failed_trial_callback=optuna.storages.RetryFailedTrialCallback(max_retry=1))
+        return _rdb_storage(storage)
     if str(storage).endswith((".log", ".journal")):
         from optuna.storages.journal import JournalFileBackend
         return optuna.storages.JournalStorage(JournalFileBackend(str(storage)))
     raise ValueError(f"storage {storage!r}: give a database URL (sqlite:///path, postgresql://...) "
                      "or a journal file path ending in .log")
+
+
+def _rdb_storage(url: str, attempts: int = 5):
+    """RDBStorage with heartbeat; retried when another worker is creating the tables right now.
+
+    Workers started together on an empty database race to create Optuna's schema; the
+    loser gets an IntegrityError/ProgrammingError ("already exists") and simply retries.
+    """
+    from sqlalchemy.exc import IntegrityError, ProgrammingError
+
+    for attempt in range(attempts):
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+                return optuna.storages.RDBStorage(
+                    url, heartbeat_interval=30, grace_period=120,
+                    heartbeat_stale_trial_callback=optuna.storages.RetryHeartbeatStaleTrialCallback(max_retry=1))
+        except (IntegrityError, ProgrammingError):
+            if attempt == attempts - 1:
+                raise
+            time.sleep(0.5 * (attempt + 1))
 
 
 def _describe_storage(storage) -> str | None:
@@ -397,32 +418,45 @@ def summary_table(trials: pd.DataFrame) -> pd.DataFrame:
 
 
 def _store_parts(store_or_con):
-    """(store or None, connection, store root or None) from a FeatureStore, a path or a connection."""
+    """(store or None, connection, store root or None) from a FeatureStore, a path or a connection.
+
+    A store is read through an in-memory connection with its views (``connect_memory``)
+    when it offers one: no catalog lock, so several tuning workers can share a store.
+    """
     if isinstance(store_or_con, (str, Path)):
         from featurestore.store import FeatureStore
-        store_or_con = FeatureStore(store_or_con)
+        store_or_con = FeatureStore(store_or_con, create=False)
     if hasattr(store_or_con, "connect") and hasattr(store_or_con, "models_dir"):
         store = store_or_con
-        root = getattr(store, "root", None) or getattr(store, "path", None) or Path(store.models_dir).parent
-        return store, store.connect(), Path(root)
+        con = store.connect_memory() if hasattr(store, "connect_memory") else store.connect()
+        root = getattr(store, "root", None) or Path(store.models_dir).parent
+        return store, con, Path(root)
     return None, store_or_con, None
 
 
-def store_snapshot(con) -> dict:
-    """Counts (and newest written_at) of the store's views, for lineage."""
+def store_snapshot(con, store=None) -> dict:
+    """Counts and newest written_at of the views (plus the store's part counts), for lineage."""
     try:
         t = fetch_arrow(con, read_sql("fusion_store_snapshot"))
     except Exception:  # a bare connection: no windows view or no written_at columns
         t = fetch_arrow(con, read_sql("fusion_store_counts"))
-    return {k: v[0] for k, v in t.to_pydict().items()}
+    out = {k: v[0] for k, v in t.to_pydict().items()}
+    if store is not None and hasattr(store, "snapshot"):
+        out["parts"] = store.snapshot()
+    return out
 
 
-def current_encoders(con, dims: dict[str, int]) -> dict:
-    """modality -> {encoder_id, name, dim, ...} from the store's ``encoders`` view ({} if absent)."""
-    if relation_columns(con, "encoders") is None:
-        return {m: {"dim": d} for m, d in dims.items()}
-    t = fetch_arrow(con, read_sql("fusion_current_encoders")).to_pylist()
-    found = {r.pop("modality"): r for r in t}
+def current_encoders(con, dims: dict[str, int], store=None) -> dict:
+    """modality -> {encoder_id, name, dim} of the vectors ``fusion_vectors`` served.
+
+    From the store's choice (``FeatureStore.chosen_encoders``) when there is a store, else
+    from an ``encoders`` relation when the connection has one, else just the dims.
+    """
+    found: dict = {}
+    if store is not None and hasattr(store, "chosen_encoders"):
+        found = store.chosen_encoders()
+    elif relation_columns(con, "encoders") is not None:
+        found = {r.pop("modality"): r for r in fetch_arrow(con, read_sql("fusion_current_encoders")).to_pylist()}
     return {m: {**found.get(m, {}), "dim": d} for m, d in dims.items()}
 
 
@@ -470,12 +504,11 @@ def tune_fusion(store_or_con, n_trials: int = 30, timeout: float | None = None, 
     study_name = study_name or f"fusion-{datetime.now(timezone.utc):%Y%m%dT%H%M%S}-{uuid.uuid4().hex[:4]}"
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    sampler = optuna.samplers.TPESampler(seed=seed, multivariate=True, group=True,
-                                         n_startup_trials=max(len(families) + 2, min(10, n_trials // 3)),
-                                         warn_independent_sampling=False)
     pruner = optuna.pruners.MedianPruner(n_startup_trials=5, n_warmup_steps=1)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        sampler = optuna.samplers.TPESampler(seed=seed, multivariate=True, group=True,
+                                             n_startup_trials=max(len(families) + 2, min(10, n_trials // 3)))
         study = optuna.create_study(study_name=study_name, storage=storage_obj, sampler=sampler,
                                     pruner=pruner, direction="maximize", load_if_exists=True)
     settings = {"seed": seed, "n_folds": n_folds, "families": list(families)}
@@ -493,6 +526,7 @@ def tune_fusion(store_or_con, n_trials: int = 30, timeout: float | None = None, 
     def objective(trial: optuna.Trial) -> float:
         config = suggest(trial, families)
         trial.set_user_attr("method", config.method)
+        trial.set_user_attr("worker", f"{socket.gethostname()}:{os.getpid()}")
         res = cross_validate(td, config, seed, trial=trial, progress=show_progress)
         trial.set_user_attr("method_scores", res.method_scores)
         trial.set_user_attr("fold_scores", res.fold_scores)
@@ -541,9 +575,9 @@ def tune_fusion(store_or_con, n_trials: int = 30, timeout: float | None = None, 
         "params": best_params, "config": config.as_dict(), "n_folds": n_folds, "seed": seed,
         "groups": td.group_report.as_dict(), "n_videos": td.data.n_videos,
         "n_windows": int(len(td.data.X)), "columns": list(dims), "dims": dims,
-        "store_snapshot": store_snapshot(con), "trained_at": datetime.now(timezone.utc).isoformat(),
+        "store_snapshot": store_snapshot(con, store), "trained_at": datetime.now(timezone.utc).isoformat(),
     }
-    encoders = current_encoders(con, dims)
+    encoders = current_encoders(con, dims, store)
     model = None
     model_dir: Path | None = None
     paths: dict[str, Path] = {}

@@ -1,0 +1,209 @@
+"""tune_fusion end to end: on a real FeatureStore, resuming a killed study, PostgreSQL storage."""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import numpy as np
+import optuna
+import pytest
+
+from featurestore.schema import CLASSES, MODALITIES
+from featurestore.store import FeatureStore
+from fusion import load_model, load_window_data, tune_fusion
+from test_fusion_synthdata import DIMS, synthetic_tables
+
+REPO = Path(__file__).resolve().parent.parent
+TESTS = Path(__file__).resolve().parent
+FAST = ("pooled-logreg",)  # sub-second trials, for the storage tests
+
+
+def make_store(root: Path, n_videos: int = 64, seed: int = 0, signal: float = 0.6) -> FeatureStore:
+    """A real store holding the synthetic videos, windows and per-modality embeddings."""
+    t = synthetic_tables(n_videos=n_videos, seed=seed, signal=signal)
+    store = FeatureStore(root)
+    store.write_part("videos", t["videos"].select(["video_id", "split", "label", "raw_label", "group", "path",
+                                                   "duration_s", "status", "error"]))
+    store.write_part("windows", t["windows"])
+    fv = t["fusion_vectors"]
+    vid = fv["video_id"].to_pylist()
+    widx = fv["window_idx"].to_pylist()
+    for m in MODALITIES:
+        col = fv[m].combine_chunks()
+        mat = np.asarray(col.values.to_numpy(zero_copy_only=False), np.float32).reshape(-1, DIMS[m]).copy()
+        missing = ~col.is_valid().to_numpy(zero_copy_only=False)
+        mat[missing] = np.nan
+        eid = f"{m}-synthetic-{DIMS[m]}"
+        store.register_encoder(f"{m}-synthetic", m, DIMS[m], "1", {"dim": DIMS[m]}, None, {}, eid)
+        store.write_embeddings(eid, DIMS[m], vid, widx, mat,
+                               ["missing" if x else None for x in missing])
+    return store
+
+
+def test_study_on_a_store_finds_the_signal_and_saves_a_model(tmp_path):
+    store = make_store(tmp_path / "store")
+    res = tune_fusion(str(tmp_path / "store"), n_trials=6, seed=0, study_name="synthetic",
+                      show_progress=False)
+    # chance is 1/8 = 0.125 for macro-F1 over 8 balanced-ish classes
+    assert res.best_score > 0.6, res.summary()
+    assert set(res.table["family"]) >= {"mlp", "lightgbm", "pooled-lightgbm", "pooled-logreg"}
+    assert res.groups["n_videos"] == 64 and res.groups["n_groups"] == 62
+    assert len(res.fold_scores) == 5 and res.method in ("majority", "weighted", "mean", "max")
+
+    # model files, report and the store's models part
+    assert res.model_dir.parent == store.models_dir
+    for key in ("model_json", "confusion_png", "per_class_csv", "history_png"):
+        assert res.paths[key].exists() and res.paths[key].stat().st_size > 0, key
+    assert (store.root / "optuna.db").exists()
+    con = store.connect_memory()
+    row = con.execute("SELECT model_id, family, method, cv_macro_f1, path, encoders, lineage FROM models").fetchall()
+    assert len(row) == 1 and row[0][0] == res.model_id and row[0][3] == pytest.approx(res.best_score)
+    lineage = json.loads(row[0][6])
+    assert lineage["dims"] == DIMS and lineage["columns"] == list(MODALITIES)
+    assert np.asarray(lineage["confusion"]).sum() == 64 and len(lineage["fold_scores"]) == 5
+    assert lineage["store_snapshot"]["n_videos"] == 64 and lineage["store_snapshot"]["videos_written_at"]
+    assert json.loads(row[0][5])["text"]["encoder_id"] == "text-synthetic-20"
+
+    # the saved model reproduces the refitted one, on the store's vectors
+    model = load_model(row[0][4], device="cpu")
+    data = load_window_data(con, labelled=False, modalities=model.modalities)
+    np.testing.assert_array_equal(model.predict_proba(data.X, data.video_id),
+                                  res.model.predict_proba(data.X, data.video_id))
+    pred = model.predict_videos(data.X, data.video_id, data.window_idx)
+    truth = dict(zip(data.videos["video_id"], data.videos["label"]))
+    acc = np.mean([truth[v] == e for v, e in zip(pred["video_id"], pred["emotion"])])
+    assert acc > 0.6  # in-sample, but proves the pipeline is wired class-to-class
+    assert set(pred["emotion"]) <= set(CLASSES)
+
+
+def _worker_script(storage: str, study: str, n_trials: int, n_videos: int = 40) -> str:
+    return textwrap.dedent(f"""
+        import sys
+        sys.path[:0] = [{str(REPO)!r}, {str(TESTS)!r}]
+        from test_fusion_synthdata import synthetic_con
+        from fusion import tune_fusion
+        tune_fusion(synthetic_con(n_videos={n_videos}), n_trials={n_trials}, seed=0, study_name={study!r},
+                    storage={storage!r}, families={FAST!r}, show_progress=False, refit=False)
+    """)
+
+
+def _finished(storage: str, study: str) -> list[optuna.trial.FrozenTrial]:
+    s = optuna.load_study(study_name=study, storage=storage)
+    return [t for t in s.get_trials(deepcopy=False)
+            if t.state in (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED)]
+
+
+def test_killed_study_resumes_and_trials_accumulate(tmp_path):
+    storage = f"sqlite:///{tmp_path / 'optuna.db'}"
+    proc = subprocess.Popen([sys.executable, "-c", _worker_script(storage, "resume-me", 500)],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        deadline = time.monotonic() + 120
+        done: list = []
+        while time.monotonic() < deadline and proc.poll() is None:
+            time.sleep(1.0)
+            try:
+                done = _finished(storage, "resume-me")
+            except KeyError:  # study not created yet
+                continue
+            if len(done) >= 3:
+                break
+        assert proc.poll() is None, proc.stderr.read().decode()[-2000:]
+        assert len(done) >= 3, "the worker did not finish 3 trials in 120 s"
+    finally:
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+    before = _finished(storage, "resume-me")
+    target = len(before) + 3
+    from test_fusion_synthdata import synthetic_con
+    res = tune_fusion(synthetic_con(n_videos=40), n_trials=target, seed=0, study_name="resume-me",
+                      storage=storage, families=FAST, show_progress=False, refit=False)
+    after = _finished(storage, "resume-me")
+    assert len(after) == target == res.n_trials
+    assert {t.number for t in before} < {t.number for t in after}
+    # the same name with other settings is refused, not silently mixed
+    with pytest.raises(ValueError, match="not comparable"):
+        tune_fusion(synthetic_con(n_videos=40), n_trials=target + 1, seed=1, study_name="resume-me",
+                    storage=storage, families=FAST, show_progress=False, refit=False)
+
+
+def _pg_bin() -> Path | None:
+    for version in ("15", "16", "17", "14"):
+        b = Path(f"/usr/lib/postgresql/{version}/bin")
+        if (b / "initdb").exists() and (b / "pg_ctl").exists():
+            return b
+    found = shutil.which("initdb")
+    return Path(found).parent if found else None
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture
+def postgres():
+    """A throw-away PostgreSQL server on a free localhost port; yields its SQLAlchemy URL."""
+    bindir = _pg_bin()
+    if bindir is None:
+        pytest.skip("PostgreSQL server binaries (initdb, pg_ctl) not installed: apt-get install postgresql")
+    import tempfile
+    # Not under pytest's tmp_path: that is private to root, and the server may run as 'postgres'.
+    base = Path(tempfile.mkdtemp(prefix="fusion-pg-"))
+    data, sock = base / "data", base / "sock"
+    data.mkdir()
+    sock.mkdir()
+    prefix: list[str] = []
+    if os.geteuid() == 0:  # initdb refuses to run as root
+        import pwd
+        try:
+            pw = pwd.getpwnam("postgres")
+        except KeyError:
+            shutil.rmtree(base, ignore_errors=True)
+            pytest.skip("running as root and no 'postgres' user to run the server as")
+        base.chmod(0o755)
+        for p in (base, data, sock):
+            os.chown(p, pw.pw_uid, pw.pw_gid)
+        prefix = ["runuser", "-u", "postgres", "--"]
+    port = _free_port()
+
+    def run(*args: str) -> None:
+        out = subprocess.run(prefix + list(args), capture_output=True, text=True)
+        assert out.returncode == 0, f"{args[0]} failed: {out.stdout[-1500:]} {out.stderr[-1500:]}"
+
+    run(str(bindir / "initdb"), "-D", str(data), "-U", "postgres", "--auth=trust", "-E", "UTF8")
+    run(str(bindir / "pg_ctl"), "-D", str(data), "-l", str(base / "server.log"), "-w", "-t", "60", "-o",
+        f"-p {port} -k {sock} -c listen_addresses=127.0.0.1 -c fsync=off", "start")
+    try:
+        yield f"postgresql+psycopg2://postgres@127.0.0.1:{port}/postgres"
+    finally:
+        subprocess.run(prefix + [str(bindir / "pg_ctl"), "-D", str(data), "-m", "immediate", "-w", "stop"],
+                       capture_output=True)
+        shutil.rmtree(base, ignore_errors=True)
+
+
+def test_postgresql_storage_shared_by_several_workers(postgres):
+    # Two worker processes tune one study at once; then a third run only finishes the remainder.
+    procs = [subprocess.Popen([sys.executable, "-c", _worker_script(postgres, "shared", 8)],
+                              stdout=subprocess.DEVNULL, stderr=subprocess.PIPE) for _ in range(2)]
+    for p in procs:
+        _, err = p.communicate(timeout=240)
+        assert p.returncode == 0, err.decode()[-3000:]
+    first = _finished(postgres, "shared")
+    assert 8 <= len(first) <= 9  # MaxTrialsCallback may let each extra worker overshoot by one
+    workers = {t.user_attrs.get("worker") for t in first}
+    assert len(workers) >= 1 and all(workers)
+    from test_fusion_synthdata import synthetic_con
+    res = tune_fusion(synthetic_con(n_videos=40), n_trials=len(first) + 2, seed=0, study_name="shared",
+                      storage=postgres, families=FAST, show_progress=False, refit=False)
+    assert len(_finished(postgres, "shared")) == len(first) + 2
+    assert res.storage.startswith("postgresql")
