@@ -5,7 +5,9 @@ connection over the store's views, so the audit never takes the catalog's lock.
 
 Duplicates are found four ways: the same ``path``, byte-identical media
 (SHA-256 of each existing file), identical concatenated transcripts, and
-cosine similarity of per-video mean-pooled embeddings of each modality.
+cosine similarity of per-video mean-pooled embeddings of each modality,
+centred by the mean over all videos (sentence encoders are anisotropic: raw
+cosines of unrelated videos sit near 0.96).
 Only modalities with at least ``min_dim`` values decide near duplicates: the
 cosine of two 3-D vectors is high for most unrelated videos.
 """
@@ -25,13 +27,14 @@ from .store import FeatureStore, StoreError
 
 #: Tables of an :class:`AuditReport`, in the order they are rendered.
 TABLES: tuple[str, ...] = ("status", "class_balance", "speech", "coverage",
-                           "duplicates", "label_conflicts", "test_train_duplicates")
+                           "duplicate_groups", "duplicates", "label_conflicts", "test_train_duplicates")
 
 _TITLES = {
     "status": "Videos per split and embed status",
     "class_balance": "Class balance (labelled videos)",
     "speech": "Windows without speech",
     "coverage": "Coverage per modality (windows with an embedding)",
+    "duplicate_groups": "Duplicate groups (connected duplicate pairs) and their labels",
     "duplicates": "Duplicate video pairs",
     "label_conflicts": "Duplicates with conflicting labels",
     "test_train_duplicates": "Test videos that duplicate training videos",
@@ -134,6 +137,7 @@ def audit(store: FeatureStore, threshold: float = 0.98, min_dim: int = 16,
             "class_balance": _df(con, read_sql("audit_class_balance").format(classes=classes)),
             "speech": _df(con, read_sql("audit_speech")),
             "coverage": _df(con, read_sql("audit_coverage")),
+            "duplicate_groups": _df(con, read_sql("audit_groups")),
             "duplicates": _df(con, read_sql("audit_duplicates")),
             "label_conflicts": _df(con, read_sql("audit_conflicts")),
             "test_train_duplicates": _df(con, read_sql("audit_test_train")),

@@ -28,9 +28,12 @@ def planted(tmp_path_factory):
     for m, d in DIMS.items():
         store.register_encoder(f"{m}-enc", m, d, "1", {}, None, {}, f"{m}-{d}")
     rng = np.random.default_rng(7)
+    # A large offset shared by every video, as sentence encoders have: raw cosines of
+    # unrelated videos exceed 0.98, so only the centred comparison finds the planted pairs.
+    offset = {m: 5 * rng.standard_normal(d).astype(np.float32) for m, d in DIMS.items()}
 
     def mats():
-        out = {m: rng.standard_normal((N_WIN, d)).astype(np.float32) for m, d in DIMS.items()}
+        out = {m: offset[m] + rng.standard_normal((N_WIN, d)).astype(np.float32) for m, d in DIMS.items()}
         # Every video gets the same 3-D face vector: a low-dim modality must not decide.
         out["video"] = np.tile(np.array([0.2, 0.5, 0.3], np.float32), (N_WIN, 1))
         return out
@@ -50,6 +53,7 @@ def planted(tmp_path_factory):
         _add(store, f"v{k}", "train", label, base[k], speech(k), path=path)
     # Test copy of v0's embeddings: exact, test-train.
     _add(store, "t_exact", "test", None, base[0], ["lain"] * N_WIN, path="/nowhere/t1.mp4")
+    _add(store, "t_exact2", "test", None, base[0], ["lagi"] * N_WIN, path="/nowhere/t2.mp4")
     # Near copy of v1 with another label: near + conflict.
     near = {m: a + (0.05 * rng.standard_normal(a.shape)).astype(np.float32) if m != "video" else a
             for m, a in base[1].items()}
@@ -67,7 +71,8 @@ def planted(tmp_path_factory):
     store.write_part("videos", [{"video_id": "v_fail", "split": "train", "label": "Joy", "status": "failed",
                                  "error": "cannot decode"}])
     _add(store, "v_missing", "train", "Trust", missing, [""] * N_WIN, path="/nowhere/vm.mp4")
-    expected = {("t_exact", "v0"): "exact", ("v1", "v_near"): "near",
+    expected = {("t_exact", "v0"): "exact", ("t_exact2", "v0"): "exact", ("t_exact", "t_exact2"): "exact",
+                ("v1", "v_near"): "near",
                 ("v2", "v_same_text"): "transcript", ("t_path", "v4"): "exact", ("t_media", "v5"): "exact"}
     return store, expected
 
@@ -89,7 +94,15 @@ def test_planted_duplicates_conflicts_and_leakage(planted, tmp_path):
 
     tt = report["test_train_duplicates"]
     assert sorted(zip(tt.test_id, tt.train_id, tt.train_label)) == [
-        ("t_exact", "v0", "Joy"), ("t_media", "v5", "Sadness"), ("t_path", "v4", "Proud")]
+        ("t_exact", "v0", "Joy"), ("t_exact2", "v0", "Joy"), ("t_media", "v5", "Sadness"),
+        ("t_path", "v4", "Proud")]
+
+    groups = report["duplicate_groups"].set_index("group_id")
+    assert groups["videos"].to_dict() == {"t_exact": "t_exact t_exact2 v0", "v1": "v1 v_near",
+                                          "v2": "v2 v_same_text", "t_path": "t_path v4", "t_media": "t_media v5"}
+    assert groups.loc["v1", "labels"] == "Anger: 1, Surprise: 1" and groups.loc["v1", "n_labels"] == 2
+    assert (groups.loc["t_exact", "n_videos"], groups.loc["t_exact", "n_test"]) == (3, 2)
+    assert list(groups.index[:2]) == ["v1", "v2"]                 # conflicting groups first
     assert report.params["deciding_modalities"] == ["audio", "text"]
     assert report.params["media_hashed"] == 3
 
@@ -114,7 +127,7 @@ def test_balance_speech_and_coverage(planted, tmp_path):
     assert speech.loc["train", "n_windows"] == 40
     assert speech.loc["train", "n_windows_no_speech"] == 9 * 2 + 4
     assert speech.loc["train", "n_videos_no_speech"] == 1
-    assert speech.loc["test", "n_windows_no_speech"] == 12
+    assert speech.loc["test", "n_windows_no_speech"] == 12           # t_path, t_media, t_silent
 
     cov = report["coverage"].set_index(["split", "modality"])
     assert list(report["coverage"].modality[:3]) == ["audio", "video", "text"]
@@ -125,18 +138,19 @@ def test_balance_speech_and_coverage(planted, tmp_path):
 
     status = report["status"]
     assert set(zip(status.split, status.status, status.n_videos)) == {
-        ("train", "ok", 10), ("train", "failed", 1), ("test", "ok", 4)}
+        ("train", "ok", 10), ("train", "failed", 1), ("test", "ok", 5)}
 
 
 def test_renderings(planted, tmp_path):
     store, _ = planted
     report = audit(store)
     text = report.to_text()
-    assert "Test videos that duplicate training videos (3 rows)" in text
+    assert "Test videos that duplicate training videos (4 rows)" in text
     assert "t_media" in text and "Sadness" in text
     data = json.loads(report.to_json())
     assert set(data["tables"]) == set(TABLES)
-    assert len(data["tables"]["duplicates"]) == 5
+    assert len(data["tables"]["duplicates"]) == 7
+    assert len(data["tables"]["duplicate_groups"]) == 5
     assert data["params"]["threshold"] == 0.98
     paths = report.to_csv(tmp_path / "audit")
     assert sorted(p.name for p in paths) == sorted(f"{t}.csv" for t in TABLES)

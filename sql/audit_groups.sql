@@ -1,0 +1,35 @@
+-- audit_groups: duplicate pairs joined into groups (connected components: a~b
+-- and b~c put a, b, c in one group), with each group's labels. A group with
+-- several labels is one clip labelled inconsistently. group_id is the
+-- smallest video_id of the group.
+WITH RECURSIVE edges AS (
+    SELECT video_a AS a, video_b AS b FROM audit_pairs
+    UNION
+    SELECT video_b, video_a FROM audit_pairs
+), reach(node, root) AS (
+    SELECT a, a FROM edges
+    UNION
+    SELECT e.b, r.root FROM reach AS r JOIN edges AS e ON e.a = r.node
+), members AS (
+    SELECT node AS video_id, min(root) AS group_id FROM reach GROUP BY node
+), label_counts AS (
+    SELECT m.group_id, v.label, count(*) AS n
+    FROM members AS m JOIN videos AS v USING (video_id)
+    WHERE v.label IS NOT NULL
+    GROUP BY m.group_id, v.label
+), labels AS (
+    SELECT group_id, count(*) AS n_labels,
+           string_agg(label || ': ' || n, ', ' ORDER BY n DESC, label) AS labels
+    FROM label_counts GROUP BY group_id
+)
+SELECT m.group_id,
+       count(*) AS n_videos,
+       count(*) FILTER (WHERE v.split = 'test') AS n_test,
+       coalesce(any_value(l.n_labels), 0) AS n_labels,
+       any_value(l.labels) AS labels,
+       string_agg(m.video_id, ' ' ORDER BY m.video_id) AS videos
+FROM members AS m
+JOIN videos AS v USING (video_id)
+LEFT JOIN labels AS l USING (group_id)
+GROUP BY m.group_id
+ORDER BY n_labels DESC, n_videos DESC, m.group_id;
