@@ -231,11 +231,13 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    import duckdb
+
     from featurestore.manifest import ManifestError
     from featurestore.store import StoreError
     try:
         return args.func(args)
-    except (ManifestError, StoreError, FileNotFoundError, ValueError) as exc:
+    except (ManifestError, StoreError, FileNotFoundError, ValueError, duckdb.Error) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_USAGE
     except KeyboardInterrupt:

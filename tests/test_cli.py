@@ -1,0 +1,70 @@
+"""The command line as a user meets it: exit codes, messages, SQL output."""
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def cli(*args, cwd=REPO):
+    return subprocess.run([sys.executable, str(REPO / "cli.py"), *args], cwd=cwd,
+                          capture_output=True, text=True, timeout=600)
+
+
+@pytest.fixture(scope="module")
+def text_manifest(tmp_path_factory):
+    d = tmp_path_factory.mktemp("m")
+    for i, w in enumerate(["senang sekali", "marah besar", "takut gelap", "sangat bangga"]):
+        (d / f"t{i}.txt").write_text(f"0\t[NO_SPEECH]\n1\tsaya {w}\n2\tsaya {w}\n")
+    (d / "m.csv").write_text("id,video,emotion,transcript\n"
+                             "a,,Senang,t0.txt\nb,,Marah,t1.txt\nc,,Love,t2.txt\nd,,Bangga,t3.txt\n")
+    return d / "m.csv"
+
+
+def test_bad_row_named_nonzero_exit_good_rows_stored(tmp_path, text_manifest):
+    store = tmp_path / "s"
+    r = cli("embed", "--store", str(store), "--manifest", str(text_manifest),
+            "--modalities", "text", "--quiet")
+    assert r.returncode == 1, r.stderr
+    assert "row 3 (id 'c')" in r.stderr and "'Love'" in r.stderr
+    assert "mapped 'Senang' -> Joy: 1" in r.stderr
+    q = cli("sql", "--store", str(store), "--format", "json",
+            "SELECT video_id, label, raw_label, status FROM videos ORDER BY video_id")
+    assert q.returncode == 0, q.stderr
+    rows = json.loads(q.stdout)
+    assert [(x["video_id"], x["label"], x["status"]) for x in rows] == [
+        ("a", "Joy", "ok"), ("b", "Anger", "ok"), ("d", "Proud", "ok")]
+    csv_out = cli("sql", "--store", str(store), "--format", "csv",
+                  "SELECT count(*) AS n FROM windows WHERE transcript IS NULL")
+    assert csv_out.stdout.split() == ["n", "3"]
+
+
+def test_duplicate_ids_stop_before_work(tmp_path):
+    m = tmp_path / "m.csv"
+    m.write_text("id,video,emotion\n1,a.mp4,Joy\n1,b.mp4,Joy\n")
+    r = cli("embed", "--store", str(tmp_path / "s"), "--manifest", str(m))
+    assert r.returncode == 2 and "duplicate id" in r.stderr
+    assert not (tmp_path / "s").exists()
+
+
+def test_missing_store(tmp_path):
+    r = cli("sql", "--store", str(tmp_path / "nope"), "SELECT 1")
+    assert r.returncode == 2 and "not a feature store" in r.stderr
+
+
+def test_sql_error_is_a_message_not_a_traceback(tmp_path, text_manifest):
+    store = tmp_path / "s"
+    cli("embed", "--store", str(store), "--manifest", str(text_manifest), "--modalities", "text", "--quiet")
+    r = cli("sql", "--store", str(store), "SELECT no_such_column FROM videos")
+    assert r.returncode == 2 and "no_such_column" in r.stderr and "Traceback" not in r.stderr
+
+
+def test_console_entry_points_agree():
+    a = subprocess.run([sys.executable, "-m", "featurestore", "--help"], cwd=REPO,
+                       capture_output=True, text=True)
+    b = cli("--help")
+    assert a.returncode == b.returncode == 0 and a.stdout == b.stdout
+    assert "tune-fusion" in a.stdout and "export-submission" in a.stdout
