@@ -71,7 +71,7 @@ def plot_history(trials: pd.DataFrame, path: Path) -> Path:
     ax.set_xlabel("trial")
     ax.set_ylabel("video macro-F1 (out of fold)")
     ax.set_title("tune-fusion optimisation history")
-    ax.legend(fontsize=8, loc="lower right")
+    ax.legend(fontsize=8, loc="best")
     ax.grid(alpha=0.3)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
