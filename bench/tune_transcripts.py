@@ -15,18 +15,21 @@ from __future__ import annotations
 import argparse
 import csv
 import json
+import os
 import sys
 import time
 from pathlib import Path
 
 import duckdb
 import numpy as np
+import optuna
 import pyarrow as pa
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from featurestore.schema import AGGREGATIONS, CLASSES  # noqa: E402
+from fusion.aggregate import macro_f1  # noqa: E402
 from fusion.modelio import FAMILIES  # noqa: E402
 from fusion.tune import cross_validate, default_trials, prepare, suggest, tune_fusion  # noqa: E402
 
@@ -132,7 +135,6 @@ def baselines(con, seed: int) -> list[dict]:
           f"groups {td.group_report.as_dict()}", flush=True)
     rows = []
     for params in default_trials(FAMILIES):
-        import optuna
         config = suggest(optuna.trial.FixedTrial(params), FAMILIES)
         res = cross_validate(td, config, seed)
         for m in AGGREGATIONS:
@@ -142,7 +144,6 @@ def baselines(con, seed: int) -> list[dict]:
               + f"  ({res.seconds:.1f} s)", flush=True)
     y = td.y_video
     always = np.full_like(y, CLASSES.index("Surprise"))
-    from fusion.aggregate import macro_f1
     print(f"always-Surprise macro-F1: {macro_f1(y, always, td.labels):.3f}")
     return rows
 
@@ -168,7 +169,7 @@ def main(argv: list[str] | None = None) -> int:
                           models_dir=OUT / "models")
         wall = time.perf_counter() - t1
         print(res.summary())
-        print(f"\n{args.trials}-trial study wall time: {wall:.0f} s on {len(__import__('os').sched_getaffinity(0))} cores")
+        print(f"\n{args.trials}-trial study wall time: {wall:.0f} s on {os.cpu_count()} cores")
         result["study"] = {"trials": args.trials, "wall_s": wall, "best_score": res.best_score,
                            "family": res.family, "method": res.method, "params": res.best_params,
                            "fold_scores": res.fold_scores,
