@@ -217,8 +217,10 @@ class FeatureStore:
         fmt = {}
         for m in MODALITIES:
             c = chosen.get(m)
-            fmt[f"{m}_encoder"] = sql_literal(c["encoder_id"] if c else "")
             fmt[f"{m}_dim"] = int(c["dim"]) if c else DEFAULT_DIMS[m]
+            fmt[f"{m}_source"] = read_sql("encoder_vectors").format(
+                glob=sql_literal(str(self.embedding_dir(c["encoder_id"]) / "*.parquet"))) \
+                if c else read_sql("encoder_vectors_empty")
         con.execute(read_sql("view_fusion_vectors").format(**fmt))
         con.execute(read_sql("view_video_predictions").format(union=aggregation_union()))
 

@@ -1,6 +1,12 @@
 -- embeddings: every encoder's window vectors, keyed by (encoder_id, video_id, window_idx).
 -- embedding is NULL where the modality is missing; missing_reason says why.
+-- A video's windows are always written together in one part, so "newest wins"
+-- is decided per (encoder, video) on part file names (they start with the write
+-- time): the vectors themselves are never shuffled to de-duplicate.
 CREATE OR REPLACE VIEW embeddings AS
 SELECT encoder_id, video_id, window_idx, embedding, missing_reason, written_at
-FROM read_parquet({glob}, hive_partitioning = true, union_by_name = true)
-QUALIFY row_number() OVER (PARTITION BY encoder_id, video_id, window_idx ORDER BY written_at DESC) = 1;
+FROM read_parquet({glob}, hive_partitioning = true, union_by_name = true, filename = true)
+WHERE filename IN (
+    SELECT max(filename)
+    FROM read_parquet({glob}, hive_partitioning = true, union_by_name = true, filename = true)
+    GROUP BY encoder_id, video_id);

@@ -1,5 +1,7 @@
 -- window_predictions: per-window class probabilities (schema.CLASSES order) of each model.
+-- predict writes whole videos per part; the newest part per (model, video) wins.
 CREATE OR REPLACE VIEW window_predictions AS
 SELECT model_id, video_id, window_idx, CAST(probs AS FLOAT[8]) AS probs, written_at
-FROM read_parquet({glob}, union_by_name = true)
-QUALIFY row_number() OVER (PARTITION BY model_id, video_id, window_idx ORDER BY written_at DESC) = 1;
+FROM read_parquet({glob}, union_by_name = true, filename = true)
+WHERE filename IN (SELECT max(filename) FROM read_parquet({glob}, union_by_name = true, filename = true)
+                   GROUP BY model_id, video_id);
