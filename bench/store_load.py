@@ -25,12 +25,17 @@ transcript segment spans several 0.5 s-hop windows; the real transcripts in
 Loads are warm-cache for both layouts: dropping the OS page cache needs root,
 and everything was just written. Store loads report the best of ``--repeat``
 runs; the .npy load runs once (it is the slow side, its spread is small).
+Each step reports wall seconds and process CPU seconds; on a shared, busy
+machine the CPU figure is the steadier one (the table header gives the load
+average).
 
     .venv/bin/python -m bench.store_load [--windows 100000] [--tmp DIR] [--explore] [--profile]
 
-``--explore`` also times bench-only prototypes of changes to the store (a
-faster reader, other Parquet writer settings, a cheaper ``fusion_vectors``
-query), each checked to return exactly the same matrix.
+``--explore`` also times bench-only prototypes of changes to the store, each
+checked to return exactly the same matrix: A a single-pass reader, B LZ4 and
+no dictionary on the float column, C a ``fusion_vectors`` query resolving
+newest-wins on keys only, D one text vector per distinct text, E a float32
+blob column beside the list column (Parquet list levels dominate decoding).
 """
 from __future__ import annotations
 
@@ -327,6 +332,56 @@ class _LZ4Store(FeatureStore):
         return target
 
 
+class _BlobStore(_LZ4Store):
+    """B plus each vector also stored as ``embedding_f32``, a FIXED_LEN_BYTE_ARRAY of
+    ``4 * dim`` little-endian float32 bytes: Parquet stores a list with a repetition
+    and a definition level per float, and decoding those levels dominates reading
+    ``embedding``; a fixed-length blob has one definition level per row. SQL keeps
+    using ``embedding``; the full-matrix loader reads only ``embedding_f32``."""
+
+    @staticmethod
+    def _atomic_write(table: pa.Table, target: Path) -> Path:
+        import pyarrow.compute as pc
+
+        if "embedding" in table.column_names:
+            emb = table.column("embedding").combine_chunks()
+            dim = emb.type.list_size
+            values = emb.values.slice(emb.offset * dim, len(emb) * dim)
+            data = np.ascontiguousarray(values.to_numpy(zero_copy_only=False), dtype="<f4")
+            blob = pa.FixedSizeBinaryArray.from_buffers(
+                pa.binary(4 * dim), len(emb), [None, pa.py_buffer(data.tobytes())])
+            if emb.null_count:
+                blob = pc.if_else(emb.is_valid(), blob, pa.scalar(None, blob.type))
+            table = table.append_column("embedding_f32", blob)
+        return _LZ4Store._atomic_write(table, target)
+
+
+def load_matrix_blob(store: FeatureStore, encoder_ids: list[str]) -> tuple[pa.Table, np.ndarray]:
+    """Full matrix from the ``embedding_f32`` blobs (see ``_BlobStore``), one copy."""
+    import pyarrow.parquet as pq
+
+    tables = [pq.read_table(sorted(store.embedding_dir(e).glob("*.parquet")),
+                            columns=["video_id", "window_idx", "embedding_f32"]) for e in encoder_ids]
+    keys = tables[0].select(["video_id", "window_idx"])
+    dims = [t.schema.field("embedding_f32").type.byte_width // 4 for t in tables]
+    out = np.empty((keys.num_rows, sum(dims)), dtype=np.float32)
+    col = 0
+    for t, dim in zip(tables, dims):
+        if not t.select(["video_id", "window_idx"]).equals(keys):
+            raise NotImplementedError("encoders written in different row orders: align on keys")
+        row = 0
+        for ch in t.column("embedding_f32").chunks:
+            n = len(ch)
+            raw = np.frombuffer(ch.buffers()[1], dtype="<f4", count=(ch.offset + n) * dim)
+            block = out[row:row + n, col:col + dim]
+            block[:] = raw[ch.offset * dim:].reshape(n, dim)
+            if ch.null_count:
+                block[~np.asarray(ch.is_valid())] = np.nan
+            row += n
+        col += dim
+    return keys, out
+
+
 def fusion_vectors_proposed_sql(store: FeatureStore) -> str:
     """``fusion_vectors`` with newest-wins resolved on keys only, per encoder folder.
 
@@ -429,6 +484,14 @@ def explore_proposals(m: Matrix, store: FeatureStore, lz4_root: Path, part_windo
     _check("load_embeddings on LZ4 parts", mat, keys, m)
     ex["lz4_alloc"] = disk_usage(lz4_root)[1]
     log(f"LZ4 parts: write {ex['lz4_write'][0]:.2f} s, proposed reader {ex['lz4_reader'][0]:.3f} s")
+    blob_root = lz4_root.parent / "store_blob"
+    ex["blob_write"], blob = _timed(write_store, m, blob_root, part_windows, _BlobStore)
+    ex["blob_load"], (keys, mat) = _best(load_matrix_blob, repeat, blob, ids)
+    _check("float32 blob column", mat, keys, m)
+    ex["blob_sql"], (keys, mat) = _best(load_store_duckdb, 1, blob)
+    _check("DuckDB fusion_vectors on blob parts", mat, keys, m)
+    ex["blob_alloc"] = disk_usage(blob_root)[1]
+    log(f"blob parts: write {ex['blob_write'][0]:.2f} s, load {ex['blob_load'][0]:.3f} s")
     once = lz4_root.parent / "text_once"
     ex["once_write"], _ = _timed(write_text_once, m, once, part_windows)
     ex["once_load"], (keys, mat) = _best(load_text_once, repeat, lz4, once)
@@ -451,6 +514,8 @@ def explore_report(ex: dict, res: dict) -> str:
         ("A+B: proposed reader on LZ4 parts", ex["lz4_write"][0], *ex["lz4_reader"], ex["lz4_alloc"]),
         ("A+B+D: text vector stored once per distinct text, gathered", None, *ex["once_load"],
          ex["once_alloc"]),
+        ("E: B + float32 blob column beside the list, loader reads the blob", ex["blob_write"][0],
+         *ex["blob_load"], ex["blob_alloc"]),
         ("current: DuckDB fusion_vectors", None, res["duckdb_load_s"], res["duckdb_load_cpu"], res["store_alloc"]),
         ("C: fusion_vectors with keys-only newest-wins", None, *ex["sql"], res["store_alloc"]),
     ]
