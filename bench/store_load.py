@@ -33,9 +33,9 @@ average).
 
 ``--explore`` also times bench-only prototypes of changes to the store, each
 checked to return exactly the same matrix: A a single-pass reader, B LZ4 and
-no dictionary on the float column, C a ``fusion_vectors`` query resolving
-newest-wins on keys only, D one text vector per distinct text, E a float32
-blob column beside the list column (Parquet list levels dominate decoding).
+no dictionary on the float column, D one text vector per distinct text, E a
+float32 blob column beside the list column (Parquet list levels dominate
+decoding), and E with 10x larger parts (what compacting small parts gives).
 """
 from __future__ import annotations
 
@@ -282,7 +282,7 @@ def _profile(fn, *args, top: int = 12) -> str:
 
 
 # ------------------------------------------------------------------ proposals (--explore)
-# Measured alternatives for featurestore/store.py and sql/, which this bench
+# Measured alternatives for featurestore/store.py, which this bench
 # does not edit: each is checked to return exactly what the store returns.
 def load_matrix_proposed(store: FeatureStore, encoder_ids: list[str]) -> tuple[pa.Table, np.ndarray]:
     """Proposed reader: every part of an encoder in one threaded ``pq.read_table``
@@ -382,42 +382,6 @@ def load_matrix_blob(store: FeatureStore, encoder_ids: list[str]) -> tuple[pa.Ta
     return keys, out
 
 
-def fusion_vectors_proposed_sql(store: FeatureStore) -> str:
-    """``fusion_vectors`` with newest-wins resolved on keys only, per encoder folder.
-
-    The current view dedups with ``QUALIFY row_number() ... = 1`` over all
-    encoders, which DuckDB runs as a hash aggregate (``arg_max``) carrying every
-    3 KB embedding, three times (once per join). Here the window function sees
-    only (file, row) keys of one encoder and a semi join fetches the payload.
-    """
-    from featurestore.sqlfiles import sql_literal
-
-    chosen = store.chosen_encoders()
-
-    def newest(mod: str) -> str:
-        g = sql_literal(str(store.embedding_dir(chosen[mod]["encoder_id"]) / "*.parquet"))
-        src = f"read_parquet({g}, filename = true, file_row_number = true)"
-        return (f"(SELECT e.video_id, e.window_idx, e.embedding FROM {src} AS e SEMI JOIN "
-                f"(SELECT filename, file_row_number FROM {src} QUALIFY row_number() OVER "
-                f"(PARTITION BY video_id, window_idx ORDER BY written_at DESC, filename DESC) = 1) AS k "
-                f"USING (filename, file_row_number))")
-
-    cols = ", ".join(f"CAST({m[0]}.embedding AS FLOAT[{chosen[m]['dim']}]) AS {m}" for m in MODALITIES)
-    joins = "\n".join(f"LEFT JOIN {newest(m)} AS {m[0]} ON {m[0]}.video_id = w.video_id "
-                      f"AND {m[0]}.window_idx = w.window_idx" for m in MODALITIES)
-    return f"SELECT w.video_id, w.window_idx, {cols}\nFROM windows AS w\n{joins}"
-
-
-def load_duckdb_proposed(store: FeatureStore) -> tuple[pa.Table, np.ndarray]:
-    con = store.connect_memory()
-    try:
-        tbl = con.sql(fusion_vectors_proposed_sql(store)).to_arrow_table()
-    finally:
-        con.close()
-    mat = np.hstack([_flatten(tbl.column(m), DEFAULT_DIMS[m]) for m in MODALITIES])
-    return tbl.select(["video_id", "window_idx"]), mat
-
-
 def write_text_once(m: Matrix, root: Path, part_windows: int) -> None:
     """Proposal D layout: one vector per distinct text (``text_vectors``) and a
     per-window reference (``text_refs``), written in the same chunks as the windows."""
@@ -474,9 +438,6 @@ def explore_proposals(m: Matrix, store: FeatureStore, lz4_root: Path, part_windo
     ex["reader"], (keys, mat) = _best(load_matrix_proposed, repeat, store, ids)
     _check("proposed reader", mat, keys, m)
     log(f"proposed reader on current parts {ex['reader'][0]:.3f} s")
-    ex["sql"], (keys, mat) = _best(load_duckdb_proposed, repeat, store)
-    _check("proposed fusion_vectors SQL", mat, keys, m)
-    log(f"proposed fusion_vectors SQL {ex['sql'][0]:.3f} s")
     ex["lz4_write"], lz4 = _timed(write_store, m, lz4_root, part_windows, _LZ4Store)
     ex["lz4_reader"], (keys, mat) = _best(load_matrix_proposed, repeat, lz4, ids)
     _check("proposed reader on LZ4 parts", mat, keys, m)
@@ -492,6 +453,13 @@ def explore_proposals(m: Matrix, store: FeatureStore, lz4_root: Path, part_windo
     _check("DuckDB fusion_vectors on blob parts", mat, keys, m)
     ex["blob_alloc"] = disk_usage(blob_root)[1]
     log(f"blob parts: write {ex['blob_write'][0]:.2f} s, load {ex['blob_load'][0]:.3f} s")
+    # Fewer, larger parts, as a compaction of small parts would leave them.
+    big_root = lz4_root.parent / "store_blob_big"
+    ex["big_write"], big = _timed(write_store, m, big_root, part_windows * 10, _BlobStore)
+    ex["big_load"], (keys, mat) = _best(load_matrix_blob, repeat, big, ids)
+    _check("float32 blob column, large parts", mat, keys, m)
+    ex["big_alloc"] = disk_usage(big_root)[1]
+    log(f"blob parts x10 larger: load {ex['big_load'][0]:.3f} s")
     once = lz4_root.parent / "text_once"
     ex["once_write"], _ = _timed(write_text_once, m, once, part_windows)
     ex["once_load"], (keys, mat) = _best(load_text_once, repeat, lz4, once)
@@ -516,8 +484,8 @@ def explore_report(ex: dict, res: dict) -> str:
          ex["once_alloc"]),
         ("E: B + float32 blob column beside the list, loader reads the blob", ex["blob_write"][0],
          *ex["blob_load"], ex["blob_alloc"]),
-        ("current: DuckDB fusion_vectors", None, res["duckdb_load_s"], res["duckdb_load_cpu"], res["store_alloc"]),
-        ("C: fusion_vectors with keys-only newest-wins", None, *ex["sql"], res["store_alloc"]),
+        (f"E + parts of {10 * res['part_windows']} windows (compaction)", ex["big_write"][0],
+         *ex["big_load"], ex["big_alloc"]),
     ]
     out = ["Proposals (bench-only prototypes, same data, results checked equal):", "",
            "| variant | write s | load s (CPU s) | load vs .npy | B/window allocated |",
