@@ -175,6 +175,9 @@ def test_fer_video_path_shares_frames(fer_enc, images):
     assert rv == rw == [None, None]
     np.testing.assert_allclose(Xv, Xw, rtol=1e-6)
     assert Xv[0, 0] == 0.75 and Xv[1, 0] == 0.5
+    Xi, ri = fer_enc.encode_video(frames, times, windows, frame_index=np.array([[0, 1, 2, 3],
+                                                                               [2, 3, 4, 5]]))
+    np.testing.assert_array_equal(Xi, Xv)
     X0, r0 = fer_enc.encode_video(None, times, windows)
     assert r0 == [REASON_NO_VIDEO] * 2 and np.isnan(X0).all()
 
