@@ -121,6 +121,9 @@ class Embedder:
         self.store, self.encoders, self.transcriber = store, encoders, transcriber
         self.window_s, self.hop_s, self.chunk_size = window_s, hop_s, chunk_size
         self.progress = progress
+        for enc in encoders.values():
+            if hasattr(enc, "show_progress"):
+                enc.show_progress = progress
         self.log = log or (lambda msg: print(msg, file=sys.stderr))
 
     # ------------------------------------------------------------------ planning

@@ -69,6 +69,8 @@ class TextEncoder(Encoder):
         self._cache: OrderedDict[str, np.ndarray] = OrderedDict()
         #: Texts actually sent to the model so far (cache misses).
         self.texts_encoded = 0
+        #: Show a bar for long lists; the embed pipeline turns it off under --quiet.
+        self.show_progress = True
 
     def _encode_texts(self, texts: list[str]) -> np.ndarray:
         """(len(texts), dim) float32 embeddings of non-empty, distinct texts."""
@@ -106,7 +108,7 @@ class TextEncoder(Encoder):
         out = []
         steps = range(0, len(texts), self.batch_size)
         for i in tqdm(steps, desc=f"{self.name} texts", unit="batch", leave=False,
-                      disable=len(texts) <= 4 * self.batch_size):
+                      disable=not self.show_progress or len(texts) <= 4 * self.batch_size):
             chunk = texts[i:i + self.batch_size]
             vecs = np.asarray(self._encode_texts(chunk), dtype=np.float32)
             if vecs.shape != (len(chunk), self.dim):
