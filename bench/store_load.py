@@ -54,7 +54,7 @@ from pathlib import Path
 import numpy as np
 import pyarrow as pa
 
-from featurestore.schema import DEFAULT_DIMS, MODALITIES
+from featurestore.schema import DESIGN_CARD_DIMS as DEFAULT_DIMS, MODALITIES
 from featurestore.store import FeatureStore
 
 WINDOWS_PER_VIDEO = 60

@@ -74,7 +74,8 @@ def embedding_schema(dim: int) -> pa.Schema:
     """Schema of an embeddings part for one encoder of ``dim`` float32 values.
 
     ``embedding`` is NULL where the modality is missing for that window and
-    ``missing_reason`` then says why (no audio track, no face, no speech...).
+    ``missing_reason`` then says why (no audio track, no face, no speech...);
+    ``embedding_f32`` holds the same floats as a fixed-width blob (NULL alike).
     """
     return pa.schema([
         ("video_id", pa.string()),
@@ -82,6 +83,9 @@ def embedding_schema(dim: int) -> pa.Schema:
         ("embedding", pa.list_(pa.float32(), dim)),
         ("missing_reason", pa.string()),
         ("written_at", pa.timestamp("us", tz="UTC")),
+        # The same float32 values as one little-endian blob per row, for fast
+        # full-matrix loads (FeatureStore.load_embeddings); SQL uses ``embedding``.
+        ("embedding_f32", pa.binary(4 * dim)),
     ])
 
 
