@@ -411,7 +411,6 @@ def plan_demo_corpus(n_per_class: int = 4, seconds: tuple[float, float] = (3.0, 
     if not 0.5 < lo <= hi:
         raise ValueError(f"seconds must be (min, max) with 0.5 < min <= max, got {seconds!r}")
     n_test = _n_test(n_per_class, test_fraction)
-    n_train = n_per_class - n_test
     rng = np.random.default_rng(seed)
     rows = []
     for emotion in CLASSES:

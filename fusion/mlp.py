@@ -7,7 +7,6 @@ so callers pass raw ``WindowData.X`` rows (NaN blocks allowed).
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
 import numpy as np

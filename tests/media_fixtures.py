@@ -10,11 +10,6 @@ it got back (``frame_number_from_marker``).
 """
 from __future__ import annotations
 
-import shutil
-import subprocess
-import tempfile
-import wave
-from fractions import Fraction
 from pathlib import Path
 
 import numpy as np
@@ -35,19 +30,9 @@ MARKER_STEP = 16
 def espeak(text: str = SPEECH_TEXT, voice: str = "id", pitch: int = 50,
            speed: int = 150) -> tuple[np.ndarray, int]:
     """Synthesise ``text`` with espeak-ng; returns (float32 mono samples in [-1, 1], rate Hz)."""
-    exe = shutil.which("espeak-ng")
-    if exe is None:
-        raise RuntimeError("espeak-ng is not installed: `apt-get install espeak-ng` "
-                           "(tests synthesise Indonesian speech with it)")
-    with tempfile.TemporaryDirectory() as tmp:
-        wav = Path(tmp) / "speech.wav"
-        subprocess.run([exe, "-v", voice, "-p", str(pitch), "-s", str(speed), "-w", str(wav), text],
-                       check=True, capture_output=True)
-        with wave.open(str(wav), "rb") as fh:
-            rate, n = fh.getframerate(), fh.getnframes()
-            assert fh.getsampwidth() == 2 and fh.getnchannels() == 1
-            pcm = np.frombuffer(fh.readframes(n), dtype="<i2")
-    return (pcm.astype(np.float32) / 32768.0), rate
+    from featurestore.demo import speak
+
+    return speak(text, voice=voice, pitch=pitch, speed=speed)
 
 
 def face_image(face: bool = True, size: tuple[int, int] = (320, 240)) -> np.ndarray:
@@ -78,55 +63,19 @@ def frame_number_from_marker(frame: np.ndarray) -> int:
     return int(round(level / MARKER_STEP)) % (256 // MARKER_STEP)
 
 
-def _video_codec() -> str:
-    import av
-
-    return "libx264" if "libx264" in av.codecs_available else "mpeg4"
-
-
-def _audio_frames(samples: np.ndarray, rate: int, chunk: int = 1024):
-    import av
-
-    for start in range(0, len(samples), chunk):
-        piece = np.ascontiguousarray(samples[start:start + chunk], dtype=np.float32)[None, :]
-        frame = av.AudioFrame.from_ndarray(piece, format="fltp", layout="mono")
-        frame.sample_rate = rate
-        frame.pts = start
-        frame.time_base = Fraction(1, rate)
-        yield frame
-
-
 def _write(path: Path, image: np.ndarray | None, n_frames: int, fps: int,
            audio: tuple[np.ndarray, int] | None, marker: bool) -> Path:
-    import av
+    from featurestore.demo import write_talking_video
 
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with av.open(str(path), mode="w") as out:
-        vstream = astream = None
-        if image is not None:
-            vstream = out.add_stream(_video_codec(), rate=fps)
-            vstream.width, vstream.height = image.shape[1], image.shape[0]
-            vstream.pix_fmt = "yuv420p"
-        if audio is not None:
-            codec = {".wav": "pcm_s16le", ".mp3": "libmp3lame", ".flac": "flac"}.get(
-                path.suffix.lower(), "aac")
-            astream = out.add_stream(codec, rate=audio[1])
-            astream.layout = "mono"
-        if vstream is not None:
-            for i in range(n_frames):
-                img = image.copy()
-                if marker:
-                    img[:MARKER, :MARKER] = (i * MARKER_STEP) % 256
-                frame = av.VideoFrame.from_ndarray(img, format="rgb24")
-                frame.pts = i
-                frame.time_base = Fraction(1, fps)
-                out.mux(vstream.encode(frame))
-            out.mux(vstream.encode(None))
-        if astream is not None:
-            for frame in _audio_frames(*audio):
-                out.mux(astream.encode(frame))
-            out.mux(astream.encode(None))
-    return path
+    def frames():
+        for i in range(n_frames):
+            img = image.copy()
+            if marker:
+                img[:MARKER, :MARKER] = (i * MARKER_STEP) % 256
+            yield img
+
+    samples, rate = audio if audio is not None else (None, None)
+    return write_talking_video(path, frames() if image is not None else None, fps, samples, rate)
 
 
 def _fit(samples: np.ndarray, rate: int, seconds: float) -> np.ndarray:
