@@ -172,7 +172,8 @@ class Embedder:
             old = stored.loc[r["video_id"]]
             if any(_differs(old[c], r.get(c)) for c in _META):
                 # Same embeddings, new manifest facts (label fixed, split changed): record them.
-                refresh.append({**{c: old[c] for c in ("status", "error", "duration_s", "transcript_source")},
+                refresh.append({**{c: _na_to_none(old[c]) for c in ("status", "error", "duration_s",
+                                                                     "transcript_source")},
                                 **{c: r.get(c) for c in _META}, "video_id": r["video_id"]})
         if refresh:
             self.store.write_part("videos", refresh)
@@ -329,11 +330,16 @@ class Embedder:
         return X, blocks_r
 
 
+def _na_to_none(value):
+    """pandas' missing markers (NaN, NA) as None, so Arrow sees a null of any type."""
+    return None if value is None or value is pd.NA or (isinstance(value, float) and np.isnan(value)) \
+        else value
+
+
 def _differs(a, b) -> bool:
-    na = a is None or (isinstance(a, float) and np.isnan(a)) or a is pd.NA
-    nb = b is None or (isinstance(b, float) and np.isnan(b)) or b is pd.NA
-    if na or nb:
-        return na != nb
+    a, b = _na_to_none(a), _na_to_none(b)
+    if a is None or b is None:
+        return (a is None) != (b is None)
     return str(a) != str(b)
 
 

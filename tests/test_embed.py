@@ -183,3 +183,24 @@ def test_kill_and_resume_loses_and_duplicates_nothing(tmp_path, text_corpus):
     # views dedupe, but the parts themselves must not hold a window twice either
     raw = con.execute(f"SELECT count(*) FROM read_parquet('{store}/parts/windows/*.parquet')").fetchone()[0]
     assert raw == 24 * 12
+
+
+def test_changed_manifest_facts_update_without_reembedding(tmp_path, text_corpus, encoders):
+    """A fixed label, a row moved to test: recorded, while embeddings are reused."""
+    store = FeatureStore(tmp_path / "s")
+    text_only = {"text": encoders["text"]}
+    first = read_manifest(text_corpus / "m.csv")
+    Embedder(store, text_only, progress=False).run(first)
+    rows = (text_corpus / "m.csv").read_text().splitlines()
+    rows[1] = rows[1].replace(",senang,", ",,")        # v0: label removed (now a test video)
+    rows[2] = rows[2].replace(",marah,", ",Sedih,")    # v1: label fixed
+    changed = tmp_path / "m2.csv"
+    changed.write_text("\n".join(rows) + "\n")
+    manifest = read_manifest(changed)
+    manifest.videos["transcript_path"] = first.videos["transcript_path"]
+    report = Embedder(store, text_only, progress=False).run(manifest)
+    assert report.n_embedded == 0 and report.n_skipped == 24
+    got = {r["video_id"]: (r["label"], r["split"]) for r in store.query(
+        "SELECT video_id, label, split FROM videos WHERE video_id IN ('v0', 'v1')").to_pylist()}
+    assert got == {"v0": (None, "test"), "v1": ("Sadness", "train")}
+    assert store.query("SELECT count(*) AS n FROM videos WHERE status = 'ok'").column(0)[0].as_py() == 24
