@@ -51,7 +51,7 @@ def cmd_embed(args) -> int:
     report = embed_manifest(
         store, manifest, modalities=args.modalities, encoder_names=names, device=args.device,
         asr_backend=args.asr_backend, asr_model=args.asr_model, language=args.language,
-        text_model=args.text_model, shard=parse_shard(args.shard), chunk_size=args.chunk_size,
+        text_model=args.text_model, beam_size=args.beam_size, shard=parse_shard(args.shard), chunk_size=args.chunk_size,
         progress=not args.quiet)
     print(report.summary())
     print(f"store: {store.root}")
@@ -170,7 +170,8 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--asr-backend", default="faster-whisper", choices=["faster-whisper", "openai-whisper"])
     e.add_argument("--asr-model", help="faster-whisper name/path (small, large-v3...) or an "
                    "openai-whisper checkpoint; default: offline Whisper base")
-    e.add_argument("--language", default="id", help="spoken language (default id; 'auto' detects)")
+    e.add_argument("--language", default="id", help="spoken language (default id)")
+    e.add_argument("--beam-size", type=int, help="Whisper beam width (default: 1 on CPU, 5 on CUDA)")
     e.add_argument("--text-model", help="a local sentence-transformers/HF model directory")
     e.add_argument("--audio-encoder", help="audio encoder name (see `encoders`)")
     e.add_argument("--video-encoder", help="video encoder name")

@@ -111,7 +111,9 @@ class Transcriber:
         compute_type: faster-whisper: None -> ``int8`` on CPU, ``float16`` on CUDA;
             openai-whisper: ``"float16"`` or ``"float32"`` (None -> fp16 on CUDA only).
         vad_filter: drop non-speech with Silero VAD before decoding.
-        beam_size: beam search width.
+        beam_size: beam search width; None -> 5 on CUDA, 1 (greedy) on CPU. On 2 CPU
+            cores greedy decoding takes Whisper base from ~10 to ~3.4 s per minute of
+            speech (bench/embed_speed.py) with the same words on espeak-ng test speech.
         temperature: decoding temperature, or the fallback sequence tried when a
             segment looks degenerate (Whisper's default ``(0.0, 0.2, ..., 1.0)``).
         cpu_threads: CPU threads (None -> ``os.cpu_count()``).
@@ -125,7 +127,7 @@ class Transcriber:
         device: str = "auto",
         compute_type: str | None = None,
         vad_filter: bool = True,
-        beam_size: int = 5,
+        beam_size: int | None = None,
         temperature: float | Sequence[float] = WHISPER_TEMPERATURES,
         cpu_threads: int | None = None,
     ) -> None:
@@ -142,12 +144,12 @@ class Transcriber:
         self.backend = backend
         self.language = language
         self.vad_filter = vad_filter
-        self.beam_size = beam_size
         self.temperature = (
             float(temperature) if np.isscalar(temperature) else tuple(float(t) for t in temperature)
         )
         self.cpu_threads = cpu_threads or os.cpu_count() or 1
         self.device = self._resolve_device(device)
+        self.beam_size = beam_size if beam_size is not None else (5 if self.device == "cuda" else 1)
         self.compute_type = compute_type or self._default_compute_type()
         self._model_arg = model
         self._model_path: Path | None = None

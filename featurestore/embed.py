@@ -346,7 +346,7 @@ def _differs(a, b) -> bool:
 def embed_manifest(store: FeatureStore, manifest: Manifest, modalities: Iterable[str] = MODALITIES,
                    encoder_names: dict[str, str] | None = None, device: str = "auto",
                    asr_backend: str = "faster-whisper", asr_model: str | None = None,
-                   language: str = "id", text_model: str | None = None,
+                   language: str = "id", text_model: str | None = None, beam_size: int | None = None,
                    shard: tuple[int, int] = (0, 1), chunk_size: int = 8,
                    progress: bool = True) -> EmbedReport:
     """Library entry point behind ``cli.py embed``: build encoders, run, report."""
@@ -364,6 +364,7 @@ def embed_manifest(store: FeatureStore, manifest: Manifest, modalities: Iterable
     needs_asr = "text" in modalities and manifest.videos["transcript_path"].isna().any()
     if needs_asr:
         from .asr import Transcriber
-        transcriber = Transcriber(backend=asr_backend, model=asr_model, language=language, device=device)
+        transcriber = Transcriber(backend=asr_backend, model=asr_model, language=language,
+                                  device=device, beam_size=beam_size)
     embedder = Embedder(store, encoders, transcriber, chunk_size=chunk_size, progress=progress)
     return embedder.run(manifest, shard=shard)
