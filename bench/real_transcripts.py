@@ -91,6 +91,8 @@ def run(quick: bool = False, trials: int = 30, test_size: float = 0.2, seed: int
         {"figure": "held-out video macro-F1 (real transcripts, text only)", "value": round(f1, 3),
          "unit": "F1", "baseline": round(surprise, 3), "ratio": round(f1 / surprise, 1) if surprise else None,
          "command": cmd},
+        {"figure": f"tune-fusion wall time ({trials} trials, 2 cores)", "value": round(times["tune-fusion"], 1),
+         "unit": "s", "baseline": None, "ratio": None, "command": cmd},
         {"figure": "end-to-end wall time (embed+tune+predict+export)", "value": round(total, 1),
          "unit": "s", "baseline": None, "ratio": None, "command": cmd},
     ]
