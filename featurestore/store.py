@@ -294,10 +294,42 @@ class FeatureStore:
             column = "embedding"
         matrix = _vectors_to_numpy(tbl.column(column))
         keys = tbl.select(["video_id", "window_idx", "missing_reason"])
-        keep = _newest_rows(keys)
+        keep = _newest_rows(keys, files)
         if keep is not None:
             matrix, keys = matrix[keep], keys.take(pa.array(keep))
         return keys, matrix
+
+    def compact(self) -> dict[str, int]:
+        """Merge each folder's parts into one part, newest-wins applied; returns parts merged.
+
+        Many small parts (``embed`` writes a few per chunk of videos) cost a
+        full-matrix load a fixed time per file. Compaction is maintenance: run it
+        when no process is writing or querying the store. The merged part takes
+        the newest input's name (with a suffix), so parts written later still win.
+        """
+        merged: dict[str, int] = {}
+        folders = [self.part_dir(k) for k in _KINDS] + sorted(self.parts_dir.glob("embeddings/encoder_id=*"))
+        for folder in folders:
+            files = sorted(f for f in folder.glob("*.parquet") if not f.name.endswith("-empty.parquet"))
+            if len(files) < 2:
+                continue
+            tables = [pq.read_table(f) for f in files]
+            keys = _FILE_KEYS.get(folder.name, ["video_id"] if folder.parent.name == "embeddings" else None)
+            if keys:
+                # A key's rows all come from its newest part (the views' rule).
+                key_str = [_key_strings(t, keys) for t in tables]
+                newest: dict[str, int] = {}
+                for i, ks in enumerate(key_str):
+                    newest.update(dict.fromkeys(pa.compute.unique(ks).to_pylist(), i))
+                tables = [t.filter(pa.compute.is_in(ks, value_set=pa.array(
+                              [k for k, j in newest.items() if j == i], pa.string())))
+                          for i, (t, ks) in enumerate(zip(tables, key_str))]
+            table = pa.concat_tables(tables)
+            self._atomic_write(table, folder / (files[-1].stem + "-compact.parquet"))
+            for f in files:
+                f.unlink()
+            merged[str(folder.relative_to(self.parts_dir))] = len(files)
+        return merged
 
     def snapshot(self) -> dict:
         """Counts and newest write time of every part kind: identifies the store's state."""
@@ -346,6 +378,15 @@ def _as_table(table: pa.Table | dict | list[dict]) -> pa.Table:
     raise TypeError(f"cannot make a part from {type(table).__name__}")
 
 
+#: Part folders whose views decide "newest wins" per key on file names.
+_FILE_KEYS = {"windows": ["video_id"], "window_predictions": ["model_id", "video_id"]}
+
+
+def _key_strings(table: pa.Table, keys: list[str]) -> pa.Array:
+    cols = [table.column(c).cast(pa.string()) for c in keys]
+    return cols[0] if len(cols) == 1 else pa.compute.binary_join_element_wise(*cols, "\x1f")
+
+
 def _vectors_to_numpy(col: pa.ChunkedArray) -> np.ndarray:
     """(n, dim) float32 from a fixed-width blob or (fixed-size) list column; NULL rows -> NaN."""
     chunks = col.chunks
@@ -371,14 +412,15 @@ def _vectors_to_numpy(col: pa.ChunkedArray) -> np.ndarray:
     return out
 
 
-def _newest_rows(keys: pa.Table) -> np.ndarray | None:
-    """Row positions to keep so each (video_id, window_idx) appears once, the last
-    (= newest: parts are read in write order) winning; None when keys are unique."""
-    codes = pa.compute.dictionary_encode(keys.column("video_id").combine_chunks()).indices
-    key = (codes.to_numpy().astype(np.int64) << 32) | keys.column("window_idx").to_numpy().astype(np.int64)
-    uniq = np.unique(key)
-    if len(uniq) == len(key):
+def _newest_rows(keys: pa.Table, files: list[Path]) -> np.ndarray | None:
+    """Rows to keep under the views' rule: each video's rows come from the newest
+    part holding it (``files`` in write order, the rows of ``keys`` concatenated
+    in that order); None when no (video, window) appears twice."""
+    codes = pa.compute.dictionary_encode(keys.column("video_id").combine_chunks()).indices.to_numpy()
+    key = (codes.astype(np.int64) << 32) | keys.column("window_idx").to_numpy().astype(np.int64)
+    if len(np.unique(key)) == len(key):
         return None
-    # np.unique on the reversed keys finds each key's last occurrence.
-    _, last_from_end = np.unique(key[::-1], return_index=True)
-    return np.sort(len(key) - 1 - last_from_end)
+    file_idx = np.repeat(np.arange(len(files)), [pq.ParquetFile(f).metadata.num_rows for f in files])
+    newest = np.full(codes.max() + 1, -1)
+    np.maximum.at(newest, codes, file_idx)
+    return np.flatnonzero(file_idx == newest[codes])

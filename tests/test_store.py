@@ -143,3 +143,41 @@ def test_two_concurrent_writer_processes(tmp_path):
     assert con.execute("SELECT count(*), count(DISTINCT video_id) FROM windows").fetchone() == (240, 80)
     assert con.execute("SELECT count(*) FROM embeddings").fetchone() == (240,)
     assert not list(root.rglob("*.tmp"))
+
+
+def test_compact_keeps_every_view_and_newest_wins(tmp_path):
+    store = FeatureStore(tmp_path / "s")
+    for k in range(6):
+        add_video(store, f"v{k}", 4, {"audio": 8, "text": 5}, missing={"text": [1]}, seed=k)
+    newer = add_video(store, "v2", 3, {"audio": 8, "text": 5}, seed=99)   # v2 rewritten, fewer windows
+    store.write_part("window_predictions", [{"model_id": "m", "video_id": "v0", "window_idx": i,
+                                             "probs": [0.125] * 8} for i in range(4)])
+    store.write_part("window_predictions", [{"model_id": "m", "video_id": "v0", "window_idx": i,
+                                             "probs": [0.5] + [0.5 / 7] * 7} for i in range(2)])
+
+    def views():
+        con = store.connect_memory()
+        out = {q: con.execute(q).fetchall() for q in (
+            "SELECT * EXCLUDE (written_at) FROM windows ORDER BY ALL",
+            "SELECT video_id, window_idx, audio, text FROM fusion_vectors ORDER BY ALL",
+            "SELECT * EXCLUDE (written_at) FROM window_predictions ORDER BY ALL",
+            "SELECT video_id, status FROM videos ORDER BY ALL",
+            "SELECT encoder_id, video_id, window_idx, missing_reason FROM embeddings ORDER BY ALL")}
+        con.close()
+        return out
+
+    before = views()
+    keys_before, m_before = store.load_embeddings("audio-8")
+    merged = store.compact()
+    assert merged["windows"] == 7 and merged["embeddings/encoder_id=audio-8"] == 7
+    assert len(list(store.embedding_dir("audio-8").glob("*.parquet"))) == 1
+    assert views() == before
+    keys_after, m_after = store.load_embeddings("audio-8")
+    assert keys_after.equals(keys_before) and np.array_equal(m_after, m_before, equal_nan=True)
+    v2 = keys_after.column("video_id").to_numpy(zero_copy_only=False) == "v2"
+    np.testing.assert_array_equal(m_after[v2], newer["audio"])
+    # parts written after compaction still win
+    latest = add_video(store, "v3", 4, {"audio": 8, "text": 5}, seed=7)
+    _, m = store.load_embeddings("audio-8")
+    got = store.query("SELECT audio FROM fusion_vectors WHERE video_id = 'v3' ORDER BY window_idx")
+    np.testing.assert_array_equal(np.array(got.column(0).to_pylist(), np.float32), latest["audio"])
