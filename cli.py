@@ -5,6 +5,7 @@
     python cli.py predict --store S --split test
     python cli.py export-submission --store S --split test --out submission.csv
     python cli.py sql --store S "SELECT label, count(*) FROM videos GROUP BY 1"
+    python cli.py compact --store S
 
 Also installed as the ``reels-emotion`` console script and runnable as
 ``python -m featurestore``. Exit status: 0 success, 1 some rows/videos failed
@@ -135,6 +136,17 @@ def cmd_sql(args) -> int:
     return EXIT_OK
 
 
+def cmd_compact(args) -> int:
+    store = _store(args)
+    merged = store.compact()
+    store.refresh_catalog()
+    for folder, n in merged.items():
+        print(f"{folder}: {n} parts -> 1")
+    if not merged:
+        print("nothing to compact")
+    return EXIT_OK
+
+
 def cmd_encoders(args) -> int:
     from featurestore.encoders.registry import available_encoders, default_encoder
     rows = [{"name": n, "modality": m, "dim": d, "default": n == default_encoder(m), "description": desc}
@@ -219,6 +231,10 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("query")
     q.add_argument("--format", default="table", choices=["table", "csv", "json"])
     q.set_defaults(func=cmd_sql)
+
+    c = with_store(sub.add_parser("compact", help="merge small parts (maintenance: run while "
+                                  "nothing else reads or writes the store)"))
+    c.set_defaults(func=cmd_compact)
 
     en = sub.add_parser("encoders", help="list the available encoders")
     en.set_defaults(func=cmd_encoders)

@@ -528,6 +528,13 @@ def measure(n_windows: int, tmp: Path, part_windows: int, repeat: int = 3, seed:
     res["npy_bytes"], res["npy_alloc"], res["npy_files"] = disk_usage(npy_root)
     del mat
 
+    # After `cli.py compact`: one part per folder, the per-file cost gone.
+    (res["compact_s"], _), _ = _timed(store.compact)
+    (res["compacted_load_s"], res["compacted_load_cpu"]), (keys, mat) = _best(load_store_embeddings, repeat, store)
+    _check("store load_embeddings after compact", mat, keys, m)
+    log(f"store compact {res['compact_s']:.2f} s; load_embeddings x3 after it {res['compacted_load_s']:.3f} s")
+    del mat
+
     if profile:
         res["profile_store"] = _profile(load_store_embeddings, store)
         res["profile_duckdb"] = _profile(load_store_duckdb, store)
@@ -556,13 +563,18 @@ def report(res: dict, command: str) -> str:
     out += [f"| {name} | {res[w + '_s']:.2f} ({res[w + '_cpu']:.2f}) | {res[ld + '_s']:.3f} ({res[ld + '_cpu']:.3f}) "
             f"| {kb(res[d + '_alloc'])} | {kb(res[d + '_bytes'])} | {res[d + '_files']:,} |"
             for name, w, ld, d in rows]
+    out.append(f"| store after `compact` ({res['compact_s']:.1f} s): load_embeddings x3 | | "
+               f"{res['compacted_load_s']:.3f} ({res['compacted_load_cpu']:.3f}) | | | |")
     ra, rb = res["npy_load_s"] / res["store_load_s"], res["npy_load_s"] / res["duckdb_load_s"]
     rc = res["npy_load_cpu"] / res["store_load_cpu"]
     per_window = res["store_alloc"] / n
     out += ["",
             f"load speed-up vs .npy: load_embeddings {ra:.0f}x, DuckDB {rb:.0f}x "
-            f"(target >= {TARGET_LOAD_RATIO:.0f}x: {'met' if ra >= TARGET_LOAD_RATIO else 'MISSED'}); "
-            f"in CPU time load_embeddings {rc:.0f}x; "
+            f"(target >= {TARGET_LOAD_RATIO:.0f}x: {'met' if ra >= TARGET_LOAD_RATIO else 'MISSED'} as "
+            f"written, {'met' if res['npy_load_s'] / res['compacted_load_s'] >= TARGET_LOAD_RATIO else 'MISSED'}"
+            f" after compact); "
+            f"in CPU time load_embeddings {rc:.0f}x; after compact "
+            f"{res['npy_load_s'] / res['compacted_load_s']:.0f}x; "
             f"write speed-up {res['npy_write_s'] / res['store_write_s']:.0f}x",
             f"store bytes/window {per_window:.0f} allocated (embeddings alone "
             f"{res['store_emb_alloc'] / n:.0f}); target <= {TARGET_BYTES_PER_WINDOW}: "
@@ -601,6 +613,9 @@ def run(quick: bool = False, windows: int | None = None, tmp: str | None = None,
         {"figure": f"full-matrix load, store.load_embeddings ({n:,} windows x 899)",
          "value": round(res["store_load_s"], 3), "unit": "s", "baseline": round(npy, 2),
          "ratio": round(npy / res["store_load_s"], 1), "command": cmd},
+        {"figure": f"full-matrix load after compact, store.load_embeddings ({n:,} windows x 899)",
+         "value": round(res["compacted_load_s"], 3), "unit": "s", "baseline": round(npy, 2),
+         "ratio": round(npy / res["compacted_load_s"], 1), "command": cmd},
         {"figure": f"full-matrix load, DuckDB fusion_vectors ({n:,} windows x 899)",
          "value": round(res["duckdb_load_s"], 3), "unit": "s", "baseline": round(npy, 2),
          "ratio": round(npy / res["duckdb_load_s"], 1), "command": cmd},

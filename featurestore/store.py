@@ -35,6 +35,7 @@ from .schema import AGGREGATIONS, CLASSES, DEFAULT_DIMS, MODALITIES, PART_SCHEMA
 from .sqlfiles import read_sql, sql_literal
 
 CATALOG = "catalog.duckdb"
+COMPACT_ROW_GROUP = 4096
 _KINDS = tuple(PART_SCHEMAS)
 # Views the catalog defines, in dependency order.
 _VIEW_KINDS = ("videos", "windows", "encoders", "models", "window_predictions")
@@ -116,11 +117,11 @@ class FeatureStore:
 
     # ------------------------------------------------------------------ writing
     @staticmethod
-    def _atomic_write(table: pa.Table, target: Path) -> Path:
+    def _atomic_write(table: pa.Table, target: Path, row_group_size: int | None = None) -> Path:
         tmp = target.with_name(target.name + f".{uuid.uuid4().hex[:6]}.tmp")
         # LZ4 decodes fastest; a dictionary of float vectors only grows the file.
         plain = {"embedding", "embedding_f32", "probs"}
-        pq.write_table(table, tmp, compression="lz4",
+        pq.write_table(table, tmp, compression="lz4", row_group_size=row_group_size,
                        use_dictionary=[c for c in table.column_names if c not in plain])
         os.replace(tmp, target)
         return target
@@ -325,7 +326,9 @@ class FeatureStore:
                               [k for k, j in newest.items() if j == i], pa.string())))
                           for i, (t, ks) in enumerate(zip(tables, key_str))]
             table = pa.concat_tables(tables)
-            self._atomic_write(table, folder / (files[-1].stem + "-compact.parquet"))
+            # Row groups of a few thousand rows keep the threaded reader busy on every core.
+            self._atomic_write(table, folder / (files[-1].stem + "-compact.parquet"),
+                               row_group_size=COMPACT_ROW_GROUP)
             for f in files:
                 f.unlink()
             merged[str(folder.relative_to(self.parts_dir))] = len(files)

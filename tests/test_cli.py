@@ -68,3 +68,14 @@ def test_console_entry_points_agree():
     b = cli("--help")
     assert a.returncode == b.returncode == 0 and a.stdout == b.stdout
     assert "tune-fusion" in a.stdout and "export-submission" in a.stdout
+
+
+def test_compact_command(tmp_path, text_manifest):
+    store = tmp_path / "s"
+    cli("embed", "--store", str(store), "--manifest", str(text_manifest), "--modalities", "text",
+        "--chunk-size", "1", "--quiet")
+    before = cli("sql", "--store", str(store), "--format", "csv", "SELECT * EXCLUDE (written_at) FROM windows ORDER BY ALL")
+    r = cli("compact", "--store", str(store))
+    assert r.returncode == 0 and "windows: 3 parts -> 1" in r.stdout
+    after = cli("sql", "--store", str(store), "--format", "csv", "SELECT * EXCLUDE (written_at) FROM windows ORDER BY ALL")
+    assert after.stdout == before.stdout and after.stdout.count("\n") == 1 + 9
