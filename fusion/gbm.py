@@ -14,7 +14,7 @@ from sklearn.base import BaseEstimator, ClassifierMixin
 
 from featurestore.schema import N_CLASSES
 
-from .preprocess import expand_proba, inner_split, sample_weights
+from .preprocess import expand_proba, inner_split, present_classes, sample_weights
 
 #: Below this many matrix cells (rows x features) LightGBM is run on one thread.
 SMALL_PROBLEM = 2_000_000
@@ -73,10 +73,7 @@ class LGBMClassifier(ClassifierMixin, BaseEstimator):
         X = np.asarray(X, dtype=np.float32)
         y = np.asarray(y, dtype=np.int64)
         self.classes_ = np.arange(self.n_classes)
-        self.present_ = np.unique(y)
-        remap = np.full(self.n_classes, -1)
-        remap[self.present_] = np.arange(len(self.present_))
-        yy = remap[y]
+        self.present_, yy = present_classes(y, self.n_classes)
         w = sample_weights(y, self.n_classes, self.class_weight, sample_weight)
         self.n_features_in_ = X.shape[1]
         n_out = len(self.present_)

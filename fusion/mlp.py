@@ -16,7 +16,7 @@ from torch import nn
 
 from featurestore.schema import N_CLASSES
 
-from .preprocess import Imputer, expand_proba, inner_split, sample_weights
+from .preprocess import Imputer, expand_proba, inner_split, present_classes, sample_weights
 
 
 def resolve_device(device: str) -> torch.device:
@@ -97,10 +97,7 @@ class MLPClassifier(ClassifierMixin, BaseEstimator):
         torch.manual_seed(self.random_state)
         dev = resolve_device(self.device)
         self.classes_ = np.arange(self.n_classes)
-        self.present_ = np.unique(y)
-        remap = np.full(self.n_classes, -1)
-        remap[self.present_] = np.arange(len(self.present_))
-        yy = remap[y]
+        self.present_, yy = present_classes(y, self.n_classes)
         w = sample_weights(y, self.n_classes, self.class_weight, sample_weight)
 
         tr, va = inner_split(y, groups, self.val_fraction, self.random_state)

@@ -117,6 +117,15 @@ def inner_split(y: np.ndarray, groups: np.ndarray | None, fraction: float,
         return np.sort(perm[k:]), np.sort(perm[:k])
 
 
+def present_classes(y: np.ndarray, n_classes: int) -> tuple[np.ndarray, np.ndarray]:
+    """(classes present in ``y``, ``y`` re-coded to 0..len(present)-1): estimators train
+    only on the classes they saw and :func:`expand_proba` maps back to all ``n_classes``."""
+    present = np.unique(y)
+    remap = np.full(n_classes, -1)
+    remap[present] = np.arange(len(present))
+    return present, remap[y]
+
+
 def expand_proba(proba: np.ndarray, present: np.ndarray, n_classes: int) -> np.ndarray:
     """(n, len(present)) probabilities over the trained classes -> (n, n_classes), zeros elsewhere."""
     out = np.zeros((proba.shape[0], n_classes), dtype=np.float32)
