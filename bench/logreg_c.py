@@ -1,0 +1,80 @@
+"""How stable is the pooled-logreg choice of C on the real transcripts?
+
+Per video, the mean e5-small vector of its windows (as the pooled families see
+it); the fusion package's own ``LogRegClassifier`` (balanced class weights);
+scored two ways, both grouped by identical transcript:
+
+* grouped stratified 5-fold CV, video macro-F1 of the pooled out-of-fold
+  predictions, for three fold seeds;
+* ten held-out 20 % splits (the first fold of ``StratifiedGroupKFold(5)``
+  with seeds 0..9), macro-F1 on the held-out videos.
+
+    .venv/bin/python -m bench.logreg_c [--C 0.01 0.05 0.2]
+
+Reuses the e5 cache of ``bench/tune_transcripts.py`` (encodes and caches the
+19,658 distinct texts once when absent, about 5 minutes).
+"""
+from __future__ import annotations
+
+import argparse
+
+import numpy as np
+from sklearn.metrics import f1_score
+from sklearn.model_selection import StratifiedGroupKFold
+
+from bench.tune_transcripts import DATA, build_con
+from fusion.linear import LogRegClassifier
+
+
+def pooled(con) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(X mean text vector per video, y labels, groups = identical-transcript ids)."""
+    from fusion.data import load_window_data
+
+    data = load_window_data(con)
+    videos = data.videos.reset_index(drop=True)
+    X = np.zeros((len(videos), data.X.shape[1]), np.float32)
+    ok = ~np.isnan(data.X).any(axis=1)
+    np.add.at(X, data.video_code[ok], data.X[ok])
+    X /= np.maximum(np.bincount(data.video_code[ok], minlength=len(videos)), 1)[:, None]
+    grp = dict(con.execute("""
+        SELECT video_id, md5(string_agg(coalesce(transcript, ''), '|' ORDER BY window_idx))
+        FROM windows GROUP BY video_id""").fetchall())
+    return X, videos["label"].to_numpy(), np.array([grp[v] for v in videos["video_id"]])
+
+
+def scores(X, y, groups, C: float) -> tuple[list[float], list[float]]:
+    cv = []
+    for seed in range(3):
+        pred = np.empty(len(y), dtype=object)
+        for tr, va in StratifiedGroupKFold(5, shuffle=True, random_state=seed).split(X, y, groups):
+            pred[va] = _fit_predict(X, y, tr, va, C)
+        cv.append(f1_score(y, pred, average="macro"))
+    held = []
+    for seed in range(10):
+        tr, va = next(StratifiedGroupKFold(5, shuffle=True, random_state=seed).split(X, y, groups))
+        held.append(f1_score(y[va], _fit_predict(X, y, tr, va, C), average="macro"))
+    return cv, held
+
+
+def _fit_predict(X, y, tr, va, C):
+    classes = np.array(sorted(set(y)))
+    code = {c: i for i, c in enumerate(classes)}
+    m = LogRegClassifier(C=C, class_weight="balanced", n_classes=len(classes))
+    m.fit(X[tr], np.array([code[c] for c in y[tr]]))
+    return classes[m.predict_proba(X[va]).argmax(1)]
+
+
+def main(argv: list[str] | None = None) -> None:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--C", type=float, nargs="+", default=[0.01, 0.05, 0.2])
+    a = p.parse_args(argv)
+    X, y, groups = pooled(build_con(DATA))
+    print(f"{len(y)} videos, {len(set(groups))} transcript groups; `python -m bench.logreg_c`")
+    print("| C | grouped 5-fold CV (3 seeds) | held-out 20 % (10 splits) |\n|---|---|---|")
+    for C in a.C:
+        cv, held = scores(X, y, groups, C)
+        print(f"| {C:g} | {np.mean(cv):.3f} ± {np.std(cv):.3f} | {np.mean(held):.3f} ± {np.std(held):.3f} |")
+
+
+if __name__ == "__main__":
+    main()
