@@ -1,28 +1,10 @@
-"""Loader for the named ``sql/*.sql`` files this package runs.
-
-Uses ``featurestore.sqlfiles.read_sql`` when that module is importable so
-there is one loader for the whole project; falls back to reading the file
-directly so ``fusion`` also works on a bare DuckDB connection.
-"""
+"""SQL helpers of this package; the named ``sql/*.sql`` files are read by the
+project's one loader, ``featurestore.sqlfiles.read_sql``."""
 from __future__ import annotations
 
-from pathlib import Path
+from featurestore.sqlfiles import read_sql
 
-SQL_DIR = Path(__file__).resolve().parent.parent / "sql"
-
-
-def read_sql(name: str) -> str:
-    """Text of ``sql/<name>.sql``; raises FileNotFoundError naming the path."""
-    try:
-        from featurestore.sqlfiles import read_sql as _store_read_sql
-    except ImportError:
-        _store_read_sql = None
-    if _store_read_sql is not None:
-        return _store_read_sql(name)
-    path = SQL_DIR / f"{name}.sql"
-    if not path.exists():
-        raise FileNotFoundError(f"no SQL file {path}")
-    return path.read_text()
+__all__ = ["read_sql", "strip_statement", "fetch_arrow", "relation_columns", "scalar"]
 
 
 def strip_statement(sql: str) -> str:

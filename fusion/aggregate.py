@@ -14,24 +14,9 @@ import pyarrow as pa
 from sklearn.metrics import f1_score
 
 from featurestore.schema import AGGREGATIONS, CLASSES
+from featurestore.store import aggregation_sql  # noqa: F401  (the one implementation)
 
-from ._sql import fetch_arrow, read_sql, strip_statement
-
-
-def classes_literal(classes: tuple[str, ...] = CLASSES) -> str:
-    """SQL list literal of the class names, e.g. ``['Anger', 'Fear', ...]``."""
-    return "[" + ", ".join("'" + c.replace("'", "''") + "'" for c in classes) + "]"
-
-
-def aggregation_sql(method: str) -> str:
-    """The SELECT of ``sql/aggregate_<method>.sql`` with the class list filled in.
-
-    Reads a relation ``window_predictions(model_id, video_id, window_idx, probs)``;
-    returns ``(model_id, video_id, method, emotion, confidence, probs)``.
-    """
-    if method not in AGGREGATIONS:
-        raise ValueError(f"unknown aggregation {method!r}; choose one of {list(AGGREGATIONS)}")
-    return strip_statement(read_sql(f"aggregate_{method}").format(classes=classes_literal()))
+from ._sql import fetch_arrow
 
 
 def window_predictions_table(probs: np.ndarray, video_id: np.ndarray, window_idx: np.ndarray,
