@@ -194,7 +194,7 @@ class FeatureStore:
     def _glob(self, kind: str) -> str:
         return sql_literal(str(self.part_dir(kind) / "*.parquet"))
 
-    def chosen_encoders(self, con: duckdb.DuckDBPyConnection | None = None) -> dict[str, dict]:
+    def chosen_encoders(self) -> dict[str, dict]:
         """The encoder per modality that ``fusion_vectors`` uses: the one used most recently.
 
         Returns ``{modality: {"encoder_id", "name", "dim"}}`` for modalities that have one.
@@ -278,22 +278,14 @@ class FeatureStore:
         """Fast full-matrix read of one encoder: (keys table, float32 (n, dim) with NaN rows).
 
         Reads every part of the encoder in one threaded pyarrow call, taking the
-        fixed-width ``embedding_f32`` blobs (the ``embedding`` list for parts
-        without them) straight into one array; no per-row Python. Where a
-        window was written twice the newest part wins.
+        fixed-width ``embedding_f32`` blobs straight into one array; no per-row
+        Python. Where a window was written twice the newest part wins.
         """
         files = sorted(self.embedding_dir(encoder_id).glob("*.parquet"))
         if not files:
             raise StoreError(f"no embeddings for encoder {encoder_id!r} in {self.root}")
-        has_blob = "embedding_f32" in pq.read_schema(files[-1]).names
-        column = "embedding_f32" if has_blob else "embedding"
-        try:
-            tbl = pq.read_table(files, columns=["video_id", "window_idx", "missing_reason", column])
-        except (pa.ArrowInvalid, pa.ArrowTypeError):  # parts of both kinds: read each its way
-            tbl = pa.concat_tables([pq.read_table(f, columns=["video_id", "window_idx", "missing_reason", "embedding"])
-                                    for f in files])
-            column = "embedding"
-        matrix = _vectors_to_numpy(tbl.column(column))
+        tbl = pq.read_table(files, columns=["video_id", "window_idx", "missing_reason", "embedding_f32"])
+        matrix = _blobs_to_numpy(tbl.column("embedding_f32"))
         keys = tbl.select(["video_id", "window_idx", "missing_reason"])
         keep = _newest_rows(keys, files)
         if keep is not None:
@@ -390,25 +382,16 @@ def _key_strings(table: pa.Table, keys: list[str]) -> pa.Array:
     return cols[0] if len(cols) == 1 else pa.compute.binary_join_element_wise(*cols, "\x1f")
 
 
-def _vectors_to_numpy(col: pa.ChunkedArray) -> np.ndarray:
-    """(n, dim) float32 from a fixed-width blob or (fixed-size) list column; NULL rows -> NaN."""
-    chunks = col.chunks
-    typ = col.type
-    dim = typ.byte_width // 4 if pa.types.is_fixed_size_binary(typ) else getattr(typ, "list_size", None)
-    if dim is None or dim < 0:
-        raise StoreError(f"cannot read vectors of type {typ}")
+def _blobs_to_numpy(col: pa.ChunkedArray) -> np.ndarray:
+    """(n, dim) float32 from a column of ``4 * dim``-byte float32 blobs; NULL rows -> NaN."""
+    dim = col.type.byte_width // 4
     out = np.empty((len(col), dim), dtype=np.float32)
     row = 0
-    for ch in chunks:
+    for ch in col.chunks:
         n = len(ch)
         block = out[row:row + n]
-        if pa.types.is_fixed_size_binary(ch.type):
-            data = np.frombuffer(ch.buffers()[1], dtype="<f4")
-            block[:] = data[ch.offset * dim:(ch.offset + n) * dim].reshape(n, dim)
-        else:
-            # Null slots of a fixed-size list still hold dim values.
-            values = ch.values.to_numpy(zero_copy_only=False)
-            block[:] = values[ch.offset * dim:(ch.offset + n) * dim].reshape(n, dim)
+        data = np.frombuffer(ch.buffers()[1], dtype="<f4")
+        block[:] = data[ch.offset * dim:(ch.offset + n) * dim].reshape(n, dim)
         if ch.null_count:
             block[~np.asarray(ch.is_valid())] = np.nan
         row += n
