@@ -19,7 +19,7 @@ import numpy as np
 import pandas as pd
 from tqdm.auto import tqdm
 
-from .encoders.base import Encoder
+from .encoders.base import REASON_NO_AUDIO, REASON_NO_VIDEO, Encoder, missing_rows
 from .manifest import Manifest
 from .media import MediaError, Window, decode_video
 from .schema import HOP_S, MODALITIES, SAMPLE_RATE, STATUS_FAILED, STATUS_OK, WINDOW_S
@@ -284,7 +284,7 @@ class Embedder:
             return
         if v.audio is None:
             v.transcripts = [None] * len(v.windows)
-            v.no_text_reason = "no audio track"
+            v.no_text_reason = REASON_NO_AUDIO
             return
         if self.transcriber is None:
             raise ValueError("no transcript in the manifest and ASR is off; pass a transcript "
@@ -311,7 +311,7 @@ class Embedder:
             n = len(v.windows)
             if modality == "audio":
                 if v.audio is None:
-                    X, r = np.full((n, enc.dim), np.nan, np.float32), ["no audio track"] * n
+                    X, r = missing_rows(n, enc.dim, REASON_NO_AUDIO)
                 elif hasattr(enc, "encode_video"):
                     X, r = enc.encode_video(v.audio, v.windows)
                 else:
@@ -319,7 +319,7 @@ class Embedder:
                                        for w in v.windows])
             else:
                 if v.frames is None:
-                    X, r = np.full((n, enc.dim), np.nan, np.float32), ["no video stream"] * n
+                    X, r = missing_rows(n, enc.dim, REASON_NO_VIDEO)
                 elif hasattr(enc, "encode_video"):
                     X, r = enc.encode_video(v.frames, v.frame_times, v.windows, v.frame_index)
                 else:
