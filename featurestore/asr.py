@@ -1,4 +1,4 @@
-"""Speech recognition once per video, with word timestamps mapped onto windows.
+"""Speech recognition once per video, its segments (or words) mapped onto windows.
 
 Two backends behind one class, :class:`Transcriber`:
 
@@ -8,8 +8,14 @@ Two backends behind one class, :class:`Transcriber`:
 * ``"openai-whisper"``: the reference PyTorch implementation, loading a ``.pt``
   checkpoint holding ``dims`` and ``model_state_dict`` (or an official name online).
 
-Both return the same :class:`Word` list; with ``vad_filter=True`` both skip
-non-speech with faster-whisper's Silero VAD first (it ships offline).
+Both return the same :class:`Segment` list (each with its timed :class:`Word` s); with
+``vad_filter=True`` both skip non-speech with faster-whisper's Silero VAD first (it ships
+offline).
+
+A window's text is, by default, every *segment* (Whisper's sentence-like unit) that
+overlaps it, as in the competition's transcripts (``../shared/data``: a window inside
+an 8 s sentence carries the whole sentence). ``unit="word"`` gives only the words inside
+the window's 1.0 s, 2-3 words, which text encoders read with little context.
 """
 from __future__ import annotations
 
@@ -29,6 +35,10 @@ BACKENDS = ("faster-whisper", "openai-whisper")
 WHISPER_TEMPERATURES = (0.0, 0.2, 0.4, 0.6, 0.8, 1.0)
 
 
+#: What a window's text is made of: whole overlapping segments (default) or overlapping words.
+TEXT_UNITS = ("segment", "word")
+
+
 @dataclass(frozen=True, slots=True)
 class Word:
     """One recognised word (or a timed text unit): seconds from the clip start."""
@@ -36,6 +46,40 @@ class Word:
     start_s: float
     end_s: float
     text: str
+
+
+@dataclass(frozen=True, slots=True)
+class Segment:
+    """One recognised segment (a sentence or cue): seconds from the clip start, and its words
+    (empty where the source has no word timings)."""
+
+    start_s: float
+    end_s: float
+    text: str
+    words: tuple[Word, ...] = ()
+
+
+def window_texts(segments: Sequence[Segment], windows: Sequence[Window],
+                 unit: str = "segment") -> list[str | None]:
+    """Each window's transcript from timed segments.
+
+    Args:
+        segments: in any order; see :class:`Segment`.
+        windows: the windows to fill.
+        unit: ``"segment"``: the whole text of every segment overlapping the window;
+            ``"word"``: the words overlapping it (a segment without word timings counts
+            as one word).
+
+    Returns:
+        One entry per window, None where nothing overlaps (:func:`assign_words_to_windows`).
+    """
+    if unit not in TEXT_UNITS:
+        raise ValueError(f"unit must be one of {TEXT_UNITS}, got {unit!r}")
+    if unit == "segment":
+        units = [Word(s.start_s, s.end_s, s.text) for s in segments]
+    else:
+        units = [w for s in segments for w in (s.words or (Word(s.start_s, s.end_s, s.text),))]
+    return assign_words_to_windows(units, windows)
 
 
 def assign_words_to_windows(words: Sequence[Word], windows: Sequence[Window]) -> list[str | None]:
@@ -247,49 +291,54 @@ class Transcriber:
         }
 
     # -------------------------------------------------------------- inference
-    def transcribe(self, audio_16k: np.ndarray) -> list[Word]:
-        """Words of a whole clip, in time order.
+    def transcribe_segments(self, audio_16k: np.ndarray) -> list[Segment]:
+        """Segments of a whole clip with their words, in time order.
 
         Args:
             audio_16k: (n_samples,) float32 mono at 16 kHz (``DecodedMedia.audio``).
 
         Returns:
-            Words with times in seconds from the clip start, clipped to ``[0, duration]``
-            (Whisper can place the last word past the end of the audio).
+            Segments (and words) with times in seconds from the clip start, clipped to
+            ``[0, duration]`` (Whisper can place the last word past the end of the audio).
         """
         audio = _check_audio(audio_16k)
         if audio.size < SAMPLE_RATE // 100:  # under 10 ms: nothing to recognise
             return []
         self.load()
         if self.backend == "faster-whisper":
-            words = self._transcribe_faster(audio)
+            raw = self._transcribe_faster(audio)
         else:
-            words = self._transcribe_openai(audio)
+            raw = self._transcribe_openai(audio)
         duration = audio.size / SAMPLE_RATE
         out = []
-        for w in words:
-            text = w.text.strip()
-            if not text:
-                continue
-            start = min(max(w.start_s, 0.0), duration)
-            end = min(max(w.end_s, start), duration)
-            out.append(Word(round(float(start), 3), round(float(end), 3), text))
-        return sorted(out, key=lambda w: (w.start_s, w.end_s))
+        for seg in raw:
+            words = tuple(sorted(filter(None, (_clip(w, duration) for w in seg.words)),
+                                 key=lambda w: (w.start_s, w.end_s)))
+            if words:
+                # Timed words define the segment, so both text units agree.
+                span = Word(words[0].start_s, max(w.end_s for w in words), " ".join(w.text for w in words))
+            else:
+                span = _clip(Word(seg.start_s, seg.end_s, seg.text), duration)
+            if span is not None:
+                out.append(Segment(span.start_s, span.end_s, span.text, words))
+        return sorted(out, key=lambda s: (s.start_s, s.end_s))
 
-    def _transcribe_faster(self, audio: np.ndarray) -> list[Word]:
+    def transcribe(self, audio_16k: np.ndarray) -> list[Word]:
+        """Words of a whole clip, in time order (:meth:`transcribe_segments`, flattened)."""
+        words = [w for seg in self.transcribe_segments(audio_16k)
+                 for w in (seg.words or (Word(seg.start_s, seg.end_s, seg.text),))]
+        return sorted(words, key=lambda w: (w.start_s, w.end_s))
+
+    def _transcribe_faster(self, audio: np.ndarray) -> list[Segment]:
         segments, _info = self._model.transcribe(
             audio, language=self.language, beam_size=self.beam_size,
             temperature=self.temperature, word_timestamps=True, vad_filter=self.vad_filter,
         )
-        words: list[Word] = []
-        for seg in segments:
-            if seg.words:
-                words.extend(Word(w.start, w.end, w.word) for w in seg.words)
-            elif seg.text.strip():
-                words.append(Word(seg.start, seg.end, seg.text))
-        return words
+        return [Segment(seg.start, seg.end, seg.text,
+                        tuple(Word(w.start, w.end, w.word) for w in seg.words or ()))
+                for seg in segments]
 
-    def _transcribe_openai(self, audio: np.ndarray) -> list[Word]:
+    def _transcribe_openai(self, audio: np.ndarray) -> list[Segment]:
         ts_map = None
         if self.vad_filter:
             from faster_whisper.vad import SpeechTimestampsMap, VadOptions, get_speech_timestamps
@@ -304,13 +353,24 @@ class Transcriber:
             fp16=self.compute_type == "float16", beam_size=self.beam_size,
             temperature=self.temperature,
         )
-        words: list[Word] = []
+
+        def original(start: float, end: float) -> tuple[float, float]:
+            if ts_map is None:
+                return float(start), float(end)
+            return ts_map.get_original_time(float(start)), ts_map.get_original_time(float(end), is_end=True)
+
+        segments = []
         for seg in result.get("segments", []):
-            units = seg.get("words") or [{"start": seg["start"], "end": seg["end"], "word": seg["text"]}]
-            for w in units:
-                start, end = float(w["start"]), float(w["end"])
-                if ts_map is not None:
-                    start = ts_map.get_original_time(start)
-                    end = ts_map.get_original_time(end, is_end=True)
-                words.append(Word(start, end, w["word"]))
-        return words
+            words = tuple(Word(*original(w["start"], w["end"]), w["word"]) for w in seg.get("words") or ())
+            segments.append(Segment(*original(seg["start"], seg["end"]), seg["text"], words))
+        return segments
+
+
+def _clip(w: Word, duration: float) -> Word | None:
+    """``w`` stripped, its times clipped to ``[0, duration]`` and rounded to ms; None if empty."""
+    text = w.text.strip()
+    if not text:
+        return None
+    start = min(max(float(w.start_s), 0.0), duration)
+    end = min(max(float(w.end_s), start), duration)
+    return Word(round(start, 3), round(end, 3), text)

@@ -110,17 +110,25 @@ class Embedder:
     transcriber : an ``asr.Transcriber`` used for videos without a transcript;
         ``None`` means text comes only from manifest transcripts.
     chunk_size : videos per written chunk (the unit lost by a kill).
+    text_unit : a window's text from ASR or timed transcripts: every overlapping
+        ``"segment"`` (default; the competition transcripts' convention, whole sentences
+        for the text encoder) or only the overlapping ``"word"`` s.
     """
 
     def __init__(self, store: FeatureStore, encoders: dict[str, Encoder], transcriber=None,
                  window_s: float = WINDOW_S, hop_s: float = HOP_S, chunk_size: int = 8,
-                 progress: bool = True, log: Callable[[str], None] | None = None):
+                 progress: bool = True, log: Callable[[str], None] | None = None,
+                 text_unit: str = "segment"):
+        from .asr import TEXT_UNITS
+
+        if text_unit not in TEXT_UNITS:
+            raise ValueError(f"text_unit must be one of {TEXT_UNITS}, got {text_unit!r}")
         unknown = set(encoders) - set(MODALITIES)
         if unknown:
             raise ValueError(f"unknown modality {sorted(unknown)}; choose from {', '.join(MODALITIES)}")
         self.store, self.encoders, self.transcriber = store, encoders, transcriber
         self.window_s, self.hop_s, self.chunk_size = window_s, hop_s, chunk_size
-        self.progress = progress
+        self.progress, self.text_unit = progress, text_unit
         for enc in encoders.values():
             if hasattr(enc, "show_progress"):
                 enc.show_progress = progress
@@ -128,11 +136,13 @@ class Embedder:
 
     # ------------------------------------------------------------------ planning
     def _done(self, video_ids: Sequence[str]) -> set[str]:
-        """Videos already embedded ``ok`` by every requested encoder configuration."""
+        """Videos already embedded ``ok`` by every requested encoder configuration (and, for
+        text from ASR or timed transcripts, with this ``text_unit``)."""
         con = self.store.connect_memory()
         try:
-            ok = {r[0] for r in con.execute(
-                "SELECT video_id FROM videos WHERE status = ?", [STATUS_OK]).fetchall()}
+            ok = {vid for vid, source in con.execute(
+                "SELECT video_id, transcript_source FROM videos WHERE status = ?", [STATUS_OK]).fetchall()
+                if "text" not in self.encoders or text_unit_of(source) in (None, self.text_unit)}
             ids = [e.encoder_id for e in self.encoders.values()]
             have = defaultdict(set)
             for eid, vid in con.execute(
@@ -268,17 +278,17 @@ class Embedder:
             v.error = f"{type(exc).__name__}: {exc}"
 
     def _transcribe(self, v: _Video, report: EmbedReport) -> None:
-        from .asr import assign_words_to_windows
+        from .asr import window_texts
         from .transcripts import read_transcript
 
         tpath = v.row.get("transcript_path")
         if tpath:
-            result = read_transcript(tpath, windows=v.windows or None)
+            result = read_transcript(tpath, windows=v.windows or None, unit=self.text_unit)
             if not v.windows:
                 v.windows = list(result.windows)
                 v.duration_s = v.windows[-1].end_s if v.windows else 0.0
             v.transcripts = list(result.texts)
-            v.transcript_source = f"file:{tpath}"
+            v.transcript_source = f"file:{tpath}" + ("" if result.format == "tsv" else f"#{self.text_unit}")
             if not v.windows:
                 raise ValueError(f"transcript {tpath} holds no windows")
             return
@@ -290,10 +300,10 @@ class Embedder:
             raise ValueError("no transcript in the manifest and ASR is off; pass a transcript "
                              "column or enable ASR")
         t = time.perf_counter()
-        words = self.transcriber.transcribe(v.audio)
+        segments = self.transcriber.transcribe_segments(v.audio)
         report.stage_s["asr"] += time.perf_counter() - t
-        v.transcripts = assign_words_to_windows(words, v.windows)
-        v.transcript_source = f"asr:{self.transcriber.name}/{self.transcriber.language}"
+        v.transcripts = window_texts(segments, v.windows, self.text_unit)
+        v.transcript_source = f"asr:{self.transcriber.name}/{self.transcriber.language}#{self.text_unit}"
 
     def _encode(self, modality: str, enc: Encoder, live: list[_Video]):
         """One modality's rows for every window of ``live``, in window order."""
@@ -330,6 +340,20 @@ class Embedder:
         return X, blocks_r
 
 
+def text_unit_of(transcript_source: str | None) -> str | None:
+    """The text unit a stored ``transcript_source`` was windowed with; None where the source
+    fixes each window's text itself (TSV files) or there is none."""
+    from .asr import TEXT_UNITS
+
+    if not transcript_source:
+        return None
+    unit = transcript_source.rpartition("#")[2]
+    if unit in TEXT_UNITS:
+        return unit
+    # Stores written before text units existed windowed ASR by word.
+    return "word" if transcript_source.startswith("asr:") else None
+
+
 def _na_to_none(value):
     """pandas' missing markers (NaN, NA) as None, so Arrow sees a null of any type."""
     return None if value is None or value is pd.NA or (isinstance(value, float) and np.isnan(value)) \
@@ -348,7 +372,7 @@ def embed_manifest(store: FeatureStore, manifest: Manifest, modalities: Iterable
                    asr_backend: str = "faster-whisper", asr_model: str | None = None,
                    language: str = "id", text_model: str | None = None, beam_size: int | None = None,
                    shard: tuple[int, int] = (0, 1), chunk_size: int = 8,
-                   progress: bool = True) -> EmbedReport:
+                   progress: bool = True, text_unit: str = "segment") -> EmbedReport:
     """Library entry point behind ``cli.py embed``: build encoders, run, report."""
     from .encoders.registry import default_encoder, get_encoder
 
@@ -366,5 +390,6 @@ def embed_manifest(store: FeatureStore, manifest: Manifest, modalities: Iterable
         from .asr import Transcriber
         transcriber = Transcriber(backend=asr_backend, model=asr_model, language=language,
                                   device=device, beam_size=beam_size)
-    embedder = Embedder(store, encoders, transcriber, chunk_size=chunk_size, progress=progress)
+    embedder = Embedder(store, encoders, transcriber, chunk_size=chunk_size, progress=progress,
+                        text_unit=text_unit)
     return embedder.run(manifest, shard=shard)

@@ -56,7 +56,7 @@ VIDEOS_SCHEMA = pa.schema([
     ("duration_s", pa.float64()),
     ("status", pa.string()),
     ("error", pa.string()),
-    ("transcript_source", pa.string()),   # "file:<path>", "asr:<backend>/<model>/<lang>" or NULL
+    ("transcript_source", pa.string()),   # "file:<path>[#<unit>]", "asr:<backend>:<model>/<lang>#<unit>" or NULL
     ("written_at", pa.timestamp("us", tz="UTC")),
 ])
 

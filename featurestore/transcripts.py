@@ -5,10 +5,11 @@
   file defines the windows itself: index ``i`` spans ``[i * HOP_S, i * HOP_S + WINDOW_S)``.
 * **SRT** / **WebVTT**: timed cues; a cue's text goes to every window it overlaps.
 * **Whisper JSON**: openai-whisper's result dict (``{"segments": [...]}``) or a bare
-  list of segments; per-word timings (``"words"``) are used when present.
+  list of segments; per-word timings (``"words"``) are kept when present.
 
-Timed formats are mapped onto windows with :func:`featurestore.asr.assign_words_to_windows`;
-without explicit windows, the grid is derived from the last end time.
+Timed formats are mapped onto windows with :func:`featurestore.asr.window_texts` (whole
+segments/cues by default, or words); without explicit windows, the grid is derived from
+the last end time.
 """
 from __future__ import annotations
 
@@ -20,7 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Sequence
 
-from featurestore.asr import Word, assign_words_to_windows
+from featurestore.asr import Segment, Word, window_texts
 from featurestore.media import Window, window_grid
 from featurestore.schema import HOP_S, WINDOW_S
 
@@ -53,14 +54,15 @@ class TranscriptResult:
         format: one of ``FORMATS``.
         windows: the windows ``texts`` refers to.
         texts: one entry per window; None where nothing was said.
-        words: the timed units read (cues, segments or words; empty for the TSV format).
+        segments: the timed units read (cues or Whisper segments with their words; empty
+            for the TSV format).
     """
 
     path: Path
     format: str
     windows: list[Window]
     texts: list[str | None]
-    words: list[Word] = field(default_factory=list)
+    segments: list[Segment] = field(default_factory=list)
 
 
 def detect_format(path: str | os.PathLike, text: str | None = None) -> str:
@@ -82,7 +84,7 @@ def detect_format(path: str | os.PathLike, text: str | None = None) -> str:
 
 
 def read_transcript(path: str | os.PathLike, windows: Sequence[Window] | None = None,
-                    format: str | None = None) -> TranscriptResult:
+                    format: str | None = None, unit: str = "segment") -> TranscriptResult:
     """Read a transcript file and give each window its text.
 
     Args:
@@ -90,6 +92,9 @@ def read_transcript(path: str | os.PathLike, windows: Sequence[Window] | None = 
         windows: the windows to fill (e.g. ``DecodedMedia.windows``). None: TSV files
             define their own windows; timed formats use ``window_grid(last end time)``.
         format: force a format (one of ``FORMATS``) instead of detecting it.
+        unit: timed formats: a window's text is every overlapping ``"segment"`` (cue)
+            or only the overlapping ``"word"`` s (:func:`featurestore.asr.window_texts`);
+            TSV files already hold one text per window.
 
     Raises:
         TranscriptError: unreadable or malformed file (message names file and line).
@@ -108,11 +113,11 @@ def read_transcript(path: str | os.PathLike, windows: Sequence[Window] | None = 
     if fmt == "tsv":
         return _from_tsv(path, text, windows)
     parse = {"srt": parse_srt, "vtt": parse_vtt, "whisper-json": parse_whisper_json}[fmt]
-    words = parse(text, path)
+    segments = parse(text, path)
     if windows is None:
-        windows = window_grid(max((w.end_s for w in words), default=0.0))
+        windows = window_grid(max((s.end_s for s in segments), default=0.0))
     windows = list(windows)
-    return TranscriptResult(path, fmt, windows, assign_words_to_windows(words, windows), words)
+    return TranscriptResult(path, fmt, windows, window_texts(segments, windows, unit), segments)
 
 
 # ------------------------------------------------------------------ window TSV
@@ -172,10 +177,10 @@ def _timestamp(raw: str, pattern: re.Pattern, path, lineno: int) -> float:
     return int(h or 0) * 3600 + int(mnt) * 60 + int(sec) + int(frac.ljust(3, "0")) / 1000
 
 
-def _parse_cues(text: str, path, pattern: re.Pattern, vtt: bool) -> list[Word]:
+def _parse_cues(text: str, path, pattern: re.Pattern, vtt: bool) -> list[Segment]:
     """Cue blocks: optional id line, ``start --> end [settings]``, text lines, blank line."""
     lines = text.splitlines()
-    cues: list[Word] = []
+    cues: list[Segment] = []
     i = 0
     if vtt:
         if not lines or not lines[0].lstrip("\ufeff").startswith("WEBVTT"):
@@ -205,16 +210,16 @@ def _parse_cues(text: str, path, pattern: re.Pattern, vtt: bool) -> list[Word]:
             raise TranscriptError(path, f"cue ends ({end:.3f} s) before it starts ({start:.3f} s)", lineno)
         body = _clean(" ".join(block[arrow + 1:]))
         if body:
-            cues.append(Word(start, end, body))
+            cues.append(Segment(start, end, body))
     return cues
 
 
-def parse_srt(text: str, path: str | os.PathLike = "<string>") -> list[Word]:
+def parse_srt(text: str, path: str | os.PathLike = "<string>") -> list[Segment]:
     """Timed cues of an SubRip file (tags like ``<i>`` removed)."""
     return _parse_cues(text, path, _SRT_TIME, vtt=False)
 
 
-def parse_vtt(text: str, path: str | os.PathLike = "<string>") -> list[Word]:
+def parse_vtt(text: str, path: str | os.PathLike = "<string>") -> list[Segment]:
     """Timed cues of a WebVTT file (NOTE/STYLE/REGION blocks and cue settings skipped)."""
     return _parse_cues(text, path, _VTT_TIME, vtt=True)
 
@@ -226,8 +231,8 @@ def _seconds(value: Any, path, where: str, key: str) -> float:
     return float(value)
 
 
-def parse_whisper_json(text: str, path: str | os.PathLike = "<string>") -> list[Word]:
-    """Words (or segments without words) of a Whisper result: ``{"segments": [...]}`` or ``[...]``."""
+def parse_whisper_json(text: str, path: str | os.PathLike = "<string>") -> list[Segment]:
+    """Segments (with their words where timed) of a Whisper result: ``{"segments": [...]}`` or ``[...]``."""
     try:
         data = json.loads(text)
     except json.JSONDecodeError as exc:
@@ -236,29 +241,40 @@ def parse_whisper_json(text: str, path: str | os.PathLike = "<string>") -> list[
     if not isinstance(segments, list):
         raise TranscriptError(path, "no 'segments' list", hint="expected Whisper's result "
                               "dict {'segments': [...]} or a list of segments")
-    units: list[Word] = []
+    out: list[Segment] = []
     for s_i, seg in enumerate(segments):
         where = f"segment {s_i}"
         if not isinstance(seg, dict):
             raise TranscriptError(path, f"{where} is not an object")
-        words = seg.get("words")
-        if words:
-            for w_i, w in enumerate(words):
-                wwhere = f"{where} word {w_i}"
-                if not isinstance(w, dict):
-                    raise TranscriptError(path, f"{wwhere} is not an object")
-                token = w.get("word", w.get("text"))
-                if not isinstance(token, str):
-                    raise TranscriptError(path, f"{wwhere}: missing 'word' text")
-                units.append(Word(_seconds(w.get("start"), path, wwhere, "start"),
-                                  _seconds(w.get("end"), path, wwhere, "end"), token.strip()))
-            continue
+        words = []
+        for w_i, w in enumerate(seg.get("words") or ()):
+            wwhere = f"{where} word {w_i}"
+            if not isinstance(w, dict):
+                raise TranscriptError(path, f"{wwhere} is not an object")
+            token = w.get("word", w.get("text"))
+            if not isinstance(token, str):
+                raise TranscriptError(path, f"{wwhere}: missing 'word' text")
+            words.append(_timed(Word(_seconds(w.get("start"), path, wwhere, "start"),
+                                     _seconds(w.get("end"), path, wwhere, "end"), token.strip()), path))
+        words = tuple(w for w in words if w.text)
         body = seg.get("text")
+        if body is None and words:
+            body = " ".join(w.text for w in words)
         if not isinstance(body, str):
             raise TranscriptError(path, f"{where}: missing 'text'")
-        units.append(Word(_seconds(seg.get("start"), path, where, "start"),
-                          _seconds(seg.get("end"), path, where, "end"), body.strip()))
-    for u in units:
-        if u.end_s < u.start_s:
-            raise TranscriptError(path, f"unit {u.text[:30]!r} ends ({u.end_s}) before it starts ({u.start_s})")
-    return [u for u in units if u.text]
+        if words and ("start" not in seg or "end" not in seg):
+            start, end = words[0].start_s, max(w.end_s for w in words)
+        else:
+            start = _seconds(seg.get("start"), path, where, "start")
+            end = _seconds(seg.get("end"), path, where, "end")
+        segment = _timed(Segment(start, end, " ".join(body.split()), words), path)
+        if segment.text:
+            out.append(segment)
+    return out
+
+
+def _timed(unit, path):
+    """``unit`` (a Word or Segment) unless it ends before it starts."""
+    if unit.end_s < unit.start_s:
+        raise TranscriptError(path, f"unit {unit.text[:30]!r} ends ({unit.end_s}) before it starts ({unit.start_s})")
+    return unit

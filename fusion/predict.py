@@ -216,6 +216,18 @@ class VideoPrediction:
     model_id: str | None
 
 
+def training_text_unit(con) -> str:
+    """The text unit (``"segment"`` or ``"word"``) the store's labelled videos were windowed
+    with, so that new files get their window texts the same way; ``"segment"`` unless every
+    labelled video with ASR or timed-transcript text used words (window TSV files, whose
+    windows hold whole segments, count as segments)."""
+    from featurestore.embed import text_unit_of
+
+    units = {text_unit_of(s) for (s,) in con.execute(read_sql("predict_training_transcript_sources")).fetchall()}
+    units.discard(None)
+    return "word" if units == {"word"} else "segment"
+
+
 class Predictor:
     """Classify media files with a fitted fusion model, without writing to any store.
 
@@ -229,11 +241,14 @@ class Predictor:
         (their ``encoder_id`` must still match the lineage).
     transcriber : an ``asr.Transcriber`` for the text modality (default: faster-whisper,
         the packaged Whisper base, ``language``).
+    text_unit : ``"segment"`` or ``"word"``: how ASR text becomes window text; use the unit
+        the model's training windows were embedded with (``featurestore.embed.Embedder``).
     """
 
     def __init__(self, model_path: str | Path, device: str = "auto", method: str | None = None,
                  encoder_lineage: dict[str, dict] | None = None, encoders: dict | None = None,
-                 transcriber=None, language: str = "id", asr_model: str | None = None):
+                 transcriber=None, language: str = "id", asr_model: str | None = None,
+                 text_unit: str = "segment"):
         try:
             self.model = load_model(model_path, device=device)
         except FileNotFoundError as exc:
@@ -245,7 +260,7 @@ class Predictor:
         self.lineage = encoder_lineage or _lineage_of(self.model)
         self._encoders = dict(encoders) if encoders else None
         self._transcriber = transcriber
-        self.language, self.asr_model = language, asr_model
+        self.language, self.asr_model, self.text_unit = language, asr_model, text_unit
 
     @classmethod
     def from_store(cls, store: FeatureStore, model_id: str | None = None, **kwargs) -> "Predictor":
@@ -260,6 +275,8 @@ class Predictor:
             ids = json.loads(row["encoders"]) if row.get("encoders") else {}
             ids = {m: _encoder_id(v) for m, v in ids.items() if _encoder_id(v)}
             rows = con.execute(read_sql("predict_encoder_lineage"), [list(ids.values())]).fetchall()
+            if "text_unit" not in kwargs and "text" in ids:
+                kwargs["text_unit"] = training_text_unit(con)
         finally:
             con.close()
         by_id = {r[0]: {"encoder_id": r[0], "name": r[1], "modality": r[2], "dim": r[3],
@@ -324,7 +341,7 @@ class Predictor:
                 "manifest_row": i + 1, "error": None if p else "empty path"}
                 for i, p in enumerate(paths)], dtype=object)
             embedder = Embedder(store, self.encoders(), self.transcriber(), progress=progress,
-                                log=lambda msg: None)
+                                log=lambda msg: None, text_unit=self.text_unit)
             report = embedder.run(manifest)
             errors = {f.video_id: f.error for f in report.failures}
             con = store.connect_memory()

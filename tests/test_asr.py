@@ -6,7 +6,7 @@ import pytest
 
 import media_fixtures as mf
 from featurestore import weights
-from featurestore.asr import Transcriber, Word, assign_words_to_windows
+from featurestore.asr import Segment, Transcriber, Word, assign_words_to_windows, window_texts
 from featurestore.media import decode_video, window_grid
 from featurestore.schema import SAMPLE_RATE
 
@@ -71,7 +71,39 @@ def test_assign_words_to_windows_overlap_rules():
     assert assign_words_to_windows(words, []) == []
 
 
+def test_window_texts_by_segment_and_by_word():
+    windows = window_grid(3.0)  # [0,1) [0.5,1.5) [1,2) [1.5,2.5) [2,3)
+    segments = [
+        Segment(0.2, 1.2, "saya senang", (Word(0.2, 0.45, "saya"), Word(0.7, 1.2, "senang"))),
+        Segment(2.6, 2.8, "terima kasih"),  # no word timings
+    ]
+    assert window_texts(segments, windows) == [
+        "saya senang", "saya senang", "saya senang", None, "terima kasih"]
+    assert window_texts(segments, windows, unit="word") == [
+        "saya senang", "senang", "senang", None, "terima kasih"]
+    assert window_texts([], windows) == [None] * 5
+    with pytest.raises(ValueError, match="unit must be one of"):
+        window_texts(segments, windows, unit="sentence")
+
+
 # ------------------------------------------------------------------ faster-whisper
+def test_whisper_base_segments_hold_their_words(base, speech):
+    segments = base.transcribe_segments(speech.audio)
+    assert segments
+    for seg in segments:
+        assert seg.words and seg.text == " ".join(w.text for w in seg.words)
+        assert seg.start_s == seg.words[0].start_s and seg.end_s == max(w.end_s for w in seg.words)
+        assert 0.0 <= seg.start_s <= seg.end_s <= speech.duration_s
+    assert [w for s in segments for w in s.words] == base.transcribe(speech.audio)
+    # every window overlapping a segment carries all of it, so windows hold more words
+    by_segment = window_texts(segments, speech.windows)
+    by_word = window_texts(segments, speech.windows, unit="word")
+    for seg_text, word_text in zip(by_segment, by_word):
+        assert (seg_text is None) == (word_text is None)
+        assert len((seg_text or "").split()) >= len((word_text or "").split())
+    assert sum(len((t or "").split()) for t in by_segment) > sum(len((t or "").split()) for t in by_word)
+
+
 def test_whisper_base_transcribes_indonesian(base, speech):
     words = base.transcribe(speech.audio)
     assert words, "no words recognised"

@@ -83,7 +83,10 @@ def test_windows_times_and_transcript_words(embedded):
     text = " ".join(t for *_, t in rows if t).lower()
     assert "senang" in text, text
     src = con.execute("SELECT transcript_source FROM videos WHERE video_id = 'talk'").fetchone()[0]
-    assert src.startswith("asr:faster-whisper")
+    assert src.startswith("asr:faster-whisper") and src.endswith("/id#segment")
+    # segment units: every window inside a spoken segment carries the segment's whole text
+    texts = [t for *_, t in rows if t]
+    assert max(len(t.split()) for t in texts) >= 4, texts
 
 
 def test_dims_and_missing_modalities_are_null_with_reasons(embedded):
@@ -204,3 +207,42 @@ def test_changed_manifest_facts_update_without_reembedding(tmp_path, text_corpus
         "SELECT video_id, label, split FROM videos WHERE video_id IN ('v0', 'v1')").to_pylist()}
     assert got == {"v0": (None, "test"), "v1": ("Sadness", "train")}
     assert store.query("SELECT count(*) AS n FROM videos WHERE status = 'ok'").column(0)[0].as_py() == 24
+
+
+def test_text_unit_change_reembeds_text(tmp_path, corpus, encoders, transcriber):
+    """Word-unit windows are other texts than segment-unit ones: a store embedded one way
+    is not reused for the other (nor are pre-unit stores, whose ASR text was per word)."""
+    (tmp_path / "m.csv").write_text(f"id,video,emotion\ntalk,{corpus / 'talk.mp4'},Joy\n")
+    manifest = read_manifest(tmp_path / "m.csv")
+    store = FeatureStore(tmp_path / "s")
+    text_only = {"text": encoders["text"]}
+
+    def run(unit):
+        return Embedder(store, text_only, transcriber, progress=False, log=lambda m: None,
+                        text_unit=unit).run(manifest)
+
+    def texts():
+        con = store.connect_memory()
+        src = con.execute("SELECT transcript_source FROM videos").fetchone()[0]
+        rows = con.execute("SELECT transcript FROM windows ORDER BY window_idx").fetchall()
+        return src, [t for (t,) in rows if t]
+
+    assert run("segment").n_embedded == 1
+    src, by_segment = texts()
+    assert src.endswith("#segment")
+    assert run("segment").n_skipped == 1
+    assert run("word").n_embedded == 1
+    src, by_word = texts()
+    assert src.endswith("#word")
+    assert sum(len(t.split()) for t in by_word) < sum(len(t.split()) for t in by_segment)
+    assert run("word").n_skipped == 1
+    with pytest.raises(ValueError, match="text_unit must be one of"):
+        Embedder(store, text_only, transcriber, text_unit="sentence")
+
+
+def test_text_unit_of_stored_sources():
+    from featurestore.embed import text_unit_of
+    assert text_unit_of("asr:faster-whisper:whisper-base-ct2/id#segment") == "segment"
+    assert text_unit_of("asr:faster-whisper:whisper-base-ct2/id") == "word"  # written before units
+    assert text_unit_of("file:/data/a#1.srt#word") == "word"
+    assert text_unit_of("file:/data/t_1#x.txt") is None and text_unit_of(None) is None

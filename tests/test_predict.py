@@ -296,3 +296,21 @@ def test_predict_batch_keeps_going_past_bad_files(media_model, tmp_path):
     assert "empty.mp4" in df.error[1] and "gone.mp4" in df.error[2]
     with pytest.raises(PredictError, match="gone.mp4"):
         predictor.predict_video(tmp_path / "gone.mp4")
+
+
+@pytest.mark.parametrize("sources, unit", [
+    (["asr:faster-whisper:whisper-base-ct2/id#word", "file:/t/a.srt#word"], "word"),
+    (["asr:faster-whisper:whisper-base-ct2/id"], "word"),  # written before text units
+    (["asr:faster-whisper:whisper-base-ct2/id#segment", "asr:faster-whisper:whisper-base-ct2/id#word"], "segment"),
+    (["file:/t/t_1_Joy.txt", None], "segment"),
+])
+def test_predictor_windows_new_text_like_the_training_videos(tmp_path, sources, unit):
+    from fusion.predict import training_text_unit
+    store = FeatureStore(tmp_path / "s")
+    store.write_part("videos", [{"video_id": f"v{i}", "label": "Joy", "split": "train", "status": "ok",
+                                 "transcript_source": s} for i, s in enumerate(sources)]
+                     + [{"video_id": "t", "label": None, "split": "test", "status": "ok",
+                         "transcript_source": "asr:x/id#" + ("segment" if unit == "word" else "word")}])
+    store.refresh_catalog()
+    con = store.connect_memory()
+    assert training_text_unit(con) == unit

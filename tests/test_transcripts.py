@@ -28,7 +28,7 @@ def _write(tmp_path, name, text):
 # ------------------------------------------------------------------ TSV
 def test_tsv_defines_its_windows(tmp_path):
     r = read_transcript(_write(tmp_path, "t_1_Joy.txt", SEED_TSV))
-    assert r.format == "tsv" and r.words == []
+    assert r.format == "tsv" and r.segments == []
     assert [w.idx for w in r.windows] == list(range(6))
     assert [(w.start_s, w.end_s) for w in r.windows[:3]] == [(0.0, 1.0), (0.5, 1.5), (1.0, 2.0)]
     assert r.texts == ["Selamat pagi semuanya.", "Selamat pagi semuanya. Hari ini", "Hari ini",
@@ -89,8 +89,8 @@ hari ini
 def test_srt_cues_to_windows(tmp_path):
     r = read_transcript(_write(tmp_path, "a.srt", SRT))
     assert r.format == "srt"
-    assert [(w.start_s, w.end_s, w.text) for w in r.words] == [
-        (0.2, 1.1, "Saya sangat senang"), (1.6, 2.4, "hari ini")]
+    assert [(s.start_s, s.end_s, s.text, s.words) for s in r.segments] == [
+        (0.2, 1.1, "Saya sangat senang", ()), (1.6, 2.4, "hari ini", ())]
     # windows from the last end time (2.4 s): [0,1) [0.5,1.5) [1,2) [1.5,2.4)
     assert [(w.start_s, w.end_s) for w in r.windows] == [(0.0, 1.0), (0.5, 1.5), (1.0, 2.0),
                                                         (1.5, 2.4)]
@@ -135,7 +135,7 @@ banyak
 def test_vtt_cues_to_windows(tmp_path):
     r = read_transcript(_write(tmp_path, "a.vtt", VTT))
     assert r.format == "vtt"
-    assert [(w.start_s, w.end_s, w.text) for w in r.words] == [
+    assert [(s.start_s, s.end_s, s.text) for s in r.segments] == [
         (0.5, 1.25, "Terima kasih"), (2.0, 3.0, "banyak")]
     assert len(r.windows) == 5 and r.windows[-1].end_s == 3.0
     assert r.texts == ["Terima kasih", "Terima kasih", "Terima kasih", "banyak", "banyak"]
@@ -157,10 +157,15 @@ def test_whisper_json_words_and_segments(tmp_path):
     ]}
     r = read_transcript(_write(tmp_path, "w.json", json.dumps(result)))
     assert r.format == "whisper-json"
-    assert [w.text for w in r.words] == ["Saya", "senang.", "Terima kasih."]
-    # 2.6 s: four full windows and a trailing [2.0, 2.6)
-    assert r.texts == ["Saya senang.", "senang.", "senang. Terima kasih.", "Terima kasih.",
+    assert [s.text for s in r.segments] == ["Saya senang.", "Terima kasih."]
+    assert [w.text for w in r.segments[0].words] == ["Saya", "senang."] and r.segments[1].words == ()
+    # 2.6 s: four full windows and a trailing [2.0, 2.6); each window gets whole segments ...
+    assert r.texts == ["Saya senang.", "Saya senang.", "Saya senang. Terima kasih.", "Terima kasih.",
                        "Terima kasih."]
+    # ... or only its own words
+    words = read_transcript(r.path, unit="word")
+    assert words.texts == ["Saya senang.", "senang.", "senang. Terima kasih.", "Terima kasih.",
+                           "Terima kasih."]
     # a bare list of segments works too
     bare = read_transcript(_write(tmp_path, "segs.json", json.dumps(result["segments"][1:])))
     assert bare.texts[-1] == "Terima kasih." and bare.windows[-1].end_s == 2.6
