@@ -103,14 +103,18 @@ def run(quick: bool = False, trials: int = 30, test_size: float = 0.2, seed: int
     return rows
 
 
-def main(argv: list[str] | None = None) -> None:
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+def split_args(doc: str, argv: list[str] | None = None) -> dict:
+    """``run`` keyword arguments from a held-out-split benchmark's command line."""
+    p = argparse.ArgumentParser(description=doc.split("\n\n")[0])
     p.add_argument("--trials", type=int, default=30)
     p.add_argument("--test-size", type=float, default=0.2)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--quick", action="store_true")
-    a = p.parse_args(argv)
-    run(quick=a.quick, trials=a.trials, test_size=a.test_size, seed=a.seed)
+    return vars(p.parse_args(argv))
+
+
+def main(argv: list[str] | None = None) -> None:
+    run(**split_args(__doc__, argv))
 
 
 if __name__ == "__main__":

@@ -15,7 +15,6 @@ window carries every ASR segment it overlaps, as the competition's transcripts d
 """
 from __future__ import annotations
 
-import argparse
 import time
 from pathlib import Path
 
@@ -23,7 +22,7 @@ import numpy as np
 import pandas as pd
 from sklearn.metrics import f1_score
 
-from bench.real_transcripts import DATA, REPO, cli, split_manifests
+from bench.real_transcripts import DATA, REPO, cli, split_args, split_manifests
 
 HOP_S, WINDOW_S = 0.5, 1.0
 RATE = 22050  # espeak-ng's output rate
@@ -90,8 +89,15 @@ def run(quick: bool = False, trials: int = 30, test_size: float = 0.2, seed: int
     train, test, labels = split_manifests(DATA, out, test_size, seed)
     trials = 6 if quick else trials
     test_df = pd.read_csv(test, dtype=str, keep_default_na=False)
-    if quick:
+    if quick:  # a smoke run: 120 training and 20 held-out reels
+        out = out.with_name(out.name + "_quick")
+        store = out / "store"
         test_df = test_df.head(20)
+        small = out / "train.csv"
+        small.parent.mkdir(parents=True, exist_ok=True)
+        pd.read_csv(train, dtype=str, keep_default_na=False).sample(120, random_state=seed) \
+            .to_csv(small, index=False)
+        train = small
     audio_dir = out / "audio"
     audio_dir.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()
@@ -143,13 +149,7 @@ def run(quick: bool = False, trials: int = 30, test_size: float = 0.2, seed: int
 
 
 def main(argv: list[str] | None = None) -> None:
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--trials", type=int, default=30)
-    p.add_argument("--test-size", type=float, default=0.2)
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--quick", action="store_true")
-    a = p.parse_args(argv)
-    run(quick=a.quick, trials=a.trials, test_size=a.test_size, seed=a.seed)
+    run(**split_args(__doc__, argv))
 
 
 if __name__ == "__main__":
