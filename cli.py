@@ -79,11 +79,11 @@ def cmd_predict(args) -> int:
     model_id = predict_store(store, split=args.split, model_id=args.model)
     con = store.connect()
     try:
-        tbl = con.execute(
+        tbl = con.sql(
             "SELECT method, emotion, count(*) AS videos, round(avg(confidence), 3) AS mean_confidence "
             "FROM video_predictions p JOIN videos v USING (video_id) "
             "WHERE model_id = ? AND v.split = ? GROUP BY ALL ORDER BY method, videos DESC",
-            [model_id, args.split]).to_arrow_table()
+            params=[model_id, args.split]).to_arrow_table()
     finally:
         con.close()
     print(f"model {model_id}: window probabilities written; video_predictions per method:")
@@ -129,7 +129,7 @@ def cmd_sql(args) -> int:
     store = _store(args)
     con = store.connect(read_only=False)
     try:
-        tbl = con.execute(args.query).to_arrow_table()
+        tbl = con.sql(args.query).to_arrow_table()
     finally:
         con.close()
     _print_table(tbl, args.format)

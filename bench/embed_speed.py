@@ -60,7 +60,8 @@ def measure(n_clips: int, seconds: float, beam_size: int, workdir: Path):
     from featurestore.asr import Transcriber
     manifest = read_manifest(make_reels(workdir / "reels", n_clips, seconds))
     encoders = {m: get_encoder(default_encoder(m)) for m in ("audio", "video", "text")}
-    transcriber = Transcriber(beam_size=beam_size).load()
+    # As `embed` builds it for its default segment windows: no word timestamps.
+    transcriber = Transcriber(beam_size=beam_size, word_timestamps=False).load()
     # Load every model first, so loading is not billed to the first chunk's stages.
     encoders["text"].encode(["halo semuanya"])
     encoders["audio"].encode([np.zeros(16000, np.float32)])

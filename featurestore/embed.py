@@ -123,6 +123,8 @@ class Embedder:
 
         if text_unit not in TEXT_UNITS:
             raise ValueError(f"text_unit must be one of {TEXT_UNITS}, got {text_unit!r}")
+        if text_unit == "word" and transcriber is not None and not transcriber.word_timestamps:
+            raise ValueError("text_unit='word' needs a Transcriber with word_timestamps=True")
         unknown = set(encoders) - set(MODALITIES)
         if unknown:
             raise ValueError(f"unknown modality {sorted(unknown)}; choose from {', '.join(MODALITIES)}")
@@ -389,7 +391,8 @@ def embed_manifest(store: FeatureStore, manifest: Manifest, modalities: Iterable
     if needs_asr:
         from .asr import Transcriber
         transcriber = Transcriber(backend=asr_backend, model=asr_model, language=language,
-                                  device=device, beam_size=beam_size)
+                                  device=device, beam_size=beam_size,
+                                  word_timestamps=text_unit == "word")
     embedder = Embedder(store, encoders, transcriber, chunk_size=chunk_size, progress=progress,
                         text_unit=text_unit)
     return embedder.run(manifest, shard=shard)

@@ -266,7 +266,8 @@ class FeatureStore:
         """Run ``sql`` against the store's views and return an Arrow table."""
         con = self.connect_memory()
         try:
-            return (con.execute(sql, params) if params else con.sql(sql)).to_arrow_table()
+            # A relation, not a DB-API result: Arrow from execute() makes an extra copy (and warns).
+            return con.sql(sql, params=params or None).to_arrow_table()
         finally:
             con.close()
 

@@ -322,7 +322,8 @@ class Predictor:
     def transcriber(self):
         if self._transcriber is None and "text" in self.model.modalities:
             from featurestore.asr import Transcriber
-            self._transcriber = Transcriber(model=self.asr_model, language=self.language, device=self.device)
+            self._transcriber = Transcriber(model=self.asr_model, language=self.language, device=self.device,
+                                            word_timestamps=self.text_unit == "word")
         return self._transcriber
 
     # ------------------------------------------------------------ predicting

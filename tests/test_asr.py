@@ -104,6 +104,17 @@ def test_whisper_base_segments_hold_their_words(base, speech):
     assert sum(len((t or "").split()) for t in by_segment) > sum(len((t or "").split()) for t in by_word)
 
 
+def test_segments_without_word_timestamps(speech):
+    fast = Transcriber(language="id", device="cpu", word_timestamps=False)
+    assert fast.config["word_timestamps"] is False and fast.config["condition_on_previous_text"] is False
+    segments = fast.transcribe_segments(speech.audio)
+    assert segments and all(s.words == () for s in segments)
+    assert all(0.0 <= s.start_s < s.end_s <= speech.duration_s for s in segments)
+    assert "senang" in " ".join(s.text.lower() for s in segments)
+    texts = window_texts(segments, speech.windows)
+    assert any(t and "senang" in t.lower() for t in texts)
+
+
 def test_whisper_base_transcribes_indonesian(base, speech):
     words = base.transcribe(speech.audio)
     assert words, "no words recognised"

@@ -245,6 +245,9 @@ def test_text_unit_change_reembeds_text(tmp_path, corpus, encoders, transcriber)
     assert run("word").n_skipped == 1
     with pytest.raises(ValueError, match="text_unit must be one of"):
         Embedder(store, text_only, transcriber, text_unit="sentence")
+    from featurestore.asr import Transcriber
+    with pytest.raises(ValueError, match="word_timestamps=True"):
+        Embedder(store, text_only, Transcriber(device="cpu", word_timestamps=False), text_unit="word")
 
 
 def test_text_unit_of_stored_sources():
