@@ -184,9 +184,11 @@ def build_parser() -> argparse.ArgumentParser:
                    "openai-whisper checkpoint; default: offline Whisper base")
     e.add_argument("--language", default="id", help="spoken language (default id)")
     e.add_argument("--beam-size", type=int, help="Whisper beam width (default: 1 on CPU, 5 on CUDA)")
-    e.add_argument("--text-unit", default="segment", choices=["segment", "word"],
+    e.add_argument("--text-unit", default="auto", choices=["auto", "segment", "word"],
                    help="a window's text from ASR, SRT/VTT or Whisper JSON: every overlapping "
-                   "segment (default; as in the competition's transcripts) or only its own words")
+                   "segment (as in the competition's transcripts) or only its own words; auto "
+                   "(default): segment when the store's labelled videos or this manifest use "
+                   "window transcript files or segments, else word")
     e.add_argument("--text-model", help="a local sentence-transformers/HF model directory")
     e.add_argument("--audio-encoder", help="audio encoder name (see `encoders`)")
     e.add_argument("--video-encoder", help="video encoder name")

@@ -216,18 +216,6 @@ class VideoPrediction:
     model_id: str | None
 
 
-def training_text_unit(con) -> str:
-    """The text unit (``"segment"`` or ``"word"``) the store's labelled videos were windowed
-    with, so that new files get their window texts the same way; ``"segment"`` unless every
-    labelled video with ASR or timed-transcript text used words (window TSV files, whose
-    windows hold whole segments, count as segments)."""
-    from featurestore.embed import text_unit_of
-
-    units = {text_unit_of(s) for (s,) in con.execute(read_sql("predict_training_transcript_sources")).fetchall()}
-    units.discard(None)
-    return "word" if units == {"word"} else "segment"
-
-
 class Predictor:
     """Classify media files with a fitted fusion model, without writing to any store.
 
@@ -275,12 +263,13 @@ class Predictor:
             ids = json.loads(row["encoders"]) if row.get("encoders") else {}
             ids = {m: _encoder_id(v) for m, v in ids.items() if _encoder_id(v)}
             rows = con.execute(read_sql("predict_encoder_lineage"), [list(ids.values())]).fetchall()
-            if "text_unit" not in kwargs and "text" in ids:
-                kwargs["text_unit"] = training_text_unit(con)
         finally:
             con.close()
         by_id = {r[0]: {"encoder_id": r[0], "name": r[1], "modality": r[2], "dim": r[3],
                         "config": json.loads(r[4]) if r[4] else {}} for r in rows}
+        if "text" in ids:
+            from featurestore.embed import matching_text_unit
+            kwargs.setdefault("text_unit", matching_text_unit(store))
         predictor = cls(path, **kwargs)
         # The store's encoders view knows each configuration's name; the model file may too.
         for m, e in ids.items():

@@ -303,14 +303,16 @@ def test_predict_batch_keeps_going_past_bad_files(media_model, tmp_path):
     (["asr:faster-whisper:whisper-base-ct2/id"], "word"),  # written before text units
     (["asr:faster-whisper:whisper-base-ct2/id#segment", "asr:faster-whisper:whisper-base-ct2/id#word"], "segment"),
     (["file:/t/t_1_Joy.txt", None], "segment"),
+    ([None], "word"),  # nothing to match
 ])
 def test_predictor_windows_new_text_like_the_training_videos(tmp_path, sources, unit):
-    from fusion.predict import training_text_unit
+    from featurestore.embed import matching_text_unit
     store = FeatureStore(tmp_path / "s")
     store.write_part("videos", [{"video_id": f"v{i}", "label": "Joy", "split": "train", "status": "ok",
                                  "transcript_source": s} for i, s in enumerate(sources)]
                      + [{"video_id": "t", "label": None, "split": "test", "status": "ok",
                          "transcript_source": "asr:x/id#" + ("segment" if unit == "word" else "word")}])
     store.refresh_catalog()
-    con = store.connect_memory()
-    assert training_text_unit(con) == unit
+    assert matching_text_unit(store) == unit
+    # a manifest bringing window TSV files is matched by segment whatever the store holds
+    assert matching_text_unit(store, [{"transcript_path": "/t/t_9_Joy.txt"}]) == "segment"
