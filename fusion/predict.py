@@ -229,14 +229,15 @@ class Predictor:
         (their ``encoder_id`` must still match the lineage).
     transcriber : an ``asr.Transcriber`` for the text modality (default: faster-whisper,
         the packaged Whisper base, ``language``).
-    text_unit : ``"segment"`` or ``"word"``: how ASR text becomes window text; use the unit
-        the model's training windows were embedded with (``featurestore.embed.Embedder``).
+    text_unit : ``"segment"`` or ``"word"``: how ASR text becomes window text. Default: the
+        unit recorded in the model's lineage by tune-fusion (the one its training windows
+        match), else ``"segment"``.
     """
 
     def __init__(self, model_path: str | Path, device: str = "auto", method: str | None = None,
                  encoder_lineage: dict[str, dict] | None = None, encoders: dict | None = None,
                  transcriber=None, language: str = "id", asr_model: str | None = None,
-                 text_unit: str = "segment"):
+                 text_unit: str | None = None):
         try:
             self.model = load_model(model_path, device=device)
         except FileNotFoundError as exc:
@@ -248,7 +249,8 @@ class Predictor:
         self.lineage = encoder_lineage or _lineage_of(self.model)
         self._encoders = dict(encoders) if encoders else None
         self._transcriber = transcriber
-        self.language, self.asr_model, self.text_unit = language, asr_model, text_unit
+        self.language, self.asr_model = language, asr_model
+        self.text_unit = text_unit or self.model.lineage.get("text_unit") or "segment"
 
     @classmethod
     def from_store(cls, store: FeatureStore, model_id: str | None = None, **kwargs) -> "Predictor":
@@ -267,10 +269,10 @@ class Predictor:
             con.close()
         by_id = {r[0]: {"encoder_id": r[0], "name": r[1], "modality": r[2], "dim": r[3],
                         "config": json.loads(r[4]) if r[4] else {}} for r in rows}
-        if "text" in ids:
-            from featurestore.embed import matching_text_unit
-            kwargs.setdefault("text_unit", matching_text_unit(store))
         predictor = cls(path, **kwargs)
+        if "text" in ids and not kwargs.get("text_unit") and "text_unit" not in predictor.model.lineage:
+            from featurestore.embed import matching_text_unit
+            predictor.text_unit = matching_text_unit(store)  # a model from before units were recorded
         # The store's encoders view knows each configuration's name; the model file may too.
         for m, e in ids.items():
             predictor.lineage[m] = {**predictor.lineage.get(m, {}), **by_id.get(e, {"encoder_id": e})}

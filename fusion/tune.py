@@ -591,6 +591,10 @@ def tune_fusion(store_or_con, n_trials: int = 30, timeout: float | None = None, 
         "n_windows": int(len(td.data.X)), "columns": list(dims), "dims": dims,
         "store_snapshot": store_snapshot(con, store), "trained_at": datetime.now(timezone.utc).isoformat(),
     }
+    if "text" in dims and hasattr(store, "connect_memory"):
+        from featurestore.embed import matching_text_unit
+        # How new files' ASR text must be windowed to look like the training windows.
+        lineage["text_unit"] = matching_text_unit(store)
     encoders = current_encoders(con, dims, store)
     model = None
     model_dir: Path | None = None

@@ -71,6 +71,11 @@ def test_study_on_a_store_finds_the_signal_and_saves_a_model(tmp_path):
     assert np.asarray(lineage["confusion"]).sum() == 64 and len(lineage["fold_scores"]) == 5
     assert lineage["store_snapshot"]["n_videos"] == 64 and lineage["store_snapshot"]["videos_written_at"]
     assert json.loads(row[0][5])["text"]["encoder_id"] == "text-synthetic-20"
+    # no transcript sources to match: new files' ASR text is windowed by word, as embed would
+    assert lineage["text_unit"] == "word"
+    from fusion.predict import Predictor
+    assert Predictor(res.model_dir, device="cpu").text_unit == "word"
+    assert Predictor(res.model_dir, device="cpu", text_unit="segment").text_unit == "segment"
 
     # the saved model reproduces the refitted one, on the store's vectors
     model = load_model(row[0][4], device="cpu")
