@@ -12,10 +12,10 @@ Both return the same :class:`Segment` list (each with its timed :class:`Word` s)
 ``vad_filter=True`` both skip non-speech with faster-whisper's Silero VAD first (it ships
 offline).
 
-A window's text is, by default, every *segment* (Whisper's sentence-like unit) that
-overlaps it, as in the competition's transcripts (``../shared/data``: a window inside
-an 8 s sentence carries the whole sentence). ``unit="word"`` gives only the words inside
-the window's 1.0 s, 2-3 words, which text encoders read with little context.
+A window's text (:func:`window_texts`) is either every *segment* (Whisper's sentence-like
+unit) that overlaps it, as in the competition's transcripts (``../shared/data``: a window
+inside an 8 s sentence carries the whole sentence), or only the *words* inside the
+window's 1.0 s. Which one ``embed`` uses: ``featurestore.embed.matching_text_unit``.
 """
 from __future__ import annotations
 
@@ -35,7 +35,7 @@ BACKENDS = ("faster-whisper", "openai-whisper")
 WHISPER_TEMPERATURES = (0.0, 0.2, 0.4, 0.6, 0.8, 1.0)
 
 
-#: What a window's text is made of: whole overlapping segments (default) or overlapping words.
+#: What a window's text is made of: whole overlapping segments or overlapping words.
 TEXT_UNITS = ("segment", "word")
 
 
