@@ -170,9 +170,10 @@ class Embedder:
         videos = manifest.videos if isinstance(manifest, Manifest) else manifest
         i, n = shard
         # Shard by manifest position: stable for a given manifest, disjoint across shards.
-        rows = [r for k, r in enumerate(videos.to_dict("records")) if k % n == i]
+        records = videos.to_dict("records")
+        rows = [r for k, r in enumerate(records) if k % n == i]
         if self.text_unit == "auto":
-            self.unit = matching_text_unit(self.store, videos.to_dict("records"))
+            self.unit = matching_text_unit(self.store, records)
         if self.unit == "word" and self.transcriber is not None and not self.transcriber.word_timestamps:
             raise ValueError("text_unit='word' needs a Transcriber with word_timestamps=True")
         report = EmbedReport(n_videos=len(rows))
