@@ -300,21 +300,34 @@ def load_matrix_proposed(store: FeatureStore, encoder_ids: list[str]) -> tuple[p
     if len(np.unique(key)) != len(key):
         raise NotImplementedError("rewritten windows: resolve newest-wins here (rare path)")
     dims = [t.schema.field("embedding").type.list_size for t in tables]
-    out = np.empty((len(key), sum(dims)), dtype=np.float32)
+
+    def decode(ch, dim: int) -> np.ndarray:
+        n = len(ch)
+        return ch.values.to_numpy(zero_copy_only=False)[ch.offset * dim:(ch.offset + n) * dim].reshape(n, dim)
+
+    return keys, _fill_matrix(tables, keys, "embedding", dims, decode)
+
+
+def _fill_matrix(tables: list[pa.Table], keys: pa.Table, column: str, dims: list[int],
+                 decode) -> np.ndarray:
+    """``(n, sum of dims)`` float32 matrix: each table's ``column`` chunks, decoded to
+    ``(len(chunk), dim)`` by ``decode(chunk, dim)``, copied once into its column block;
+    NULL rows become NaN. Every table must hold ``keys`` in the same row order."""
+    out = np.empty((keys.num_rows, sum(dims)), dtype=np.float32)
     col = 0
     for t, dim in zip(tables, dims):
         if not t.select(["video_id", "window_idx"]).equals(keys):
             raise NotImplementedError("encoders written in different row orders: align on keys")
         row = 0
-        for ch in t.column("embedding").chunks:
+        for ch in t.column(column).chunks:
             n = len(ch)
             block = out[row:row + n, col:col + dim]
-            block[:] = ch.values.to_numpy(zero_copy_only=False)[ch.offset * dim:(ch.offset + n) * dim].reshape(n, dim)
+            block[:] = decode(ch, dim)
             if ch.null_count:
                 block[~np.asarray(ch.is_valid())] = np.nan
             row += n
         col += dim
-    return keys, out
+    return out
 
 
 class _LZ4Store(FeatureStore):
@@ -364,22 +377,12 @@ def load_matrix_blob(store: FeatureStore, encoder_ids: list[str]) -> tuple[pa.Ta
                             columns=["video_id", "window_idx", "embedding_f32"]) for e in encoder_ids]
     keys = tables[0].select(["video_id", "window_idx"])
     dims = [t.schema.field("embedding_f32").type.byte_width // 4 for t in tables]
-    out = np.empty((keys.num_rows, sum(dims)), dtype=np.float32)
-    col = 0
-    for t, dim in zip(tables, dims):
-        if not t.select(["video_id", "window_idx"]).equals(keys):
-            raise NotImplementedError("encoders written in different row orders: align on keys")
-        row = 0
-        for ch in t.column("embedding_f32").chunks:
-            n = len(ch)
-            raw = np.frombuffer(ch.buffers()[1], dtype="<f4", count=(ch.offset + n) * dim)
-            block = out[row:row + n, col:col + dim]
-            block[:] = raw[ch.offset * dim:].reshape(n, dim)
-            if ch.null_count:
-                block[~np.asarray(ch.is_valid())] = np.nan
-            row += n
-        col += dim
-    return keys, out
+
+    def decode(ch, dim: int) -> np.ndarray:
+        raw = np.frombuffer(ch.buffers()[1], dtype="<f4", count=(ch.offset + len(ch)) * dim)
+        return raw[ch.offset * dim:].reshape(len(ch), dim)
+
+    return keys, _fill_matrix(tables, keys, "embedding_f32", dims, decode)
 
 
 def write_text_once(m: Matrix, root: Path, part_windows: int) -> None:
