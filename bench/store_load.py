@@ -356,7 +356,9 @@ class _BlobStore(_LZ4Store):
     def _atomic_write(table: pa.Table, target: Path) -> Path:
         import pyarrow.compute as pc
 
-        if "embedding" in table.column_names:
+        # The store itself now writes the blob (this proposal was adopted); add it only
+        # where a part lacks it, or Parquet gets two columns of one name.
+        if "embedding" in table.column_names and "embedding_f32" not in table.column_names:
             emb = table.column("embedding").combine_chunks()
             dim = emb.type.list_size
             values = emb.values.slice(emb.offset * dim, len(emb) * dim)
