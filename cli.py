@@ -52,7 +52,8 @@ def cmd_embed(args) -> int:
     report = embed_manifest(
         store, manifest, modalities=args.modalities, encoder_names=names, device=args.device,
         asr_backend=args.asr_backend, asr_model=args.asr_model, language=args.language,
-        text_model=args.text_model, beam_size=args.beam_size, shard=parse_shard(args.shard),
+        text_model=args.text_model, beam_size=args.beam_size, asr_batch_size=args.asr_batch_size,
+        shard=parse_shard(args.shard),
         chunk_size=args.chunk_size, progress=not args.quiet, text_unit=args.text_unit)
     print(report.summary())
     print(f"store: {store.root}")
@@ -184,6 +185,8 @@ def build_parser() -> argparse.ArgumentParser:
                    "openai-whisper checkpoint; default: offline Whisper base")
     e.add_argument("--language", default="id", help="spoken language (default id)")
     e.add_argument("--beam-size", type=int, help="Whisper beam width (default: 1 on CPU, 5 on CUDA)")
+    e.add_argument("--asr-batch-size", type=int, help="speech chunks (<= 30 s) of one video decoded "
+                   "together (default: 8 on CPU, 16 on CUDA; 1: one after another)")
     e.add_argument("--text-unit", default="auto", choices=["auto", "segment", "word"],
                    help="a window's text from ASR, SRT/VTT or Whisper JSON: every overlapping "
                    "segment (as in the competition's transcripts) or only its own words; auto "

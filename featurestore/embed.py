@@ -406,7 +406,7 @@ def embed_manifest(store: FeatureStore, manifest: Manifest, modalities: Iterable
                    encoder_names: dict[str, str] | None = None, device: str = "auto",
                    asr_backend: str = "faster-whisper", asr_model: str | None = None,
                    language: str = "id", text_model: str | None = None, beam_size: int | None = None,
-                   shard: tuple[int, int] = (0, 1), chunk_size: int = 8,
+                   asr_batch_size: int | None = None, shard: tuple[int, int] = (0, 1), chunk_size: int = 8,
                    progress: bool = True, text_unit: str = "auto") -> EmbedReport:
     """Library entry point behind ``cli.py embed``: build encoders, run, report."""
     from .encoders.registry import default_encoder, get_encoder
@@ -426,7 +426,7 @@ def embed_manifest(store: FeatureStore, manifest: Manifest, modalities: Iterable
     if needs_asr:
         from .asr import Transcriber
         transcriber = Transcriber(backend=asr_backend, model=asr_model, language=language,
-                                  device=device, beam_size=beam_size,
+                                  device=device, beam_size=beam_size, batch_size=asr_batch_size,
                                   word_timestamps=text_unit == "word")
     embedder = Embedder(store, encoders, transcriber, chunk_size=chunk_size, progress=progress,
                         text_unit=text_unit)

@@ -115,6 +115,41 @@ def test_segments_without_word_timestamps(speech):
     assert any(t and "senang" in t.lower() for t in texts)
 
 
+@pytest.fixture(scope="module")
+def long_speech(speech, tmp_path_factory):
+    """88 s: four rounds of (CLEAR_TEXT, 3 s pause, LONG_TEXT, 3 s pause), several 30 s chunks."""
+    other = decode_video(mf.make_talking_face_video(tmp_path_factory.mktemp("asr") / "long.mp4",
+                                                    text=mf.LONG_TEXT), video=False).audio
+    gap = np.zeros(3 * SAMPLE_RATE, np.float32)
+    round_ = np.concatenate([speech.audio, gap, other, gap])
+    rate = float(SAMPLE_RATE)
+    spans = {"senang": (0.0, speech.audio.size / rate),
+             "keluarga": ((speech.audio.size + gap.size) / rate, (speech.audio.size + gap.size + other.size) / rate)}
+    return np.tile(round_, 4), round_.size / rate, spans
+
+
+@pytest.mark.parametrize("options", [{}, {"batch_size": 1}, {"vad_filter": False}],
+                         ids=["batched-vad", "sequential-vad", "batched-fixed-chunks"])
+def test_long_clip_every_utterance_found_at_its_time(long_speech, options):
+    """Batched decoding must find the utterances of every chunk, at their own times."""
+    audio, period, spans = long_speech
+    tr = Transcriber(language="id", device="cpu", word_timestamps=False, **options)
+    assert tr.config["batch_size"] == options.get("batch_size", 8)
+    segments = tr.transcribe_segments(audio)
+    assert all(0.0 <= s.start_s < s.end_s <= audio.size / SAMPLE_RATE for s in segments)
+    for word, (a, b) in spans.items():
+        rounds = [k for k in range(4) if any(
+            word in s.text.lower() and s.start_s < k * period + b and s.end_s > k * period + a
+            for s in segments)]
+        assert len(rounds) >= 3, (word, [(round(s.start_s, 1), s.text) for s in segments])
+
+
+def test_batching_needs_independent_chunks():
+    assert Transcriber(device="cpu", condition_on_previous_text=True).batch_size == 1
+    with pytest.raises(ValueError, match="batch_size"):
+        Transcriber(batch_size=0)
+
+
 def test_whisper_base_transcribes_indonesian(base, speech):
     words = base.transcribe(speech.audio)
     assert words, "no words recognised"
