@@ -18,6 +18,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 import pandas as pd
@@ -103,9 +104,12 @@ def run(quick: bool = False, trials: int = 30, test_size: float = 0.2, seed: int
     return rows
 
 
-def split_args(doc: str, argv: list[str] | None = None) -> dict:
+def split_args(doc: str, argv: list[str] | None = None,
+               extra: Callable[[argparse.ArgumentParser], None] | None = None) -> dict:
     """``run`` keyword arguments from a held-out-split benchmark's command line."""
     p = argparse.ArgumentParser(description=doc.split("\n\n")[0])
+    if extra is not None:
+        extra(p)
     p.add_argument("--trials", type=int, default=30)
     p.add_argument("--test-size", type=float, default=0.2)
     p.add_argument("--seed", type=int, default=0)

@@ -139,14 +139,14 @@ class Embedder:
         self.log = log or (lambda msg: print(msg, file=sys.stderr))
 
     # ------------------------------------------------------------------ planning
-    def _done(self, video_ids: Sequence[str]) -> set[str]:
-        """Videos already embedded ``ok`` by every requested encoder configuration (and, for
-        text from ASR or timed transcripts, with this ``text_unit``)."""
+    def _done(self, rows: Sequence[dict]) -> set[str]:
+        """Videos of ``rows`` already embedded ``ok`` by every requested encoder configuration
+        and, for text, from the same source: the same transcript file, or the same Whisper
+        model and language, windowed by this ``text_unit``."""
         con = self.store.connect_memory()
         try:
-            ok = {vid for vid, source in con.execute(
-                "SELECT video_id, transcript_source FROM videos WHERE status = ?", [STATUS_OK]).fetchall()
-                if "text" not in self.encoders or text_unit_of(source) in (None, self.unit)}
+            sources = dict(con.execute(
+                "SELECT video_id, transcript_source FROM videos WHERE status = ?", [STATUS_OK]).fetchall())
             ids = [e.encoder_id for e in self.encoders.values()]
             have = defaultdict(set)
             for eid, vid in con.execute(
@@ -156,7 +156,24 @@ class Embedder:
         finally:
             con.close()
         need = set(ids)
-        return {v for v in video_ids if v in ok and need <= have.get(v, set())}
+        return {r["video_id"] for r in rows
+                if r["video_id"] in sources and need <= have.get(r["video_id"], set())
+                and ("text" not in self.encoders or self._same_text_source(r, sources[r["video_id"]]))}
+
+    def _same_text_source(self, row: dict, stored: str | None) -> bool:
+        if text_unit_of(stored) not in (None, self.unit):
+            return False
+        origin = _without_unit(stored)
+        if row.get("transcript_path"):
+            return origin == f"file:{row['transcript_path']}"
+        if origin is None:  # no audio track: nothing was, or will be, transcribed
+            return True
+        if not origin.startswith("asr:"):  # a transcript file the manifest no longer names
+            return False
+        return self.transcriber is None or origin == self._asr_source_prefix()
+
+    def _asr_source_prefix(self) -> str:
+        return f"asr:{self.transcriber.name}/{self.transcriber.language}"
 
     def _stored_meta(self) -> pd.DataFrame:
         cols = ", ".join(f'"{c}"' for c in ("video_id", *_META, "status", "error", "duration_s",
@@ -180,7 +197,7 @@ class Embedder:
         for enc in self.encoders.values():
             self.store.write_part("encoders", [enc.info()])
             report.encoders[enc.modality] = enc.encoder_id
-        done = self._done([r["video_id"] for r in rows])
+        done = self._done(rows)
         stored = self._stored_meta()
         todo, refresh = [], []
         for r in rows:
@@ -312,7 +329,7 @@ class Embedder:
         segments = self.transcriber.transcribe_segments(v.audio)
         report.stage_s["asr"] += time.perf_counter() - t
         v.transcripts = window_texts(segments, v.windows, self.unit)
-        v.transcript_source = f"asr:{self.transcriber.name}/{self.transcriber.language}#{self.unit}"
+        v.transcript_source = f"{self._asr_source_prefix()}#{self.unit}"
 
     def _encode(self, modality: str, enc: Encoder, live: list[_Video]):
         """One modality's rows for every window of ``live``, in window order."""
@@ -347,6 +364,13 @@ class Embedder:
             blocks_r.extend(r)
         X = np.concatenate(blocks_X) if blocks_X else np.zeros((0, enc.dim), np.float32)
         return X, blocks_r
+
+
+def _without_unit(transcript_source: str | None) -> str | None:
+    """``transcript_source`` less its ``#<unit>`` suffix: the file or the ASR model and language."""
+    if transcript_source and text_unit_of(transcript_source) and "#" in transcript_source:
+        return transcript_source.rpartition("#")[0]
+    return transcript_source
 
 
 def text_unit_of(transcript_source: str | None) -> str | None:

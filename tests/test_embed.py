@@ -250,6 +250,34 @@ def test_text_unit_change_reembeds_text(tmp_path, corpus, encoders, transcriber)
                  text_unit="word").run(manifest)
 
 
+def test_other_text_source_reembeds_text(tmp_path, corpus, encoders, transcriber):
+    """Another Whisper model or language, or a transcript file in place of ASR, gives other
+    window texts: the video is embedded again; the same source is skipped."""
+    from featurestore.asr import Transcriber
+    (tmp_path / "t.txt").write_text("0\tsaya senang\n1\tsaya senang\n")
+    asr = tmp_path / "asr.csv"
+    asr.write_text(f"id,video,emotion\ntalk,{corpus / 'talk.mp4'},Joy\n")
+    from_file = tmp_path / "file.csv"
+    from_file.write_text(f"id,video,emotion,transcript\ntalk,{corpus / 'talk.mp4'},Joy,t.txt\n")
+    store = FeatureStore(tmp_path / "s")
+
+    def run(manifest, tr):
+        return Embedder(store, {"text": encoders["text"]}, tr, progress=False, log=lambda m: None,
+                        text_unit="word").run(read_manifest(manifest))
+
+    def source():
+        return store.query("SELECT transcript_source FROM videos").column(0)[0].as_py()
+
+    assert run(asr, transcriber).n_embedded == 1 and source().startswith("asr:") and "/id#" in source()
+    assert run(asr, transcriber).n_skipped == 1
+    malay = Transcriber(language="ms", device="cpu")
+    assert run(asr, malay).n_embedded == 1 and "/ms#word" in source()
+    assert run(asr, malay).n_skipped == 1
+    assert run(from_file, malay).n_embedded == 1 and source() == f"file:{tmp_path / 't.txt'}"
+    assert run(from_file, malay).n_skipped == 1
+    assert run(asr, transcriber).n_embedded == 1 and "/id#" in source()
+
+
 def test_text_unit_of_stored_sources():
     from featurestore.embed import text_unit_of
     assert text_unit_of("asr:faster-whisper:whisper-base-ct2/id#segment") == "segment"
