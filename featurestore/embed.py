@@ -48,6 +48,7 @@ class EmbedReport:
     n_videos: int = 0
     n_embedded: int = 0
     n_skipped: int = 0
+    n_transcripts_reused: int = 0
     n_windows: int = 0
     media_s: float = 0.0
     wall_s: float = 0.0
@@ -63,6 +64,8 @@ class EmbedReport:
         lines = [f"embedded {self.n_embedded} video(s), {self.n_windows} windows, "
                  f"{self.media_s:.1f} s of media in {self.wall_s:.1f} s; "
                  f"skipped {self.n_skipped} already embedded; {len(self.failures)} failed"]
+        if self.n_transcripts_reused:
+            lines.append(f"Whisper segments reused from the store for {self.n_transcripts_reused} video(s)")
         if self.media_s > 0:
             per_min = {k: v * 60.0 / self.media_s for k, v in self.stage_s.items()}
             lines.append("seconds per minute of media: " + ", ".join(
@@ -87,6 +90,8 @@ class _Video:
     transcript_source: str | None = None
     no_text_reason: str | None = None
     error: str | None = None
+    segments: list | None = None           # fresh ASR segments, to store
+    cached_segments: tuple | None = None   # (duration_s, segments) from the store's segments
 
 
 def parse_shard(spec: str | None) -> tuple[int, int]:
@@ -172,6 +177,30 @@ class Embedder:
             return False
         return self.transcriber is None or origin == self._asr_source_prefix()
 
+    def _cached_segments(self, rows: Sequence[dict]) -> dict[str, tuple[float, list]]:
+        """Stored Whisper segments of ``rows``' videos from this model and language, with words
+        where word windows need them, for the same media file: ``{video_id: (duration_s,
+        segments)}``. A video whose speech Whisper found nothing in has none (it runs again)."""
+        from .asr import Segment, Word
+
+        if not rows:
+            return {}
+        paths = {r["video_id"]: r.get("path") for r in rows}
+        con = self.store.connect_memory()
+        try:
+            found = con.execute(read_sql("embed_cached_segments"), [
+                list(paths), self._asr_source_prefix(), self.unit == "word"]).fetchall()
+        finally:
+            con.close()
+        out: dict[str, tuple[float, list]] = {}
+        for vid, path, duration, segs in found:
+            if path != paths[vid]:
+                continue  # another file under this id now
+            out[vid] = (duration, [Segment(s["start_s"], s["end_s"], s["text"],
+                                           tuple(Word(w["start_s"], w["end_s"], w["text"]) for w in s["words"]))
+                                   for s in segs])
+        return out
+
     def _asr_source_prefix(self) -> str:
         return f"asr:{self.transcriber.name}/{self.transcriber.language}"
 
@@ -229,6 +258,10 @@ class Embedder:
         return report
 
     def _process_chunk(self, chunk: list[_Video], report: EmbedReport) -> None:
+        if self.transcriber is not None and "text" in self.encoders:
+            cached = self._cached_segments([v.row for v in chunk if not v.row.get("transcript_path")])
+            for v in chunk:
+                v.cached_segments = cached.get(v.row["video_id"])
         for v in chunk:
             self._prepare(v, report)
         live = [v for v in chunk if v.error is None]
@@ -252,6 +285,15 @@ class Embedder:
             for modality, (X, reasons) in outputs.items():
                 enc = self.encoders[modality]
                 self.store.write_embeddings(enc.encoder_id, enc.dim, keys_vid, keys_idx, X, reasons)
+            fresh = [v for v in live if v.segments]
+            if fresh:
+                self.store.write_part("segments", [{
+                    "video_id": v.row["video_id"], "segment_idx": k, "start_s": seg.start_s,
+                    "end_s": seg.end_s, "text": seg.text,
+                    "words": [{"start_s": w.start_s, "end_s": w.end_s, "text": w.text} for w in seg.words],
+                    "source": self._asr_source_prefix(), "word_timestamps": self.transcriber.word_timestamps,
+                    "duration_s": v.duration_s,
+                } for v in fresh for k, seg in enumerate(v.segments)])
         # Status last: a video is "ok" only once all its parts are on disk.
         self.store.write_part("videos", [{
             **{c: v.row.get(c) for c in _META}, "video_id": v.row["video_id"],
@@ -325,9 +367,14 @@ class Embedder:
         if self.transcriber is None:
             raise ValueError("no transcript in the manifest and ASR is off; pass a transcript "
                              "column or enable ASR")
-        t = time.perf_counter()
-        segments = self.transcriber.transcribe_segments(v.audio)
-        report.stage_s["asr"] += time.perf_counter() - t
+        cached = v.cached_segments
+        if cached is not None and abs(cached[0] - (v.duration_s or 0.0)) < 0.05:
+            segments = cached[1]
+            report.n_transcripts_reused += 1
+        else:
+            t = time.perf_counter()
+            segments = v.segments = self.transcriber.transcribe_segments(v.audio)
+            report.stage_s["asr"] += time.perf_counter() - t
         v.transcripts = window_texts(segments, v.windows, self.unit)
         v.transcript_source = f"{self._asr_source_prefix()}#{self.unit}"
 

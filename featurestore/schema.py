@@ -70,6 +70,25 @@ WINDOWS_SCHEMA = pa.schema([
 ])
 
 
+#: What Whisper said in a video, kept so that a change of text unit or text encoder
+#: re-windows without transcribing again. ``source`` is the ASR identity
+#: (``asr:<backend>:<model>/<lang>``, as ``videos.transcript_source`` less its unit);
+#: ``word_timestamps`` says whether ``words`` were timed (word windows need them).
+SEGMENTS_SCHEMA = pa.schema([
+    ("video_id", pa.string()),
+    ("segment_idx", pa.int32()),
+    ("start_s", pa.float64()),
+    ("end_s", pa.float64()),
+    ("text", pa.string()),
+    ("words", pa.list_(pa.struct([("start_s", pa.float64()), ("end_s", pa.float64()),
+                                  ("text", pa.string())]))),
+    ("source", pa.string()),
+    ("word_timestamps", pa.bool_()),
+    ("duration_s", pa.float64()),
+    ("written_at", pa.timestamp("us", tz="UTC")),
+])
+
+
 def embedding_schema(dim: int) -> pa.Schema:
     """Schema of an embeddings part for one encoder of ``dim`` float32 values.
 
@@ -123,6 +142,7 @@ MODELS_SCHEMA = pa.schema([
 PART_SCHEMAS: dict[str, pa.Schema] = {
     "videos": VIDEOS_SCHEMA,
     "windows": WINDOWS_SCHEMA,
+    "segments": SEGMENTS_SCHEMA,
     "encoders": ENCODERS_SCHEMA,
     "window_predictions": WINDOW_PREDICTIONS_SCHEMA,
     "models": MODELS_SCHEMA,

@@ -38,7 +38,7 @@ CATALOG = "catalog.duckdb"
 COMPACT_ROW_GROUP = 4096
 _KINDS = tuple(PART_SCHEMAS)
 # Views the catalog defines, in dependency order.
-_VIEW_KINDS = ("videos", "windows", "encoders", "models", "window_predictions")
+_VIEW_KINDS = ("videos", "windows", "segments", "encoders", "models", "window_predictions")
 
 
 class StoreError(RuntimeError):
@@ -71,7 +71,7 @@ class FeatureStore:
     """A directory of Parquet parts with a DuckDB catalog of views.
 
     ``FeatureStore(path)`` opens (and, with ``create=True``, makes) a store.
-    Public views, readable by plain duckdb: ``videos``, ``windows``,
+    Public views, readable by plain duckdb: ``videos``, ``windows``, ``segments``,
     ``encoders``, ``embeddings``, ``fusion_vectors``, ``models``,
     ``window_predictions`` and ``video_predictions``.
     """
@@ -86,6 +86,13 @@ class FeatureStore:
             for kind in _KINDS:
                 self._seed_empty(kind)
             (self.root / "parts" / "embeddings").mkdir(parents=True, exist_ok=True)
+        else:
+            for kind in _KINDS:  # kinds added after this store was made
+                if not self.part_dir(kind).is_dir():
+                    try:
+                        self._seed_empty(kind)
+                    except OSError:  # a read-only store: that view is left out
+                        pass
         self.models_dir.mkdir(parents=True, exist_ok=True)
 
     # ------------------------------------------------------------------ layout
@@ -220,7 +227,8 @@ class FeatureStore:
 
     def _create_views(self, con: duckdb.DuckDBPyConnection) -> None:
         for kind in _VIEW_KINDS:
-            con.execute(read_sql(f"view_{kind}").format(glob=self._glob(kind)))
+            if self.part_dir(kind).is_dir():
+                con.execute(read_sql(f"view_{kind}").format(glob=self._glob(kind)))
         emb_glob = str(self.parts_dir / "embeddings" / "*" / "*.parquet")
         if any(self.parts_dir.glob("embeddings/*/*.parquet")):
             con.execute(read_sql("view_embeddings").format(glob=sql_literal(emb_glob)))
@@ -375,7 +383,8 @@ def _as_table(table: pa.Table | dict | list[dict]) -> pa.Table:
 
 
 #: Part folders whose views decide "newest wins" per key on file names.
-_FILE_KEYS = {"windows": ["video_id"], "window_predictions": ["model_id", "video_id"]}
+_FILE_KEYS = {"windows": ["video_id"], "segments": ["video_id"],
+              "window_predictions": ["model_id", "video_id"]}
 
 
 def _key_strings(table: pa.Table, keys: list[str]) -> pa.Array:

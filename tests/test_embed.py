@@ -278,6 +278,55 @@ def test_other_text_source_reembeds_text(tmp_path, corpus, encoders, transcriber
     assert run(asr, transcriber).n_embedded == 1 and "/id#" in source()
 
 
+def test_whisper_segments_are_stored_and_reused(tmp_path, corpus, encoders, transcriber):
+    """A change of text unit re-windows the stored Whisper segments instead of running
+    Whisper again; another model or language, or segments without the word times word
+    windows need, runs it again."""
+    import shutil as sh
+    from featurestore.asr import Transcriber
+    (tmp_path / "m.csv").write_text(f"id,video,emotion\ntalk,{corpus / 'talk.mp4'},Joy\n")
+    manifest = read_manifest(tmp_path / "m.csv")
+    store = FeatureStore(tmp_path / "s")
+
+    def run(unit, tr=transcriber, store=store):
+        return Embedder(store, {"text": encoders["text"]}, tr, progress=False, log=lambda m: None,
+                        text_unit=unit).run(manifest)
+
+    def windows(store):
+        return [t for (t,) in store.connect_memory().execute(
+            "SELECT transcript FROM windows ORDER BY window_idx").fetchall()]
+
+    first = run("word")
+    assert first.n_embedded == 1 and first.n_transcripts_reused == 0 and first.stage_s["asr"] > 0
+    segs = store.query("SELECT * FROM segments ORDER BY segment_idx").to_pylist()
+    assert segs and all(r["video_id"] == "talk" and r["word_timestamps"] for r in segs)
+    assert segs[0]["source"] == f"asr:{transcriber.name}/id" and abs(segs[0]["duration_s"] - 4.8) < 1
+    assert "senang" in " ".join(r["text"].lower() for r in segs)
+    assert all(r["words"] and r["start_s"] == r["words"][0]["start_s"] for r in segs)
+
+    second = run("segment")
+    assert second.n_embedded == 1 and second.n_transcripts_reused == 1 and second.stage_s["asr"] == 0
+    assert "Whisper segments reused" in second.summary()
+    by_segment = windows(store)
+    assert any(t and "senang" in t.lower() for t in by_segment)
+    # the same windows as Whisper run afresh for segment windows
+    other = FeatureStore(tmp_path / "s2")
+    assert run("segment", store=other).n_transcripts_reused == 0
+    assert windows(other) == by_segment
+
+    malay = Transcriber(language="ms", device="cpu", word_timestamps=False)
+    third = run("segment", malay)
+    assert third.n_embedded == 1 and third.n_transcripts_reused == 0
+    # the Malay segments carry no word times: word windows for Malay need Whisper again
+    fourth = run("word", Transcriber(language="ms", device="cpu"))
+    assert fourth.n_embedded == 1 and fourth.n_transcripts_reused == 0
+    assert run("segment", malay).n_transcripts_reused == 1  # word-timed segments serve both units
+
+    # a store written before segments were kept gets the view on opening
+    sh.rmtree(store.part_dir("segments"))
+    assert FeatureStore(store.root).query("SELECT count(*) FROM segments").column(0)[0].as_py() == 0
+
+
 def test_text_unit_of_stored_sources():
     from featurestore.embed import text_unit_of
     assert text_unit_of("asr:faster-whisper:whisper-base-ct2/id#segment") == "segment"
