@@ -75,9 +75,12 @@ def cmd_tune(args) -> int:
 
 
 def cmd_predict(args) -> int:
-    from fusion.predict import predict_store
+    from fusion.predict import predict_store, text_origin_note
     store = _store(args)
     model_id = predict_store(store, split=args.split, model_id=args.model)
+    note = text_origin_note(store, model_id, args.split)
+    if note:
+        print(note, file=sys.stderr)
     con = store.connect()
     try:
         tbl = con.sql(

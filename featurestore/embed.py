@@ -413,6 +413,21 @@ class Embedder:
         return X, blocks_r
 
 
+def text_origins(store: FeatureStore, split: str | None = None) -> dict[str, int]:
+    """Videos per text origin, ``'transcript files'`` or ``'asr:<backend>:<model>/<lang>'``:
+    of the labelled videos (``split=None``, what a model learns from) or of one split."""
+    con = store.connect_memory()
+    try:
+        rows = con.execute(read_sql("text_origins")).fetchall()
+    finally:
+        con.close()
+    out: dict[str, int] = {}
+    for row_split, labelled, origin, n in rows:
+        if (labelled if split is None else row_split == split):
+            out[origin] = out.get(origin, 0) + int(n)
+    return out
+
+
 def _without_unit(transcript_source: str | None) -> str | None:
     """``transcript_source`` less its ``#<unit>`` suffix: the file or the ASR model and language."""
     if transcript_source and text_unit_of(transcript_source) and "#" in transcript_source:

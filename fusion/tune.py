@@ -592,9 +592,11 @@ def tune_fusion(store_or_con, n_trials: int = 30, timeout: float | None = None, 
         "store_snapshot": store_snapshot(con, store), "trained_at": datetime.now(timezone.utc).isoformat(),
     }
     if "text" in dims and hasattr(store, "connect_memory"):
-        from featurestore.embed import matching_text_unit
+        from featurestore.embed import matching_text_unit, text_origins
         # How new files' ASR text must be windowed to look like the training windows.
         lineage["text_unit"] = matching_text_unit(store)
+        # Where the training text came from, so predictions on other text can say so.
+        lineage["text_origins"] = text_origins(store)
     encoders = current_encoders(con, dims, store)
     model = None
     model_dir: Path | None = None

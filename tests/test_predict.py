@@ -316,3 +316,34 @@ def test_predictor_windows_new_text_like_the_training_videos(tmp_path, sources, 
     assert matching_text_unit(store) == unit
     # a manifest bringing window TSV files is matched by segment whatever the store holds
     assert matching_text_unit(store, [{"transcript_path": "/t/t_9_Joy.txt"}]) == "segment"
+
+
+def test_text_origin_note_only_when_the_predicted_text_comes_from_elsewhere(tmp_path):
+    from fusion.predict import text_origin_note
+    asr = "asr:faster-whisper:whisper-base-ct2/id"
+    store = FeatureStore(tmp_path / "s")
+    store.write_part("videos", [
+        {"video_id": "a", "label": "Joy", "split": "train", "status": "ok", "transcript_source": "file:/t/t_a_Joy.txt"},
+        {"video_id": "b", "label": "Fear", "split": "train", "status": "ok", "transcript_source": f"{asr}#segment"},
+        {"video_id": "c", "label": None, "split": "test", "status": "ok", "transcript_source": f"{asr}#segment"},
+        {"video_id": "d", "label": None, "split": "test", "status": "ok", "transcript_source": "asr:x:large-v3/id#segment"},
+        {"video_id": "e", "label": None, "split": "test", "status": "failed", "transcript_source": None},
+    ])
+
+    def model(mid, origins, dims=None):
+        store.write_part("models", [{"model_id": mid, "family": "pooled-logreg", "method": "mean",
+                                     "cv_macro_f1": 0.2, "path": "/m", "encoders": "{}",
+                                     "lineage": json.dumps({"dims": dims or {"text": 384},
+                                                            "text_origins": origins})}])
+        store.refresh_catalog()
+
+    from featurestore.embed import text_origins
+    assert text_origins(store) == {"transcript files": 1, asr: 1}
+    assert text_origins(store, "test") == {asr: 1, "asr:x:large-v3/id": 1}
+    model("m1", text_origins(store))
+    note = text_origin_note(store, "m1", "test")
+    assert "1 test video(s) have text from asr:x:large-v3/id (1 videos)" in note and "whisper-base" not in note.split("have text from")[1]
+    model("m2", {asr: 5, "asr:x:large-v3/id": 2})
+    assert text_origin_note(store, "m2", "test") is None
+    model("m3", {"transcript files": 3}, dims={"audio": 128})  # no text: nothing to say
+    assert text_origin_note(store, "m3", "test") is None

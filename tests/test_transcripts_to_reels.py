@@ -60,8 +60,9 @@ def project(tmp_path_factory):
     cli("embed", "--store", store, "--manifest", str(d / "train.csv"), "--modalities", "text", "--quiet")
     cli("tune-fusion", "--store", store, "--trials", "4", "--folds", "4", "--seed", "0", "--quiet")
     cli("embed", "--store", store, "--manifest", str(d / "test.csv"), "--quiet")
-    cli("predict", "--store", store, "--split", "test")
+    predicted = cli("predict", "--store", store, "--split", "test")
     cli("export-submission", "--store", store, "--split", "test", "--out", str(d / "sub.csv"))
+    (d / "predict.stderr").write_text(predicted.stderr)
     return d, store
 
 
@@ -91,6 +92,15 @@ def test_reels_carry_every_modality_and_the_text_model_reads_its_own(project):
     assert test["audio"] > test["windows"] // 2 and test["video"] > 0 and test["text"] > 0
     model = sql(store, "SELECT encoders FROM models ORDER BY written_at DESC LIMIT 1")[0]
     assert set(json.loads(model["encoders"])) == {"text"}
+
+
+def test_predict_says_the_reels_text_is_not_what_the_model_learned_from(project):
+    d, store = project
+    lineage = json.loads(sql(store, "SELECT lineage FROM models ORDER BY written_at DESC LIMIT 1")[0]["lineage"])
+    assert lineage["text_origins"] == {"transcript files": 16}
+    note = (d / "predict.stderr").read_text()
+    assert "learned from text of transcript files (16 videos)" in note
+    assert "4 test video(s) have text from asr:faster-whisper:whisper-base-ct2/id (4 videos)" in note
 
 
 def test_submission_labels_every_reel_with_a_trained_class(project):
