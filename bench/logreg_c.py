@@ -10,6 +10,11 @@ scored two ways, both grouped by identical transcript:
   with seeds 0..9), macro-F1 on the held-out videos.
 
     .venv/bin/python -m bench.logreg_c [--C 0.01 0.05 0.2]
+    .venv/bin/python -m bench.logreg_c --knn     # C=0.05 alone vs blended with a neighbour vote
+
+``--knn`` compares, on the same folds (8 fold seeds), the linear model alone with
+``LogRegClassifier(knn_weight=w, knn_k=k)`` for a few blends, and prints the paired
+per-seed differences.
 
 Reuses the e5 cache of ``bench/tune_transcripts.py`` (encodes and caches the
 19,658 distinct texts once when absent, about 5 minutes).
@@ -42,24 +47,24 @@ def pooled(con) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     return X, videos["label"].to_numpy(), np.array([grp[v] for v in videos["video_id"]])
 
 
-def scores(X, y, groups, C: float) -> tuple[list[float], list[float]]:
+def scores(X, y, groups, C: float, cv_seeds: int = 3, **knn) -> tuple[list[float], list[float]]:
     cv = []
-    for seed in range(3):
+    for seed in range(cv_seeds):
         pred = np.empty(len(y), dtype=object)
         for tr, va in StratifiedGroupKFold(5, shuffle=True, random_state=seed).split(X, y, groups):
-            pred[va] = _fit_predict(X, y, tr, va, C)
+            pred[va] = _fit_predict(X, y, tr, va, C, **knn)
         cv.append(f1_score(y, pred, average="macro"))
     held = []
     for seed in range(10):
         tr, va = next(StratifiedGroupKFold(5, shuffle=True, random_state=seed).split(X, y, groups))
-        held.append(f1_score(y[va], _fit_predict(X, y, tr, va, C), average="macro"))
+        held.append(f1_score(y[va], _fit_predict(X, y, tr, va, C, **knn), average="macro"))
     return cv, held
 
 
-def _fit_predict(X, y, tr, va, C):
+def _fit_predict(X, y, tr, va, C, **knn):
     classes = np.array(sorted(set(y)))
     code = {c: i for i, c in enumerate(classes)}
-    m = LogRegClassifier(C=C, class_weight="balanced", n_classes=len(classes))
+    m = LogRegClassifier(C=C, class_weight="balanced", n_classes=len(classes), **knn)
     m.fit(X[tr], np.array([code[c] for c in y[tr]]))
     return classes[m.predict_proba(X[va]).argmax(1)]
 
@@ -67,13 +72,30 @@ def _fit_predict(X, y, tr, va, C):
 def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--C", type=float, nargs="+", default=[0.01, 0.05, 0.2])
+    p.add_argument("--knn", action="store_true", help="compare neighbour-vote blends at C=0.05")
     a = p.parse_args(argv)
     X, y, groups = pooled(build_con(DATA))
+    if a.knn:
+        return compare_knn(X, y, groups)
     print(f"{len(y)} videos, {len(set(groups))} transcript groups; `python -m bench.logreg_c`")
     print("| C | grouped 5-fold CV (3 seeds) | held-out 20 % (10 splits) |\n|---|---|---|")
     for C in a.C:
         cv, held = scores(X, y, groups, C)
         print(f"| {C:g} | {np.mean(cv):.3f} ± {np.std(cv):.3f} | {np.mean(held):.3f} ± {np.std(held):.3f} |")
+
+
+def compare_knn(X, y, groups) -> None:
+    print(f"{len(y)} videos; `python -m bench.logreg_c --knn` (C=0.05, balanced class weights)")
+    print("| neighbour vote | grouped 5-fold CV (8 seeds) | paired gain, min over seeds "
+          "| held-out 20 % (10 splits) |\n|---|---|---|---|")
+    base_cv, base_held = scores(X, y, groups, 0.05, cv_seeds=8)
+    print(f"| none | {np.mean(base_cv):.3f} ± {np.std(base_cv):.3f} | | "
+          f"{np.mean(base_held):.3f} ± {np.std(base_held):.3f} |")
+    for w, k in ((0.2, 10), (0.3, 10), (0.4, 10), (0.3, 5), (0.3, 20)):
+        cv, held = scores(X, y, groups, 0.05, cv_seeds=8, knn_weight=w, knn_k=k)
+        gain = np.array(cv) - np.array(base_cv)
+        print(f"| weight {w}, k={k} | {np.mean(cv):.3f} ± {np.std(cv):.3f} | {gain.mean():+.3f}, "
+              f"{gain.min():+.3f} | {np.mean(held):.3f} ± {np.std(held):.3f} |")
 
 
 if __name__ == "__main__":

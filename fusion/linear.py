@@ -1,7 +1,12 @@
-"""Multinomial logistic regression with imputation + presence mask, scikit-learn style.
+"""Multinomial logistic regression with imputation + presence mask, scikit-learn style,
+optionally blended with a cosine nearest-neighbour vote.
 
 Meant for the pooled (one row per video) family: with ~500 videos a well
-regularised linear model is hard to beat.
+regularised linear model is hard to beat, but it smooths over small clusters (reels of
+one series or creator, which share phrasing and, often, a label); a neighbour vote
+keeps them. On the 498 public transcripts (grouped 5-fold CV, 8 fold seeds) the blend
+``knn_weight=0.3, knn_k=10`` scored 0.235 against 0.208 for the linear model alone,
+better on every seed (``python -m bench.logreg_c --knn``).
 """
 from __future__ import annotations
 
@@ -26,11 +31,17 @@ class LogRegClassifier(ClassifierMixin, BaseEstimator):
         blocks: (start, stop) column ranges of each modality (presence columns).
         max_iter: L-BFGS iterations. n_classes: width of ``predict_proba``.
         n_jobs: BLAS threads during fit/predict (1 is fastest at this size).
+        knn_weight: share of the neighbour vote in ``predict_proba`` (0: the linear model
+            alone). The vote: the ``knn_k`` training rows nearest by cosine similarity of
+            the imputed rows centred on the training mean, each weighted by
+            ``exp(knn_temperature * similarity)`` times its class weight (as
+            ``class_weight``), normalised to class probabilities.
     """
 
     def __init__(self, C: float = 0.1, class_weight: str | None = "balanced",
                  blocks: list[tuple[int, int]] | None = None, max_iter: int = 500,
-                 n_classes: int = N_CLASSES, n_jobs: int = 1, random_state: int = 0):
+                 n_classes: int = N_CLASSES, n_jobs: int = 1, random_state: int = 0,
+                 knn_weight: float = 0.0, knn_k: int = 10, knn_temperature: float = 10.0):
         self.C = C
         self.class_weight = class_weight
         self.blocks = blocks
@@ -38,6 +49,9 @@ class LogRegClassifier(ClassifierMixin, BaseEstimator):
         self.n_classes = n_classes
         self.n_jobs = n_jobs
         self.random_state = random_state
+        self.knn_weight = knn_weight
+        self.knn_k = knn_k
+        self.knn_temperature = knn_temperature
 
     def fit(self, X: np.ndarray, y: np.ndarray, sample_weight: np.ndarray | None = None,
             groups: np.ndarray | None = None) -> "LogRegClassifier":
@@ -47,8 +61,14 @@ class LogRegClassifier(ClassifierMixin, BaseEstimator):
         self.present_ = np.unique(y)
         self.n_features_in_ = X.shape[1]
         w = sample_weights(y, self.n_classes, self.class_weight, sample_weight)
+        if not 0.0 <= self.knn_weight <= 1.0:
+            raise ValueError(f"knn_weight must be in [0, 1], got {self.knn_weight!r}")
         self.imputer_ = Imputer(self.blocks).fit(X)
         Z = self.imputer_.transform(X)
+        if self.knn_weight > 0:
+            self.neighbours_ = self._unit_rows(X)
+            self.neighbour_y_ = y
+            self.neighbour_w_ = sample_weights(y, self.n_classes, self.class_weight, None).astype(np.float32)
         self.model_ = LogisticRegression(C=self.C, max_iter=self.max_iter, random_state=self.random_state)
         if len(self.present_) == 1:
             self.model_ = None
@@ -67,7 +87,29 @@ class LogRegClassifier(ClassifierMixin, BaseEstimator):
             return expand_proba(np.ones((len(Z), 1), np.float32), self.present_, self.n_classes)
         with threadpool_limits(self.n_jobs):
             proba = self.model_.predict_proba(Z).astype(np.float32)
-        return expand_proba(proba, self.model_.classes_, self.n_classes)
+        proba = expand_proba(proba, self.model_.classes_, self.n_classes)
+        if self.knn_weight > 0:
+            proba = (1.0 - self.knn_weight) * proba + self.knn_weight * self._neighbour_vote(X)
+        return proba.astype(np.float32)
+
+    def _unit_rows(self, X: np.ndarray) -> np.ndarray:
+        """Rows imputed with the training mean, centred on it and scaled to unit length."""
+        X = np.asarray(X, dtype=np.float32)
+        centred = np.where(np.isnan(X), 0.0, X - self.imputer_.mean_).astype(np.float32)
+        norms = np.linalg.norm(centred, axis=1, keepdims=True)
+        return centred / np.maximum(norms, 1e-9)
+
+    def _neighbour_vote(self, X: np.ndarray) -> np.ndarray:
+        """float32 (n, n_classes): the class-weighted vote of each row's nearest training rows."""
+        sim = self._unit_rows(X) @ self.neighbours_.T
+        k = min(int(self.knn_k), sim.shape[1])
+        idx = np.argpartition(-sim, k - 1, axis=1)[:, :k]
+        top = np.take_along_axis(sim, idx, axis=1)
+        # Subtracting the row's best similarity keeps exp() finite; the ratio is unchanged.
+        w = np.exp(self.knn_temperature * (top - top.max(axis=1, keepdims=True))) * self.neighbour_w_[idx]
+        vote = np.zeros((len(sim), self.n_classes), np.float64)
+        np.add.at(vote, (np.repeat(np.arange(len(sim)), k), self.neighbour_y_[idx].ravel()), w.ravel())
+        return (vote / np.maximum(vote.sum(axis=1, keepdims=True), 1e-12)).astype(np.float32)
 
     def predict(self, X: np.ndarray) -> np.ndarray:
         return self.predict_proba(X).argmax(axis=1)

@@ -69,6 +69,35 @@ def test_estimators_keep_eight_columns_when_classes_are_absent(data):
         assert proba.shape == (5, 8) and np.all(proba[:, 3:] == 0)
 
 
+def test_neighbour_vote_keeps_clusters_a_linear_model_cannot_separate():
+    """Two classes, each two tight clusters on opposite sides of the centre (XOR-like):
+    no linear boundary separates them, the nearest neighbours do."""
+    rng = np.random.default_rng(0)
+    centres = np.array([[3, 0], [-3, 0], [0, 3], [0, -3]], np.float32)
+    label_of = np.array([0, 0, 1, 1])
+
+    def sample(n):
+        c = rng.integers(0, 4, n)
+        X = centres[c] + rng.normal(0, 0.3, (n, 2)).astype(np.float32)
+        return np.hstack([X, rng.normal(0, 0.1, (n, 6)).astype(np.float32)]), label_of[c]
+
+    X, y = sample(200)
+    Xt, yt = sample(200)
+    alone = LogRegClassifier(C=1.0).fit(X, y)
+    blend = LogRegClassifier(C=1.0, knn_weight=0.5, knn_k=5).fit(X, y)
+    assert (alone.predict(Xt) == yt).mean() < 0.7
+    assert (blend.predict(Xt) == yt).mean() > 0.95
+    p = blend.predict_proba(Xt)
+    assert p.shape == (200, 8) and p.dtype == np.float32 and np.allclose(p.sum(1), 1, atol=1e-5)
+    # weight 0 is the linear model, unchanged; NaN rows still get a vote
+    np.testing.assert_array_equal(LogRegClassifier(C=1.0, knn_weight=0.0).fit(X, y).predict_proba(Xt),
+                                  alone.predict_proba(Xt))
+    Xt[:3] = np.nan
+    assert np.isfinite(blend.predict_proba(Xt)).all()
+    with pytest.raises(ValueError, match="knn_weight"):
+        LogRegClassifier(knn_weight=1.5).fit(X, y)
+
+
 def _fitted_models(data):
     y, train = _split(data)
     blocks = [(s.start, s.stop) for s in data.slices.values()]
@@ -77,7 +106,7 @@ def _fitted_models(data):
     gbm = LGBMClassifier(n_estimators=30).fit(data.X[train], y[train], groups=vid)
     pooled = pool_numpy(data.X, data.video_code, data.n_videos, data.slices, "mean+std")
     yv = data.video_labels()
-    logreg = LogRegClassifier(C=0.5).fit(pooled, yv)
+    logreg = LogRegClassifier(C=0.5, knn_weight=0.3, knn_k=5).fit(pooled, yv)
     pgbm = LGBMClassifier(n_estimators=30, min_child_samples=3).fit(pooled, yv)
     common = dict(modalities=tuple(data.dims), dims=data.dims, model_id="m-test")
     return [FusionModel("mlp", "majority", mlp, **common),
