@@ -25,6 +25,8 @@ import pandas as pd
 from sklearn.metrics import classification_report, f1_score
 from sklearn.model_selection import StratifiedGroupKFold
 
+from fusion.tune import SEARCH_SPACE_VERSION
+
 REPO = Path(__file__).resolve().parent.parent
 DATA = REPO.parent / "shared" / "data" / "reels-transcripts"
 
@@ -69,7 +71,8 @@ def run(quick: bool = False, trials: int = 30, test_size: float = 0.2, seed: int
         "embed test": cli("embed", "--store", str(store), "--manifest", str(test), "--split", "test",
                           "--modalities", "text", "--quiet"),
         "tune-fusion": cli("tune-fusion", "--store", str(store), "--trials", str(trials),
-                           "--seed", str(seed), "--study", f"bench-{trials}-{seed}", "--quiet"),
+                           "--seed", str(seed), "--study", f"bench-{trials}-{seed}-space{SEARCH_SPACE_VERSION}",
+                           "--quiet"),
     }
     # The model this run tuned, not the best of every run the store has seen: an
     # earlier seed's model was trained on videos that are test videos now.

@@ -23,6 +23,7 @@ import pandas as pd
 from sklearn.metrics import f1_score
 
 from bench.real_transcripts import DATA, REPO, cli, split_args, split_manifests
+from fusion.tune import SEARCH_SPACE_VERSION
 
 HOP_S, WINDOW_S = 0.5, 1.0
 RATE = 22050  # espeak-ng's output rate
@@ -115,7 +116,8 @@ def run(quick: bool = False, trials: int = 30, test_size: float = 0.2, seed: int
         "embed train": cli("embed", "--store", str(store), "--manifest", str(train),
                            "--modalities", "text", "--quiet"),
         "tune-fusion": cli("tune-fusion", "--store", str(store), "--trials", str(trials),
-                           "--seed", str(seed), "--study", f"bench-{trials}-{seed}", "--quiet"),
+                           "--seed", str(seed), "--study", f"bench-{trials}-{seed}-space{SEARCH_SPACE_VERSION}",
+                           "--quiet"),
     }
     from featurestore.store import FeatureStore
     model_id = FeatureStore(store).query(

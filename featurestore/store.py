@@ -293,9 +293,20 @@ class FeatureStore:
         files = sorted(self.embedding_dir(encoder_id).glob("*.parquet"))
         if not files:
             raise StoreError(f"no embeddings for encoder {encoder_id!r} in {self.root}")
-        tbl = pq.read_table(files, columns=["video_id", "window_idx", "missing_reason", "embedding_f32"])
-        matrix = _blobs_to_numpy(tbl.column("embedding_f32"))
-        keys = tbl.select(["video_id", "window_idx", "missing_reason"])
+        cols = ["video_id", "window_idx", "missing_reason"]
+        with_blob = ["embedding_f32" in pq.read_schema(f).names for f in files]
+        if all(with_blob):
+            tbl = pq.read_table(files, columns=cols + ["embedding_f32"])
+            matrix = _blobs_to_numpy(tbl.column("embedding_f32"))
+        else:
+            # Parts written before the blob column existed: decode their FLOAT[] lists.
+            tbls = [pq.read_table(f, columns=cols + ["embedding_f32" if b else "embedding"])
+                    for f, b in zip(files, with_blob)]
+            matrix = np.concatenate([_blobs_to_numpy(t.column("embedding_f32")) if b
+                                     else _lists_to_numpy(t.column("embedding"))
+                                     for t, b in zip(tbls, with_blob)])
+            tbl = pa.concat_tables([t.select(cols) for t in tbls])
+        keys = tbl.select(cols)
         keep = _newest_rows(keys, files)
         if keep is not None:
             matrix, keys = matrix[keep], keys.take(pa.array(keep))
@@ -390,6 +401,18 @@ _FILE_KEYS = {"windows": ["video_id"], "segments": ["video_id"],
 def _key_strings(table: pa.Table, keys: list[str]) -> pa.Array:
     cols = [table.column(c).cast(pa.string()) for c in keys]
     return cols[0] if len(cols) == 1 else pa.compute.binary_join_element_wise(*cols, "\x1f")
+
+
+def _lists_to_numpy(col: pa.ChunkedArray) -> np.ndarray:
+    """(n, dim) float32 from a ``fixed_size_list<float>[dim]`` column; NULL rows -> NaN."""
+    dim = col.type.list_size
+    arr = col.combine_chunks()
+    out = np.full((len(arr), dim), np.nan, dtype=np.float32)
+    valid = np.asarray(arr.is_valid()) if arr.null_count else np.ones(len(arr), bool)
+    if valid.any():
+        values = arr.filter(pa.array(valid)).flatten().to_numpy(zero_copy_only=False)
+        out[valid] = values.reshape(-1, dim)
+    return out
 
 
 def _blobs_to_numpy(col: pa.ChunkedArray) -> np.ndarray:

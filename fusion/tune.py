@@ -80,6 +80,10 @@ def prepare(con, n_folds: int = 5, seed: int = 0) -> TuneData:
 
 
 # ------------------------------------------------------------------ search space
+#: Bumped whenever ``suggest`` changes; benchmarks put it in their study names so that a
+#: re-run never resumes a study sampled from another space.
+SEARCH_SPACE_VERSION = 2
+
 @dataclass
 class Config:
     """One point of the search space (what a trial fits)."""

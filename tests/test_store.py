@@ -97,6 +97,23 @@ def test_rewrite_is_idempotent_newest_wins(tmp_path):
     np.testing.assert_array_equal(m, second["audio"])
 
 
+def test_parts_from_before_the_blob_column_still_load(tmp_path):
+    """Stores written before ``embedding_f32`` existed hold only the FLOAT[] column."""
+    import pyarrow.parquet as pq
+    store = FeatureStore(tmp_path / "s")
+    old = add_video(store, "v1", 5, {"audio": 8}, missing={"audio": [2]}, seed=0)
+    for f in store.embedding_dir("audio-8").glob("*.parquet"):
+        t = pq.read_table(f)
+        if t.num_rows:
+            pq.write_table(t.drop(["embedding_f32"]), f)
+    new = add_video(store, "v2", 3, {"audio": 8}, seed=1)
+    keys, m = store.load_embeddings("audio-8")
+    order = np.argsort([f"{v}-{i:03d}" for v, i in zip(keys.column("video_id").to_pylist(),
+                                                       keys.column("window_idx").to_pylist())])
+    np.testing.assert_array_equal(m[order], np.vstack([old["audio"], new["audio"]]))
+    assert np.isnan(m[order][2]).all() and keys.column("missing_reason").to_pylist()[order[2]] == "no audio"
+
+
 def test_fusion_vectors_use_the_most_recent_encoder_and_never_mix(tmp_path):
     store = FeatureStore(tmp_path / "s")
     add_video(store, "v1", 2, {"text": 4})
