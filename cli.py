@@ -69,7 +69,8 @@ def cmd_tune(args) -> int:
     store = _store(args)
     result = tune_fusion(store, n_trials=args.trials, timeout=args.timeout, seed=args.seed,
                          study_name=args.study, storage=args.storage, n_folds=args.folds,
-                         families=args.families, show_progress=not args.quiet)
+                         families=args.families, show_progress=not args.quiet,
+                         confirm_top=args.confirm_top, confirm_repeats=args.confirm_repeats)
     print(result.summary() if hasattr(result, "summary") else result)
     return EXIT_OK
 
@@ -212,6 +213,10 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--storage", help="Optuna storage URL (e.g. postgresql://...); default a file in the store")
     t.add_argument("--folds", type=int, default=5)
     t.add_argument("--families", type=lambda s: s.split(","), help="restrict model families (comma list)")
+    t.add_argument("--confirm-top", type=int, default=5, help="re-score this many best trials on "
+                   "other fold partitions and keep the best mean (default 5; 0: the single best trial)")
+    t.add_argument("--confirm-repeats", type=int, default=2, help="other fold partitions for "
+                   "--confirm-top (default 2)")
     t.add_argument("--quiet", action="store_true")
     t.set_defaults(func=cmd_tune)
 

@@ -57,6 +57,14 @@ def test_study_on_a_store_finds_the_signal_and_saves_a_model(tmp_path):
     assert set(res.table["family"]) >= {"mlp", "lightgbm", "pooled-lightgbm", "pooled-logreg"}
     assert res.groups["n_videos"] == 64 and res.groups["n_groups"] == 62
     assert len(res.fold_scores) == 5 and res.method in ("majority", "weighted", "mean", "max")
+    # the chosen trial is the best mean over three fold partitions among the five best trials
+    conf = res.confirmation
+    assert conf is not None and 2 <= len(conf.candidates) <= 5
+    assert all(len(c["scores"]) == 3 for c in conf.candidates)
+    assert conf.mean == max(c["mean"] for c in conf.candidates) and res.best_score == conf.scores[0]
+    assert str(res.best_params["family"]) == res.family and res.family == next(
+        c["family"] for c in conf.candidates if c["trial"] == conf.trial)
+    assert "fold partitions" in res.summary()
 
     # model files, report and the store's models part
     assert res.model_dir.parent == store.models_dir
@@ -70,6 +78,8 @@ def test_study_on_a_store_finds_the_signal_and_saves_a_model(tmp_path):
     assert lineage["dims"] == DIMS and lineage["columns"] == list(MODALITIES)
     assert np.asarray(lineage["confusion"]).sum() == 64 and len(lineage["fold_scores"]) == 5
     assert lineage["store_snapshot"]["n_videos"] == 64 and lineage["store_snapshot"]["videos_written_at"]
+    assert lineage["confirmation"]["fold_seeds"] == [0, 1000, 2000]
+    assert lineage["confirmation"]["mean_macro_f1"] == pytest.approx(res.confirmation.mean)
     assert json.loads(row[0][5])["text"]["encoder_id"] == "text-synthetic-20"
     # no transcript sources to match: new files' ASR text is windowed by word, as embed would
     assert lineage["text_unit"] == "word"
