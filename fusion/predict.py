@@ -218,8 +218,8 @@ def text_origin_note(store: FeatureStore, model_id: str, split: str = "test") ->
         return ", ".join(f"{o} ({n} videos)" for o, n in counts.items())
     return (f"note: model {model_id} learned from text of {fmt(trained)}; {sum(new.values())} "
             f"{split} video(s) have text from {fmt(new)}. Its cross-validated score never saw "
-            "that text's errors: expect a lower held-out score (on re-spoken held-out "
-            "transcripts, Whisper base cost 0.02-0.03 macro-F1: README, Measured figures).")
+            "that text's errors: judge it on held-out videos whose text comes the same way "
+            "(README, Measured figures).")
 
 
 # ---------------------------------------------------------------- files outside a store
