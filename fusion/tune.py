@@ -564,7 +564,7 @@ def tune_fusion(store_or_con, n_trials: int = 30, timeout: float | None = None, 
         refit: refit the best configuration on all labelled videos (else model is None).
         confirm_top, confirm_repeats: the ``confirm_top`` best trials are scored again on
             ``confirm_repeats`` other fold partitions and the best mean wins
-            (:func:`confirm_best`); 0 keeps the study's single best trial.
+            (:func:`confirm_best`); 0 keeps the study's single best trial. Only with ``refit``.
 
     Returns:
         :class:`TuneResult`.
@@ -639,8 +639,9 @@ def tune_fusion(store_or_con, n_trials: int = 30, timeout: float | None = None, 
     if table.empty:
         raise RuntimeError(f"study {study_name!r} has no complete trial; raise --timeout or --trials")
     best_row = _choose(table, trials)
+    # Choosing the model to refit; tuning-only workers (refit=False) leave it to the one that refits.
     confirmed = confirm_best(td, study, trials, families, seed, confirm_top, confirm_repeats,
-                             progress=show_progress)
+                             progress=show_progress) if refit else None
     if confirmed is not None:
         best_row = table.iloc[0].copy()
         best_row["trial"], best_row["method"] = confirmed.trial, confirmed.method
