@@ -111,7 +111,8 @@ def assign_words_to_windows(words: Sequence[Word], windows: Sequence[Window]) ->
     return out
 
 
-def _check_audio(audio: np.ndarray) -> np.ndarray:
+def check_audio(audio: np.ndarray) -> np.ndarray:
+    """``audio`` as float32 if it is 1-D, floating and finite; else a ValueError saying why."""
     audio = np.asarray(audio)
     if audio.ndim != 1:
         raise ValueError(f"audio must be 1-D mono samples at {SAMPLE_RATE} Hz, got shape {audio.shape}")
@@ -325,27 +326,30 @@ class Transcriber:
             Segments (and words) with times in seconds from the clip start, clipped to
             ``[0, duration]`` (Whisper can place the last word past the end of the audio).
         """
-        audio = _check_audio(audio_16k)
-        if audio.size < SAMPLE_RATE // 100:  # under 10 ms: nothing to recognise
-            return []
+        return self.transcribe_many([audio_16k])[0]
+
+    def transcribe_many(self, audios: Sequence[np.ndarray]) -> list[list[Segment]]:
+        """:meth:`transcribe_segments` of several clips; with batched decoding their speech
+        chunks share batches, so short clips (one chunk each) fill a batch together.
+
+        On eight 29 s clips on 2 CPU cores, decoding them together took 1.5 s per minute
+        of audio against 2.5 one clip at a time (batches of their own single chunk).
+        """
+        checked = [check_audio(a) for a in audios]
+        out: list[list[Segment]] = [[] for _ in checked]
+        todo = [i for i, a in enumerate(checked) if a.size >= SAMPLE_RATE // 100]  # under 10 ms: nothing
+        if not todo:
+            return out
         self.load()
-        if self.backend == "faster-whisper":
-            raw = self._transcribe_faster(audio)
+        if self.backend == "faster-whisper" and self.batch_size > 1:
+            raws = self._transcribe_batched([checked[i] for i in todo])
+        elif self.backend == "faster-whisper":
+            raws = [self._transcribe_faster(checked[i]) for i in todo]
         else:
-            raw = self._transcribe_openai(audio)
-        duration = audio.size / SAMPLE_RATE
-        out = []
-        for seg in raw:
-            words = tuple(sorted(filter(None, (_clip(w, duration) for w in seg.words)),
-                                 key=lambda w: (w.start_s, w.end_s)))
-            if words:
-                # Timed words define the segment, so both text units agree.
-                span = Word(words[0].start_s, max(w.end_s for w in words), " ".join(w.text for w in words))
-            else:
-                span = _clip(Word(seg.start_s, seg.end_s, seg.text), duration)
-            if span is not None:
-                out.append(Segment(span.start_s, span.end_s, span.text, words))
-        return sorted(out, key=lambda s: (s.start_s, s.end_s))
+            raws = [self._transcribe_openai(checked[i]) for i in todo]
+        for i, raw in zip(todo, raws):
+            out[i] = _tidy(raw, checked[i].size / SAMPLE_RATE)
+        return out
 
     def transcribe(self, audio_16k: np.ndarray) -> list[Word]:
         """Words of a whole clip, in time order (:meth:`transcribe_segments`, flattened)."""
@@ -353,23 +357,58 @@ class Transcriber:
                  for w in (seg.words or (Word(seg.start_s, seg.end_s, seg.text),))]
         return sorted(words, key=lambda w: (w.start_s, w.end_s))
 
-    def _transcribe_faster(self, audio: np.ndarray) -> list[Segment]:
-        options = dict(language=self.language, beam_size=self.beam_size, temperature=self.temperature,
-                       word_timestamps=self.word_timestamps, vad_filter=self.vad_filter,
-                       condition_on_previous_text=self.condition_on_previous_text)
-        if self.batch_size > 1:
-            if self._batched is None:
-                from faster_whisper import BatchedInferencePipeline
+    def _options(self) -> dict[str, Any]:
+        return dict(language=self.language, beam_size=self.beam_size, temperature=self.temperature,
+                    word_timestamps=self.word_timestamps,
+                    condition_on_previous_text=self.condition_on_previous_text)
 
-                self._batched = BatchedInferencePipeline(self._model)
-            clips = None if self.vad_filter else _fixed_chunks(audio.size)
-            segments, _info = self._batched.transcribe(
-                audio, batch_size=self.batch_size, without_timestamps=False, clip_timestamps=clips, **options)
-        else:
-            segments, _info = self._model.transcribe(audio, **options)
-        return [Segment(seg.start, seg.end, seg.text,
-                        tuple(Word(w.start, w.end, w.word) for w in seg.words or ()))
-                for seg in segments]
+    def _transcribe_faster(self, audio: np.ndarray) -> list[Segment]:
+        segments, _info = self._model.transcribe(audio, vad_filter=self.vad_filter, **self._options())
+        return [_segment(seg) for seg in segments]
+
+    def _transcribe_batched(self, audios: list[np.ndarray]) -> list[list[Segment]]:
+        """Every clip's speech chunks (<= 30 s each) decoded in shared batches.
+
+        As faster-whisper's ``BatchedInferencePipeline`` does for one clip, the VAD's
+        speech pieces are packed, silences left out, into chunks of up to 30 s; here the
+        chunks of all ``audios`` are laid end to end and passed as ``clip_timestamps``, so
+        a batch can hold chunks of several clips. Chunks are decoded independently (a
+        clip's text never depends on its neighbours) and every time is mapped back to
+        its own clip.
+        """
+        from faster_whisper.vad import SpeechTimestampsMap
+
+        if self._batched is None:
+            from faster_whisper import BatchedInferencePipeline
+
+            self._batched = BatchedInferencePipeline(self._model)
+        pieces, clips, owners = [], [], []   # condensed audio, its spans (s), (clip, time map)
+        at = 0
+        for k, a in enumerate(audios):
+            for group in (_speech_groups(a) if self.vad_filter else _fixed_groups(a.size)):
+                chunk = np.concatenate([a[p["start"]:p["end"]] for p in group])
+                clips.append({"start": at / SAMPLE_RATE, "end": (at + chunk.size) / SAMPLE_RATE})
+                owners.append((k, SpeechTimestampsMap(group, SAMPLE_RATE, time_precision=3)))
+                pieces.append(chunk)
+                at += chunk.size
+        out: list[list[Segment]] = [[] for _ in audios]
+        if not clips:
+            return out
+        segments, _info = self._batched.transcribe(
+            np.concatenate(pieces), batch_size=self.batch_size, without_timestamps=False,
+            clip_timestamps=clips, vad_filter=False, **self._options())
+        starts = np.array([c["start"] for c in clips])
+        for seg in segments:
+            j = max(int(np.searchsorted(starts, (seg.start + seg.end) / 2, side="right")) - 1, 0)
+            k, tmap = owners[j]
+
+            def orig(t: float, is_end: bool = False, j=j, tmap=tmap) -> float:
+                local = min(max(t - clips[j]["start"], 0.0), clips[j]["end"] - clips[j]["start"])
+                return tmap.get_original_time(local, is_end=is_end)
+
+            words = tuple(Word(orig(w.start), orig(w.end, True), w.word) for w in seg.words or ())
+            out[k].append(Segment(orig(seg.start), orig(seg.end, True), seg.text, words))
+        return out
 
     def _transcribe_openai(self, audio: np.ndarray) -> list[Segment]:
         ts_map = None
@@ -399,12 +438,51 @@ class Transcriber:
         return segments
 
 
-def _fixed_chunks(n_samples: int, chunk_s: float = 30.0) -> list[dict[str, float]]:
-    """Consecutive 30 s spans (in seconds, as faster-whisper's ``clip_timestamps``) for
-    batched decoding without VAD."""
-    duration = n_samples / SAMPLE_RATE
-    starts = np.arange(0.0, duration, chunk_s)
-    return [{"start": float(a), "end": float(min(a + chunk_s, duration))} for a in starts]
+def _segment(seg: Any, shift: float = 0.0) -> Segment:
+    """Our :class:`Segment` from a faster-whisper segment, ``shift`` seconds earlier."""
+    return Segment(seg.start - shift, seg.end - shift, seg.text,
+                   tuple(Word(w.start - shift, w.end - shift, w.word) for w in seg.words or ()))
+
+
+def _tidy(raw: Sequence[Segment], duration: float) -> list[Segment]:
+    """Segments clipped to ``[0, duration]``, words sorted, in time order; a segment with
+    timed words spans exactly its words (so both text units agree)."""
+    out = []
+    for seg in raw:
+        words = tuple(sorted(filter(None, (_clip(w, duration) for w in seg.words)),
+                             key=lambda w: (w.start_s, w.end_s)))
+        if words:
+            span = Word(words[0].start_s, max(w.end_s for w in words), " ".join(w.text for w in words))
+        else:
+            span = _clip(Word(seg.start_s, seg.end_s, seg.text), duration)
+        if span is not None:
+            out.append(Segment(span.start_s, span.end_s, span.text, words))
+    return sorted(out, key=lambda s: (s.start_s, s.end_s))
+
+
+def _speech_groups(audio: np.ndarray, max_s: float = 30.0) -> list[list[dict[str, int]]]:
+    """Silero VAD speech pieces (in samples, as faster-whisper's batched pipeline finds
+    them), packed in order into groups of at most ``max_s`` seconds of speech."""
+    from faster_whisper.vad import VadOptions, get_speech_timestamps
+
+    speech = get_speech_timestamps(audio, VadOptions(max_speech_duration_s=max_s, min_silence_duration_ms=160))
+    groups: list[list[dict[str, int]]] = []
+    total = 0
+    for p in speech:
+        n = p["end"] - p["start"]
+        if groups and total + n <= max_s * SAMPLE_RATE:
+            groups[-1].append(p)
+            total += n
+        else:
+            groups.append([p])
+            total = n
+    return groups
+
+
+def _fixed_groups(n_samples: int, chunk_s: float = 30.0) -> list[list[dict[str, int]]]:
+    """Consecutive 30 s spans (in samples), one per group: batched decoding without VAD."""
+    step = int(chunk_s * SAMPLE_RATE)
+    return [[{"start": a, "end": min(a + step, n_samples)}] for a in range(0, n_samples, step)]
 
 
 def _clip(w: Word, duration: float) -> Word | None:

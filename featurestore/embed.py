@@ -90,6 +90,7 @@ class _Video:
     transcript_source: str | None = None
     no_text_reason: str | None = None
     error: str | None = None
+    needs_asr: bool = False
     segments: list | None = None           # fresh ASR segments, to store
     cached_segments: tuple | None = None   # (duration_s, segments) from the store's segments
 
@@ -264,6 +265,7 @@ class Embedder:
                 v.cached_segments = cached.get(v.row["video_id"])
         for v in chunk:
             self._prepare(v, report)
+        self._transcribe_chunk(chunk, report)
         live = [v for v in chunk if v.error is None]
         outputs: dict[str, tuple[np.ndarray, list[str | None]]] = {}
         for modality, enc in self.encoders.items():
@@ -346,7 +348,7 @@ class Embedder:
             v.error = f"{type(exc).__name__}: {exc}"
 
     def _transcribe(self, v: _Video, report: EmbedReport) -> None:
-        from .asr import window_texts
+        from .asr import check_audio
         from .transcripts import read_transcript
 
         tpath = v.row.get("transcript_path")
@@ -369,12 +371,39 @@ class Embedder:
                              "column or enable ASR")
         cached = v.cached_segments
         if cached is not None and abs(cached[0] - (v.duration_s or 0.0)) < 0.05:
-            segments = cached[1]
             report.n_transcripts_reused += 1
+            self._set_segments(v, cached[1])
         else:
-            t = time.perf_counter()
-            segments = v.segments = self.transcriber.transcribe_segments(v.audio)
-            report.stage_s["asr"] += time.perf_counter() - t
+            check_audio(v.audio)  # a bad track fails this video here, not its whole batch
+            v.needs_asr = True     # transcribed with the chunk's other videos (_transcribe_chunk)
+
+    def _transcribe_chunk(self, chunk: list[_Video], report: EmbedReport) -> None:
+        """Whisper over every video of the chunk that needs it, their speech chunks batched
+        together (``Transcriber.transcribe_many``); a failure is retried video by video so
+        that it names its own video."""
+        todo = [v for v in chunk if v.error is None and v.needs_asr]
+        if not todo:
+            return
+        t = time.perf_counter()
+        try:
+            results = self.transcriber.transcribe_many([v.audio for v in todo])
+        except Exception:  # noqa: BLE001 - find the video, keep the others
+            results = []
+            for v in todo:
+                try:
+                    results.append(self.transcriber.transcribe_segments(v.audio))
+                except (RuntimeError, ValueError) as exc:
+                    v.error = f"ASR failed: {type(exc).__name__}: {exc}"
+                    results.append(None)
+        report.stage_s["asr"] += time.perf_counter() - t
+        for v, segments in zip(todo, results):
+            if segments is not None:
+                v.segments = segments
+                self._set_segments(v, segments)
+
+    def _set_segments(self, v: _Video, segments: list) -> None:
+        from .asr import window_texts
+
         v.transcripts = window_texts(segments, v.windows, self.unit)
         v.transcript_source = f"{self._asr_source_prefix()}#{self.unit}"
 

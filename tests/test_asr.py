@@ -144,6 +144,26 @@ def test_long_clip_every_utterance_found_at_its_time(long_speech, options):
         assert len(rounds) >= 3, (word, [(round(s.start_s, 1), s.text) for s in segments])
 
 
+def test_clips_transcribed_together_read_as_each_alone(speech, long_speech):
+    """Several clips' speech chunks share batches; each clip's segments, in its own
+    seconds, are the ones it gets alone (times within Whisper's 0.02 s steps)."""
+    audio, _, _ = long_speech
+    clips = [speech.audio, audio[:40 * SAMPLE_RATE], np.zeros(SAMPLE_RATE, np.float32),
+             np.zeros(0, np.float32), np.concatenate([np.zeros(2 * SAMPLE_RATE, np.float32), speech.audio])]
+    tr = Transcriber(language="id", device="cpu", word_timestamps=True)
+    together = tr.transcribe_many(clips)
+    alone = [tr.transcribe_segments(c) for c in clips]
+    assert [len(t) for t in together] == [len(a) for a in alone] and together[1] and not together[2]
+    for t, a in zip(together, alone):
+        assert [x.text for x in t] == [y.text for y in a]
+        for x, y in zip(t, a):
+            assert abs(x.start_s - y.start_s) <= 0.03 and abs(x.end_s - y.end_s) <= 0.03
+            assert [w.text for w in x.words] == [w.text for w in y.words]
+    assert together[4][0].start_s > 1.5  # after its 2 s of silence (less the VAD's padding)
+    with pytest.raises(ValueError, match="NaN"):
+        tr.transcribe_many([speech.audio, np.full(100, np.nan, np.float32)])
+
+
 def test_batching_needs_independent_chunks():
     assert Transcriber(device="cpu", condition_on_previous_text=True).batch_size == 1
     with pytest.raises(ValueError, match="batch_size"):
