@@ -167,11 +167,12 @@ class Transcriber:
         condition_on_previous_text: feed each 30 s chunk the previous chunk's text. Off by
             default: on 5 min of dense speech (bench/spoken_transcripts.py audio) it doubled
             ASR time through repetition loops and temperature fallbacks, for the same words.
-        batch_size: faster-whisper: the VAD's speech chunks (up to 30 s each) of one clip are
-            decoded this many at a time (``BatchedInferencePipeline``); None -> 8 on CPU, 16
-            on CUDA; 1 -> one chunk after another (the only way with previous-text
-            conditioning). On 10 min of dense speech on 2 CPU cores, batches of 8 took
-            2.2 s per minute against 5.5 one chunk at a time, with as many words right.
+        batch_size: faster-whisper: the VAD's speech chunks (up to 30 s each) of a clip, or
+            of the clips given to :meth:`transcribe_many` together, are decoded this many at
+            a time (``BatchedInferencePipeline``); None -> 8 on CPU, 16 on CUDA; 1 -> one
+            chunk after another (the only way with previous-text conditioning). On 50 min of
+            dense speech on 2 CPU cores, 20 clips in batches of 8 took 2.0 s per minute
+            against 7.4 one chunk at a time, with as many words right.
     """
 
     def __init__(
