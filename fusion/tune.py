@@ -80,9 +80,9 @@ def prepare(con, n_folds: int = 5, seed: int = 0) -> TuneData:
 
 
 # ------------------------------------------------------------------ search space
-#: Bumped whenever ``suggest`` changes; benchmarks put it in their study names so that a
+#: Bumped whenever ``suggest`` or what its trials fit changes; benchmarks put it in their study names so that a
 #: re-run never resumes a study sampled from another space.
-SEARCH_SPACE_VERSION = 2
+SEARCH_SPACE_VERSION = 3
 
 @dataclass
 class Config:
