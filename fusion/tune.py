@@ -80,8 +80,8 @@ def prepare(con, n_folds: int = 5, seed: int = 0) -> TuneData:
 
 
 # ------------------------------------------------------------------ search space
-#: Bumped whenever ``suggest`` or what its trials fit changes; benchmarks put it in their study names so that a
-#: re-run never resumes a study sampled from another space.
+#: Bumped whenever ``suggest`` or what its trials fit changes; benchmarks put it in their
+#: study names so that a re-run never resumes a study sampled from another space.
 SEARCH_SPACE_VERSION = 3
 
 @dataclass
