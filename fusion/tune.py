@@ -459,39 +459,54 @@ class Confirmation:
 
 
 def confirm_best(td: TuneData, study: optuna.Study, trials: pd.DataFrame, families: tuple[str, ...],
-                 seed: int, top: int = 5, repeats: int = 2, progress: bool = False) -> Confirmation | None:
-    """Pick among the ``top`` best trials by their mean macro-F1 over the study's fold
-    partition and ``repeats`` other ones.
+                 seed: int, top: int = 5, repeats: int = 2, progress: bool = False,
+                 min_gain: float = 0.01) -> Confirmation | None:
+    """Pick among the ``top`` best trials (and the best default trial of
+    :func:`default_trials`, when not among them) by their mean macro-F1 over the study's
+    fold partition and ``repeats`` other ones; the best default gives way only to a trial
+    whose mean beats it by more than ``min_gain``.
 
     With a few hundred videos one partition's score is noisy (±0.01–0.02 between fold
-    seeds for one configuration), so the study's single best trial is partly luck: on
-    ten held-out splits of the public transcripts it scored below a fixed default. Each
-    candidate is a trial with its best aggregation method; the other partitions are
-    grouped and stratified like the study's, with seeds ``seed + 1000 * r``.
+    seeds for one configuration), so the study's single best trial is partly luck: on ten
+    held-out splits of the public transcripts the study's picks scored 0.215–0.230 where
+    the fixed default scored 0.24. Each candidate is a trial with its best aggregation
+    method; the other partitions are grouped and stratified like the study's, with seeds
+    ``seed + 1000 * r``.
     """
     done = trials[trials["state"] == "COMPLETE"]
     if top < 2 or repeats < 1 or len(done) < 2:
         return None
+    by_number = {t.number: t for t in study.get_trials(deepcopy=False)}
+    defaults = default_trials(families)
     rows = []
     for _, t in done.iterrows():
         scores = t["method_scores"] or {}
         if scores:
             method = max(scores, key=lambda m: (scores[m], m == t["method"]))
-            rows.append((float(scores[method]), int(t["number"]), method))
+            params = by_number[int(t["number"])].params
+            is_default = any(all(params.get(k) == v for k, v in d.items()) for d in defaults)
+            rows.append((float(scores[method]), int(t["number"]), method, is_default))
     rows.sort(key=lambda r: (-r[0], r[1]))
+    # The best-scoring default joins the candidates when it is not among the top already.
+    chosen = rows[:top] + [r for r in rows[top:] if r[3]][:0 if any(r[3] for r in rows[:top]) else 1]
     n_folds = len(td.folds)
     partitions = [replace(td, folds=video_folds(td.y_video, td.groups, n_folds, seed + 1000 * r))
                   for r in range(1, repeats + 1)]
-    by_number = {t.number: t for t in study.get_trials(deepcopy=False)}
     candidates = []
-    for score, number, method in tqdm(rows[:top], desc="confirm best trials", leave=False,
-                                      disable=not progress):
+    for score, number, method, is_default in tqdm(chosen, desc="confirm best trials", leave=False,
+                                                  disable=not progress):
         config = config_from_trial(by_number[number], families)
         config.method = method
         extra = [cross_validate(p, config, seed).method_scores[method] for p in partitions]
         candidates.append({"trial": number, "family": config.family, "method": method,
-                           "scores": [score, *extra], "mean": float(np.mean([score, *extra]))})
+                           "default": is_default, "scores": [score, *extra],
+                           "mean": float(np.mean([score, *extra]))})
     best = max(candidates, key=lambda c: c["mean"])
+    anchors = [c for c in candidates if c["default"]]
+    if anchors:
+        anchor = max(anchors, key=lambda c: c["mean"])
+        if best["mean"] <= anchor["mean"] + min_gain:
+            best = anchor
     return Confirmation(best["trial"], best["method"], best["scores"], candidates)
 
 

@@ -58,10 +58,13 @@ def test_study_on_a_store_finds_the_signal_and_saves_a_model(tmp_path):
     assert res.groups["n_videos"] == 64 and res.groups["n_groups"] == 62
     assert len(res.fold_scores) == 5 and res.method in ("majority", "weighted", "mean", "max")
     # the chosen trial is the best mean over three fold partitions among the five best trials
+    # (and the best default trial), a default unless another beats it by more than 0.01
     conf = res.confirmation
-    assert conf is not None and 2 <= len(conf.candidates) <= 5
+    assert conf is not None and 2 <= len(conf.candidates) <= 6
     assert all(len(c["scores"]) == 3 for c in conf.candidates)
-    assert conf.mean == max(c["mean"] for c in conf.candidates) and res.best_score == conf.scores[0]
+    best_default = max(c["mean"] for c in conf.candidates if c["default"])
+    assert conf.mean >= best_default and (conf.mean == best_default or conf.mean > best_default + 0.01)
+    assert conf.mean >= max(c["mean"] for c in conf.candidates) - 0.01 and res.best_score == conf.scores[0]
     assert str(res.best_params["family"]) == res.family and res.family == next(
         c["family"] for c in conf.candidates if c["trial"] == conf.trial)
     assert "fold partitions" in res.summary()
