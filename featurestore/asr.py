@@ -439,10 +439,9 @@ class Transcriber:
         return segments
 
 
-def _segment(seg: Any, shift: float = 0.0) -> Segment:
-    """Our :class:`Segment` from a faster-whisper segment, ``shift`` seconds earlier."""
-    return Segment(seg.start - shift, seg.end - shift, seg.text,
-                   tuple(Word(w.start - shift, w.end - shift, w.word) for w in seg.words or ()))
+def _segment(seg: Any) -> Segment:
+    """Our :class:`Segment` from a faster-whisper segment."""
+    return Segment(seg.start, seg.end, seg.text, tuple(Word(w.start, w.end, w.word) for w in seg.words or ()))
 
 
 def _tidy(raw: Sequence[Segment], duration: float) -> list[Segment]:

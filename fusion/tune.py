@@ -449,6 +449,7 @@ class Confirmation:
     """The best candidates re-scored on other fold partitions (see :func:`confirm_best`)."""
 
     trial: int
+    family: str
     method: str
     scores: list[float]           # macro-F1 on the study's partition, then on each other one
     candidates: list[dict]        # every candidate: trial, family, method, scores, mean
@@ -487,8 +488,9 @@ def confirm_best(td: TuneData, study: optuna.Study, trials: pd.DataFrame, famili
             is_default = any(all(params.get(k) == v for k, v in d.items()) for d in defaults)
             rows.append((float(scores[method]), int(t["number"]), method, is_default))
     rows.sort(key=lambda r: (-r[0], r[1]))
-    # The best-scoring default joins the candidates when it is not among the top already.
-    chosen = rows[:top] + [r for r in rows[top:] if r[3]][:0 if any(r[3] for r in rows[:top]) else 1]
+    chosen = rows[:top]
+    if not any(r[3] for r in chosen):  # the best-scoring default joins the candidates
+        chosen += [r for r in rows[top:] if r[3]][:1]
     n_folds = len(td.folds)
     partitions = [replace(td, folds=video_folds(td.y_video, td.groups, n_folds, seed + 1000 * r))
                   for r in range(1, repeats + 1)]
@@ -507,7 +509,7 @@ def confirm_best(td: TuneData, study: optuna.Study, trials: pd.DataFrame, famili
         anchor = max(anchors, key=lambda c: c["mean"])
         if best["mean"] <= anchor["mean"] + min_gain:
             best = anchor
-    return Confirmation(best["trial"], best["method"], best["scores"], candidates)
+    return Confirmation(best["trial"], best["family"], best["method"], best["scores"], candidates)
 
 
 def _store_parts(store_or_con):
@@ -660,7 +662,7 @@ def tune_fusion(store_or_con, n_trials: int = 30, timeout: float | None = None, 
     if confirmed is not None:
         best_row = table.iloc[0].copy()
         best_row["trial"], best_row["method"] = confirmed.trial, confirmed.method
-        best_row["family"] = next(c["family"] for c in confirmed.candidates if c["trial"] == confirmed.trial)
+        best_row["family"] = confirmed.family
         best_row["best_macro_f1"] = confirmed.scores[0]
     best_trial = study.get_trials(deepcopy=False)[int(best_row["trial"])]
     method = str(best_row["method"])
