@@ -1,360 +1,611 @@
-"""The feature store: immutable Parquet parts + a DuckDB catalog of views.
+"""The feature store: a DuckLake (Parquet data files + a SQL catalog) in one directory.
 
 Layout of a store directory::
 
-    parts/videos/*.parquet                      per-video rows (status, label, split...)
-    parts/windows/*.parquet                     window rows (times, transcript)
-    parts/embeddings/encoder_id=<id>/*.parquet  one folder per encoder configuration
-    parts/encoders/*.parquet                    encoder lineage
-    parts/models/*.parquet                      fitted fusion models + lineage
-    parts/window_predictions/*.parquet          per-window class probabilities
-    models/<model_id>/                          fitted model files
-    catalog.duckdb                              views over the parts (plain duckdb opens it)
+    catalog.sqlite     the DuckLake catalog (default; or a PostgreSQL database, see store.json)
+    data/main/<table>/ Parquet data files, referenced relative to data/
+    models/<model_id>/ fitted model files (models.path is relative to the store)
+    store.json         format, schema version and where the catalog lives
+    optuna.db          tune-fusion's study storage (default)
 
-Parts are written to a temporary name and renamed into place, so readers never
-see half a file and any number of writer processes (embed shards) can add parts
-at once. Nothing is ever rewritten: views keep the newest row per key.
+Why DuckLake: multi-table ACID transactions (one per embed chunk), snapshots and time
+travel, compaction and file cleanup that are safe while writers run, a catalog that several
+processes (SQLite) or machines (PostgreSQL) write at once, and data any DuckDB opens without
+this package. Tables and views are defined once, in ``sql/schema.sql``.
+
+Every write is a :class:`WriteBatch` committed in one transaction (:meth:`FeatureStore.commit`):
+it replaces whole groups of rows (``REPLACE_KEYS``), bumps ``store_commits`` so that two
+concurrent writers always conflict, and is retried from the start when it loses that race.
 """
 from __future__ import annotations
 
+import glob
+import importlib.util
 import json
 import os
+import random
 import time
-import uuid
+from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Iterable
+from typing import Iterable, Mapping
+from urllib.parse import parse_qs, unquote, urlparse
 
 import duckdb
 import numpy as np
 import pyarrow as pa
-import pyarrow.compute  # noqa: F401  (pa.compute)
-import pyarrow.parquet as pq
+import pyarrow.compute as pc
 
-from .schema import AGGREGATIONS, CLASSES, DEFAULT_DIMS, MODALITIES, PART_SCHEMAS, embedding_schema
+from .schema import AGGREGATIONS, CLASSES, MODALITIES
 from .sqlfiles import read_sql, sql_literal
 
-CATALOG = "catalog.duckdb"
-COMPACT_ROW_GROUP = 4096
-_KINDS = tuple(PART_SCHEMAS)
-# Views the catalog defines, in dependency order.
-_VIEW_KINDS = ("videos", "windows", "segments", "encoders", "models", "window_predictions")
+CATALOG_FILE = "catalog.sqlite"
+STORE_FILE = "store.json"
+DATA_DIR = "data"
+LAKE = "store"               # the name the lake is attached under (and USE'd)
+STORE_FORMAT = "reels-emotion/ducklake"
+#: Bumped when sql/schema.sql changes; a store made by an older version is upgraded on open.
+STORE_SCHEMA_VERSION = 1
+
+#: The groups of rows a write replaces as a whole: writing rows for a key first deletes every
+#: stored row with that key, in the same transaction. This is the store's only "newest wins".
+REPLACE_KEYS: dict[str, tuple[str, ...]] = {
+    "videos": ("video_id",),
+    "windows": ("video_id",),
+    "segments": ("video_id", "source"),
+    "embeddings": ("encoder_id", "video_id"),
+    "video_features": ("video_id", "encoder_id"),
+    "encoders": ("encoder_id",),
+    "feature_sets": ("modality",),
+    "models": ("model_id",),
+    "window_predictions": ("model_id", "video_id"),
+}
+TABLES = tuple(REPLACE_KEYS)
+#: Tables holding per-video rows, cleared when a video's media changes.
+VIDEO_TABLES = ("windows", "segments", "embeddings", "video_features", "window_predictions")
+
+_RETRYABLE = ("conflict", "database is locked", "busy", "could not serialize", "retry")
 
 
 class StoreError(RuntimeError):
-    """The store cannot do what was asked (wrong path, locked catalog...)."""
+    """The store cannot do what was asked (wrong path, unknown encoder, failed commit...)."""
 
 
 def utcnow() -> datetime:
     return datetime.now(timezone.utc)
 
 
-def _part_name() -> str:
-    # Sortable by time, unique across processes and machines.
-    return f"{time.time_ns():020d}-{os.getpid()}-{uuid.uuid4().hex[:8]}.parquet"
+# ---------------------------------------------------------------- extensions and catalogs
+def _packaged_extension(name: str) -> str | None:
+    """Path of the ``.duckdb_extension`` file a ``duckdb-extension-<name>`` wheel ships for this
+    duckdb version, or None (then DuckDB's own INSTALL is used, which needs the internet)."""
+    spec = importlib.util.find_spec(f"duckdb_extension_{name}")
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    root = list(spec.submodule_search_locations)[0]
+    exact = os.path.join(root, "extensions", f"v{duckdb.__version__}", f"{name}.duckdb_extension")
+    if os.path.exists(exact):
+        return exact
+    found = sorted(glob.glob(os.path.join(root, "extensions", "*", f"{name}.duckdb_extension")))
+    return found[-1] if found else None
 
 
-def _with_written_at(table: pa.Table, schema: pa.Schema) -> pa.Table:
-    if "written_at" in schema.names and "written_at" not in table.column_names:
-        ts = pa.array([utcnow()] * table.num_rows, type=schema.field("written_at").type)
-        table = table.append_column("written_at", ts)
-    missing = [f for f in schema if f.name not in table.column_names]
-    for f in missing:
-        table = table.append_column(f.name, pa.nulls(table.num_rows, f.type))
+def load_extension(con: duckdb.DuckDBPyConnection, name: str) -> None:
+    """LOAD a DuckDB extension: from its PyPI package when installed (offline), else from
+    DuckDB's extension directory, else ``INSTALL`` it from DuckDB's repository (online)."""
+    path = _packaged_extension(name)
+    if path:
+        con.execute(f"LOAD {sql_literal(path)}")
+        return
     try:
-        return table.select(schema.names).cast(schema)
-    except (pa.ArrowInvalid, pa.ArrowTypeError, ValueError) as exc:
-        raise StoreError(f"part does not match the schema {schema}: {exc}") from exc
+        con.execute(f"LOAD {name}")
+    except duckdb.Error:
+        try:
+            con.execute(f"INSTALL {name}")
+            con.execute(f"LOAD {name}")
+        except duckdb.Error as exc:
+            raise StoreError(
+                f"cannot load the DuckDB extension {name!r}: pip install "
+                f"'duckdb-extension-{name.replace('_', '-')}=={duckdb.__version__}' (offline), "
+                f"or let DuckDB INSTALL it with internet access ({exc})") from exc
 
 
-class FeatureStore:
-    """A directory of Parquet parts with a DuckDB catalog of views.
+@dataclass(frozen=True)
+class Catalog:
+    """Where a store's DuckLake catalog lives: a SQLite file in the store, or PostgreSQL."""
 
-    ``FeatureStore(path)`` opens (and, with ``create=True``, makes) a store.
-    Public views, readable by plain duckdb: ``videos``, ``windows``, ``segments``,
-    ``encoders``, ``embeddings``, ``fusion_vectors``, ``models``,
-    ``window_predictions`` and ``video_predictions``.
+    kind: str                      # "sqlite" | "postgres"
+    target: str                    # sqlite: file path; postgres: libpq connection string
+    schema: str | None = None      # postgres: the schema holding this store's catalog tables
+
+    @classmethod
+    def parse(cls, spec: str | None, root: Path) -> "Catalog":
+        """``None``/``sqlite`` -> ``<root>/catalog.sqlite``; ``sqlite:PATH`` (relative to the store);
+        ``postgresql://user[:password]@host[:port]/db[?schema=name]``."""
+        if spec in (None, "", "sqlite"):
+            return cls("sqlite", str(root / CATALOG_FILE))
+        if spec.startswith("sqlite:"):
+            p = Path(spec[len("sqlite:"):])
+            return cls("sqlite", str(p if p.is_absolute() else root / p))
+        url = urlparse(spec)
+        if url.scheme.split("+")[0] in ("postgresql", "postgres"):
+            parts = {"dbname": url.path.lstrip("/") or "postgres", "host": url.hostname,
+                     "port": url.port, "user": unquote(url.username) if url.username else None,
+                     "password": unquote(url.password) if url.password else None}
+            target = " ".join(f"{k}={v}" for k, v in parts.items() if v)
+            schema = parse_qs(url.query).get("schema", [None])[0]
+            return cls("postgres", target, schema)
+        raise StoreError(f"--catalog {spec!r}: use a postgresql://user@host:port/db URL, or leave it "
+                         f"out for a SQLite catalog inside the store")
+
+    def attach_uri(self) -> str:
+        return f"ducklake:{self.kind}:{self.target}"
+
+    def extension(self) -> str:
+        return "sqlite_scanner" if self.kind == "sqlite" else "postgres_scanner"
+
+
+# ---------------------------------------------------------------- writes
+@dataclass
+class WriteBatch:
+    """Changes committed together: deletes of row groups and inserts, in order.
+
+    ``replace(table, rows)`` deletes every stored row sharing a ``REPLACE_KEYS[table]`` key with
+    ``rows`` and inserts ``rows``; ``delete(table, keys)`` only deletes. Rows are Arrow tables,
+    pandas frames, dicts of columns or lists of row dicts; columns the table has and the rows
+    lack are NULL.
     """
 
-    def __init__(self, root: str | Path, create: bool = True):
+    ops: list[tuple[str, str, pa.Table]] = field(default_factory=list)
+
+    def replace(self, table: str, rows) -> "WriteBatch":
+        rows = _as_table(rows)
+        if rows.num_rows:
+            self.delete(table, rows.select(list(REPLACE_KEYS[table])))
+            self.ops.append(("insert", table, rows))
+        return self
+
+    def insert(self, table: str, rows) -> "WriteBatch":
+        rows = _as_table(rows)
+        _check_table(table)
+        if rows.num_rows:
+            self.ops.append(("insert", table, rows))
+        return self
+
+    def delete(self, table: str, keys, columns: Iterable[str] | None = None) -> "WriteBatch":
+        _check_table(table)
+        keys = _as_table(keys)
+        if columns is not None:
+            keys = keys.select(list(columns))
+        if keys.num_rows:
+            self.ops.append(("delete", table, _unique_rows(keys)))
+        return self
+
+    def delete_videos(self, video_ids: Iterable[str], tables: Iterable[str] = VIDEO_TABLES) -> "WriteBatch":
+        """Every row of ``video_ids`` in ``tables`` (a video whose media changed)."""
+        ids = pa.table({"video_id": pa.array(list(video_ids), pa.string())})
+        for t in tables:
+            self.delete(t, ids)
+        return self
+
+    def __bool__(self) -> bool:
+        return bool(self.ops)
+
+
+def _check_table(table: str) -> None:
+    if table not in REPLACE_KEYS:
+        raise StoreError(f"unknown store table {table!r}; one of {', '.join(TABLES)}")
+
+
+def _unique_rows(keys: pa.Table) -> pa.Table:
+    return keys.group_by(keys.column_names).aggregate([])
+
+
+def _as_table(rows) -> pa.Table:
+    if isinstance(rows, pa.Table):
+        return rows
+    if isinstance(rows, list):
+        return pa.Table.from_pylist(rows)
+    if isinstance(rows, dict):
+        return pa.table(rows)
+    import pandas as pd
+    if isinstance(rows, pd.DataFrame):
+        return pa.Table.from_pandas(rows, preserve_index=False)
+    raise TypeError(f"cannot write rows from {type(rows).__name__}")
+
+
+def embeddings_table(encoder_id: str, dim: int, video_id: Iterable[str], window_idx: Iterable[int],
+                     matrix: np.ndarray, missing_reason: Iterable[str | None] | None = None) -> pa.Table:
+    """Rows of the ``embeddings`` table for one feature set.
+
+    ``matrix`` is float32 ``(n_windows, dim)``; a row whose ``missing_reason`` is set (or that
+    is all NaN) becomes a NULL embedding, never zeros.
+    """
+    matrix = np.ascontiguousarray(matrix, dtype=np.float32)
+    if matrix.ndim != 2 or matrix.shape[1] != dim:
+        raise StoreError(f"encoder {encoder_id}: expected (n, {dim}) embeddings, got {matrix.shape}")
+    n = matrix.shape[0]
+    reasons = list(missing_reason) if missing_reason is not None else [None] * n
+    if len(reasons) != n:
+        raise StoreError(f"encoder {encoder_id}: {len(reasons)} missing reasons for {n} rows")
+    nan_rows = np.isnan(matrix).all(axis=1) if n else np.zeros(0, bool)
+    reasons = [r if r is not None or not nan_rows[i] else "missing" for i, r in enumerate(reasons)]
+    valid = np.array([r is None for r in reasons], dtype=bool)
+    offsets = pa.array(np.arange(0, (n + 1) * dim, dim, dtype=np.int32))
+    values = pa.array(matrix.reshape(-1), type=pa.float32())
+    emb = pa.ListArray.from_arrays(offsets, values, mask=pa.array(~valid))
+    return pa.table({
+        "encoder_id": pa.array([encoder_id] * n, pa.string()),
+        "video_id": pa.array(list(video_id), pa.string()),
+        "window_idx": pa.array(np.asarray(list(window_idx), dtype=np.int32)),
+        "embedding": emb,
+        "missing_reason": pa.array(reasons, pa.string()),
+    })
+
+
+# ---------------------------------------------------------------- the store
+class FeatureStore:
+    """A DuckLake feature store in a directory.
+
+    ``FeatureStore(path)`` opens (and, with ``create=True``, makes) a store. ``catalog`` puts a
+    new store's catalog on PostgreSQL (``postgresql://user@host:port/db?schema=name``); an
+    existing store remembers its catalog in ``store.json``.
+
+    Tables: ``videos``, ``windows``, ``segments``, ``embeddings``, ``video_features``,
+    ``encoders``, ``feature_sets``, ``models``, ``window_predictions``; views:
+    ``fusion_vectors``, ``video_predictions`` (``sql/schema.sql``).
+    """
+
+    def __init__(self, root: str | Path, create: bool = True, catalog: str | None = None):
         self.root = Path(root).resolve()
-        if not (self.root / "parts").is_dir():
-            if not create:
-                raise StoreError(
-                    f"{self.root} is not a feature store (no parts/ folder); "
-                    "create one with `cli.py embed --store PATH ...`")
-            for kind in _KINDS:
-                self._seed_empty(kind)
-            (self.root / "parts" / "embeddings").mkdir(parents=True, exist_ok=True)
+        info_path = self.root / STORE_FILE
+        if info_path.exists():
+            info = json.loads(info_path.read_text())
+            if catalog and Catalog.parse(catalog, self.root) != Catalog.parse(info.get("catalog"), self.root):
+                raise StoreError(f"{self.root} keeps its catalog at {info.get('catalog')}, not {catalog}")
+            self.catalog = Catalog.parse(info.get("catalog"), self.root)
+        elif (self.root / "parts").is_dir():
+            raise StoreError(f"{self.root} is a store of the earlier parts/ format, which this version "
+                             "no longer reads; embed the manifest again into a new --store")
+        elif not create:
+            raise StoreError(f"{self.root} is not a feature store (no {STORE_FILE}); create one with "
+                             "`cli.py embed --store PATH ...`")
         else:
-            for kind in _KINDS:  # kinds added after this store was made
-                if not self.part_dir(kind).is_dir():
-                    try:
-                        self._seed_empty(kind)
-                    except OSError:  # a read-only store: that view is left out
-                        pass
-        self.models_dir.mkdir(parents=True, exist_ok=True)
+            self.catalog = Catalog.parse(catalog, self.root)
+            self._create(catalog)
+        self._writer: duckdb.DuckDBPyConnection | None = None
 
     # ------------------------------------------------------------------ layout
     @property
-    def parts_dir(self) -> Path:
-        return self.root / "parts"
-
-    @property
-    def catalog_path(self) -> Path:
-        return self.root / CATALOG
+    def data_dir(self) -> Path:
+        return self.root / DATA_DIR
 
     @property
     def models_dir(self) -> Path:
         return self.root / "models"
 
-    def part_dir(self, kind: str) -> Path:
-        return self.parts_dir / kind
-
-    def embedding_dir(self, encoder_id: str) -> Path:
-        return self.parts_dir / "embeddings" / f"encoder_id={encoder_id}"
-
-    def _seed_empty(self, kind: str) -> None:
-        # An empty part gives every view its column types before any data exists.
-        d = self.part_dir(kind)
-        d.mkdir(parents=True, exist_ok=True)
-        target = d / "00000000000000000000-empty.parquet"
-        if not target.exists():
-            self._atomic_write(PART_SCHEMAS[kind].empty_table(), target)
-
-    # ------------------------------------------------------------------ writing
-    @staticmethod
-    def _atomic_write(table: pa.Table, target: Path, row_group_size: int | None = None) -> Path:
-        tmp = target.with_name(target.name + f".{uuid.uuid4().hex[:6]}.tmp")
-        # LZ4 decodes fastest; a dictionary of float vectors only grows the file.
-        plain = {"embedding", "embedding_f32", "probs"}
-        pq.write_table(table, tmp, compression="lz4", row_group_size=row_group_size,
-                       use_dictionary=[c for c in table.column_names if c not in plain])
-        os.replace(tmp, target)
-        return target
-
-    def write_part(self, kind: str, table: pa.Table | dict | list[dict]) -> Path:
-        """Append an immutable part of ``kind`` (a key of ``schema.PART_SCHEMAS``).
-
-        ``table`` may omit ``written_at`` (stamped now) and nullable columns.
-        Returns the part's path.
-        """
-        if kind not in PART_SCHEMAS:
-            raise StoreError(f"unknown part kind {kind!r}; one of {', '.join(_KINDS)}")
-        table = _as_table(table)
-        table = _with_written_at(table, PART_SCHEMAS[kind])
-        d = self.part_dir(kind)
-        d.mkdir(parents=True, exist_ok=True)
-        return self._atomic_write(table, d / _part_name())
-
-    def write_embeddings(self, encoder_id: str, dim: int, video_id: Iterable[str],
-                         window_idx: Iterable[int], matrix: np.ndarray,
-                         missing_reason: Iterable[str | None] | None = None) -> Path:
-        """Append window embeddings of one encoder configuration.
-
-        ``matrix`` is float32 ``(n_windows, dim)``; a row whose ``missing_reason``
-        is set (or that is all NaN) is stored as a NULL embedding, never zeros.
-        """
-        matrix = np.ascontiguousarray(matrix, dtype=np.float32)
-        if matrix.ndim != 2 or matrix.shape[1] != dim:
-            raise StoreError(f"encoder {encoder_id}: expected (n, {dim}) embeddings, got {matrix.shape}")
-        n = matrix.shape[0]
-        reasons = list(missing_reason) if missing_reason is not None else [None] * n
-        nan_rows = np.isnan(matrix).all(axis=1) if n else np.zeros(0, bool)
-        reasons = [r if r is not None or not nan_rows[i] else "missing" for i, r in enumerate(reasons)]
-        valid = np.array([r is None for r in reasons], dtype=bool)
-        values = pa.array(matrix.reshape(-1), type=pa.float32())
-        emb = pa.FixedSizeListArray.from_arrays(values, dim, mask=pa.array(~valid))
-        schema = embedding_schema(dim)
-        # The same floats again as one fixed-width blob per row: Parquet decodes a
-        # list with two levels per float, a blob with one level per row, so the
-        # full-matrix loader reads 5x faster from it (SQL keeps the list column).
-        blob = pa.FixedSizeBinaryArray.from_buffers(
-            pa.binary(4 * dim), n, [pa.array(valid, pa.bool_()).buffers()[1] if not valid.all() else None,
-                                    pa.py_buffer(matrix.astype("<f4", copy=False).tobytes())],
-            null_count=int((~valid).sum()))
-        table = pa.table({
-            "video_id": pa.array(list(video_id), pa.string()),
-            "window_idx": pa.array(np.asarray(list(window_idx), dtype=np.int32)),
-            "embedding": emb,
-            "missing_reason": pa.array(reasons, pa.string()),
-            "embedding_f32": blob,
-        })
-        table = _with_written_at(table, schema)
-        d = self.embedding_dir(encoder_id)
-        d.mkdir(parents=True, exist_ok=True)
-        return self._atomic_write(table, d / _part_name())
-
-    def register_encoder(self, name: str, modality: str, dim: int, version: str, config: dict,
-                         weights_sha256: str | None, packages: dict | None, encoder_id: str) -> str:
-        """Record (again) that an encoder configuration is in use; returns its id."""
-        if modality not in MODALITIES:
-            raise StoreError(f"unknown modality {modality!r}")
-        self.write_part("encoders", [{
-            "encoder_id": encoder_id, "name": name, "modality": modality, "dim": int(dim),
-            "version": version, "config": json.dumps(config, sort_keys=True),
-            "weights_sha256": weights_sha256, "packages": json.dumps(packages or {}, sort_keys=True),
-        }])
-        return encoder_id
-
-    # ------------------------------------------------------------------ reading
-    def _glob(self, kind: str) -> str:
-        return sql_literal(str(self.part_dir(kind) / "*.parquet"))
-
-    def chosen_encoders(self) -> dict[str, dict]:
-        """The encoder per modality that ``fusion_vectors`` uses: the one used most recently.
-
-        Returns ``{modality: {"encoder_id", "name", "dim"}}`` for modalities that have one.
-        """
-        tbl = pq.read_table(self.part_dir("encoders"), schema=PART_SCHEMAS["encoders"]) \
-            if any(self.part_dir("encoders").glob("*.parquet")) else PART_SCHEMAS["encoders"].empty_table()
-        rows = tbl.select(["encoder_id", "name", "modality", "dim", "written_at"]).to_pylist()
-        out: dict[str, dict] = {}
-        for r in sorted(rows, key=lambda r: r["written_at"]):
-            if any(self.embedding_dir(r["encoder_id"]).glob("*.parquet")):
-                out[r["modality"]] = {"encoder_id": r["encoder_id"], "name": r["name"], "dim": r["dim"]}
-        return out
-
-    def choose_encoder(self, encoder_id: str) -> None:
-        """Make ``encoder_id`` the one ``fusion_vectors`` uses for its modality."""
-        tbl = pq.read_table(self.part_dir("encoders"))
-        rows = [r for r in tbl.to_pylist() if r["encoder_id"] == encoder_id]
-        if not rows:
-            raise StoreError(f"no encoder {encoder_id!r} in {self.root}; see the `encoders` view")
-        row = dict(rows[-1])
-        row.pop("written_at")
-        self.write_part("encoders", [row])
-
-    def _create_views(self, con: duckdb.DuckDBPyConnection) -> None:
-        for kind in _VIEW_KINDS:
-            if self.part_dir(kind).is_dir():
-                con.execute(read_sql(f"view_{kind}").format(glob=self._glob(kind)))
-        emb_glob = str(self.parts_dir / "embeddings" / "*" / "*.parquet")
-        if any(self.parts_dir.glob("embeddings/*/*.parquet")):
-            con.execute(read_sql("view_embeddings").format(glob=sql_literal(emb_glob)))
-        else:
-            con.execute(read_sql("view_embeddings_empty"))
-        chosen = self.chosen_encoders()
-        fmt = {}
-        for m in MODALITIES:
-            c = chosen.get(m)
-            fmt[f"{m}_dim"] = int(c["dim"]) if c else DEFAULT_DIMS[m]
-            fmt[f"{m}_source"] = read_sql("encoder_vectors").format(
-                glob=sql_literal(str(self.embedding_dir(c["encoder_id"]) / "*.parquet"))) \
-                if c else read_sql("encoder_vectors_empty")
-        con.execute(read_sql("view_fusion_vectors").format(**fmt))
-        con.execute(read_sql("view_video_predictions").format(union=aggregation_union()))
-
-    def connect(self, read_only: bool = False, timeout_s: float = 60.0) -> duckdb.DuckDBPyConnection:
-        """Open ``catalog.duckdb`` with its views refreshed over the current parts.
-
-        Retries while another process holds the catalog's lock (DuckDB allows
-        one writer process); parts can be written meanwhile without the catalog.
-        """
-        deadline = time.monotonic() + timeout_s
-        while True:
-            try:
-                con = duckdb.connect(str(self.catalog_path), read_only=read_only)
-                break
-            except duckdb.IOException as exc:
-                if "lock" not in str(exc).lower() or time.monotonic() > deadline:
-                    raise StoreError(f"cannot open {self.catalog_path}: {exc}") from exc
-                time.sleep(0.2)
-        if not read_only:
-            self._create_views(con)
-        return con
-
-    def connect_memory(self) -> duckdb.DuckDBPyConnection:
-        """An in-memory DuckDB connection with the same views: no lock, any number of processes."""
+    def _create(self, catalog_spec: str | None) -> None:
+        self.root.mkdir(parents=True, exist_ok=True)
+        self.data_dir.mkdir(exist_ok=True)
+        self.models_dir.mkdir(exist_ok=True)
         con = duckdb.connect()
-        self._create_views(con)
+        try:
+            load_extension(con, "ducklake")
+            load_extension(con, self.catalog.extension())
+            # Created from inside the store with a relative DATA_PATH, so the catalog records
+            # 'data/' and every file path relative to it: the directory can be moved or zipped.
+            cwd = os.getcwd()
+            os.chdir(self.root)
+            try:
+                con.execute(f"ATTACH {sql_literal(self.catalog.attach_uri())} AS {LAKE} "
+                            f"({self._attach_options(data_path=DATA_DIR + '/')})")
+                con.execute(f"DETACH {LAKE}")
+            finally:
+                os.chdir(cwd)
+        finally:
+            con.close()
+        con = self.connect(read_only=False)
+        try:
+            self._install_schema(con)
+        finally:
+            con.close()
+        spec = catalog_spec if self.catalog.kind == "postgres" else f"sqlite:{CATALOG_FILE}"
+        if self.catalog.kind == "sqlite" and catalog_spec and catalog_spec.startswith("sqlite:"):
+            spec = catalog_spec
+        tmp = self.root / (STORE_FILE + ".tmp")
+        tmp.write_text(json.dumps({"format": STORE_FORMAT, "catalog": spec}, indent=2) + "\n")
+        os.replace(tmp, self.root / STORE_FILE)
+
+    def _install_schema(self, con: duckdb.DuckDBPyConnection) -> None:
+        fill = {"classes": classes_literal(), "aggregations": aggregation_union()}
+        con.execute(f"USE {LAKE}")
+        con.execute("BEGIN")
+        for statement in sql_statements(read_sql("schema")):
+            con.execute(statement.format(**fill))
+        if con.execute("SELECT count(*) FROM store_commits").fetchone()[0] == 0:
+            con.execute("INSERT INTO store_commits VALUES (0, ?)", [STORE_SCHEMA_VERSION])
+        else:
+            con.execute("UPDATE store_commits SET schema_version = ?", [STORE_SCHEMA_VERSION])
+        con.execute("COMMIT")
+
+    def _attach_options(self, read_only: bool = False, snapshot: int | None = None,
+                        data_path: str | None = None) -> str:
+        opts = []
+        if read_only or snapshot is not None:
+            opts.append("READ_ONLY")
+        if data_path is None:
+            opts += [f"DATA_PATH {sql_literal(str(self.data_dir) + '/')}", "OVERRIDE_DATA_PATH true"]
+        else:
+            opts.append(f"DATA_PATH {sql_literal(data_path)}")
+        if self.catalog.schema:
+            opts.append(f"METADATA_SCHEMA {sql_literal(self.catalog.schema)}")
+        if snapshot is not None:
+            opts.append(f"SNAPSHOT_VERSION {int(snapshot)}")
+        # Small commits go to Parquet files, not into the catalog: readers without this package
+        # and the full-matrix loader then see one kind of storage.
+        opts.append("DATA_INLINING_ROW_LIMIT 0")
+        return ", ".join(opts)
+
+    # ------------------------------------------------------------------ connections
+    def connect(self, read_only: bool = True, snapshot: int | None = None,
+                encoders: Mapping[str, str] | None = None) -> duckdb.DuckDBPyConnection:
+        """A DuckDB connection with the store attached (as ``store``, the default schema).
+
+        ``snapshot`` reads the store as of that snapshot id (time travel, read-only).
+        ``encoders`` (``{modality: encoder_id}``) makes ``fusion_vectors`` serve those feature
+        sets on this connection instead of the store's named choice (a model's own).
+        Readers never block writers: each connection sees the snapshot current when it reads.
+        """
+        con = duckdb.connect()
+        try:
+            load_extension(con, "ducklake")
+            load_extension(con, self.catalog.extension())
+            con.execute(f"ATTACH {sql_literal(self.catalog.attach_uri())} AS {LAKE} "
+                        f"({self._attach_options(read_only=read_only, snapshot=snapshot)})")
+            con.execute(f"USE {LAKE}")
+            if not read_only:
+                con.execute("SET ducklake_max_retry_count = 100")
+            if encoders:
+                ids = {m: encoders.get(m) for m in MODALITIES}
+                con.execute(read_sql("fusion_vectors_for").format(
+                    **{m: sql_literal(e) if e else "NULL" for m, e in ids.items()}))
+        except duckdb.Error as exc:
+            con.close()
+            raise StoreError(f"cannot open the store {self.root} (catalog {self.catalog.attach_uri()}): "
+                             f"{exc}") from exc
         return con
 
-    def query(self, sql: str, params: list | None = None) -> pa.Table:
-        """Run ``sql`` against the store's views and return an Arrow table."""
-        con = self.connect_memory()
+    def query(self, sql: str, params: list | None = None, snapshot: int | None = None,
+              encoders: Mapping[str, str] | None = None) -> pa.Table:
+        """Run ``sql`` against the store (read-only) and return an Arrow table."""
+        con = self.connect(read_only=True, snapshot=snapshot, encoders=encoders)
         try:
-            # A relation, not a DB-API result: Arrow from execute() makes an extra copy (and warns).
             return con.sql(sql, params=params or None).to_arrow_table()
         finally:
             con.close()
 
-    def refresh_catalog(self) -> None:
-        """Rewrite the catalog's views so plain duckdb sees every part written so far."""
-        self.connect().close()
+    def close(self) -> None:
+        if self._writer is not None:
+            self._writer.close()
+            self._writer = None
 
-    def load_embeddings(self, encoder_id: str) -> tuple[pa.Table, np.ndarray]:
-        """Fast full-matrix read of one encoder: (keys table, float32 (n, dim) with NaN rows).
+    def __enter__(self) -> "FeatureStore":
+        return self
 
-        Reads every part of the encoder in one threaded pyarrow call, taking the
-        fixed-width ``embedding_f32`` blobs straight into one array; no per-row
-        Python. Where a window was written twice the newest part wins.
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    # ------------------------------------------------------------------ writing
+    def commit(self, batch: WriteBatch, retries: int = 50) -> int | None:
+        """Apply ``batch`` in one transaction; returns the new snapshot id (None if empty).
+
+        A commit that loses a race with another writer is rolled back and run again from
+        the start, up to ``retries`` times, with a random back-off.
         """
-        files = sorted(self.embedding_dir(encoder_id).glob("*.parquet"))
-        if not files:
+        if not batch:
+            return None
+        delay = 0.02
+        for attempt in range(retries + 1):
+            if self._writer is None:
+                self._writer = self.connect(read_only=False)
+            con = self._writer
+            registered: list[str] = []
+            try:
+                con.execute("BEGIN")
+                con.execute("UPDATE store_commits SET seq = seq + 1")
+                for k, (op, table, rows) in enumerate(batch.ops):
+                    name = f"_batch_{k}"
+                    con.register(name, rows)
+                    registered.append(name)
+                    if op == "insert":
+                        cols = ", ".join(f'"{c}"' for c in rows.column_names)
+                        con.execute(f'INSERT INTO "{table}" ({cols}) SELECT {cols} FROM {name}')
+                    else:
+                        cond = " AND ".join(f'k."{c}" = t."{c}"' for c in rows.column_names)
+                        con.execute(f'DELETE FROM "{table}" AS t WHERE EXISTS '
+                                    f'(SELECT 1 FROM {name} AS k WHERE {cond})')
+                con.execute("COMMIT")
+                return self._snapshot_id(con)
+            except duckdb.Error as exc:
+                try:
+                    con.execute("ROLLBACK")
+                except duckdb.Error:
+                    pass
+                if not any(s in str(exc).lower() for s in _RETRYABLE) or attempt == retries:
+                    raise StoreError(f"commit to {self.root} failed: {exc}") from exc
+                time.sleep(delay * (1 + random.random()))
+                delay = min(delay * 1.6, 1.0)
+            finally:
+                for name in registered:
+                    con.unregister(name)
+        raise AssertionError("unreachable")
+
+    @staticmethod
+    def _snapshot_id(con) -> int:
+        return int(con.execute(f"SELECT max(snapshot_id) FROM {LAKE}.snapshots()").fetchone()[0])
+
+    def put(self, table: str, rows) -> int | None:
+        """Replace ``rows``' groups in ``table`` (:class:`WriteBatch.replace`) in one commit."""
+        return self.commit(WriteBatch().replace(table, rows))
+
+    def write_embeddings(self, encoder_id: str, dim: int, video_id: Iterable[str],
+                         window_idx: Iterable[int], matrix: np.ndarray,
+                         missing_reason: Iterable[str | None] | None = None) -> int | None:
+        """Replace the embeddings of these videos under ``encoder_id`` (one commit)."""
+        return self.put("embeddings", embeddings_table(encoder_id, dim, video_id, window_idx,
+                                                       matrix, missing_reason))
+
+    def register_encoder(self, name: str, modality: str, dim: int, version: str, config: dict,
+                         weights_sha256: str | None, packages: dict | None, encoder_id: str) -> str:
+        """Record an encoder configuration's lineage; returns its id."""
+        self.put("encoders", [encoder_row(encoder_id, name, modality, dim, version, config,
+                                          weights_sha256, packages)])
+        return encoder_id
+
+    # ------------------------------------------------------------------ reading
+    def current_snapshot(self) -> int:
+        con = self.connect()
+        try:
+            return self._snapshot_id(con)
+        finally:
+            con.close()
+
+    def snapshots(self) -> pa.Table:
+        """Every snapshot: id, time, schema version and what it changed."""
+        return self.query(f"SELECT snapshot_id, snapshot_time, changes FROM {LAKE}.snapshots() "
+                          "ORDER BY snapshot_id")
+
+    def feature_sets(self, snapshot: int | None = None) -> dict[str, dict]:
+        """The named choice of feature set per modality: ``{modality: {encoder_id, name, dim}}``."""
+        rows = self.query(read_sql("feature_sets"), snapshot=snapshot).to_pylist()
+        return {r["modality"]: {"encoder_id": r["encoder_id"], "name": r["name"], "dim": r["dim"]}
+                for r in rows}
+
+    def use_encoders(self, encoder_ids: Iterable[str]) -> dict[str, str]:
+        """Make each ``encoder_id`` the feature set ``fusion_vectors`` serves for its modality.
+
+        Every id must be a stored encoder with embeddings; returns ``{modality: encoder_id}``.
+        """
+        ids = list(encoder_ids)
+        known = {r["encoder_id"]: r for r in self.query(read_sql("encoder_inventory")).to_pylist()}
+        chosen: dict[str, str] = {}
+        for eid in ids:
+            r = known.get(eid)
+            if r is None or not r["n_videos"]:
+                listing = ", ".join(f"{k} ({v['modality']}, {v['n_videos']} videos)" for k, v in known.items())
+                raise StoreError(f"no embeddings of encoder {eid!r} in {self.root}; stored: {listing or 'none'}")
+            if r["modality"] in chosen:
+                raise StoreError(f"two encoders for {r['modality']}: {chosen[r['modality']]} and {eid}")
+            chosen[r["modality"]] = eid
+        self.put("feature_sets", [{"modality": m, "encoder_id": e, "chosen_at": utcnow()}
+                                  for m, e in chosen.items()])
+        return chosen
+
+    def load_embeddings(self, encoder_id: str, video_ids: Iterable[str] | None = None,
+                        snapshot: int | None = None) -> tuple[pa.Table, np.ndarray]:
+        """Full-matrix read of one feature set: (keys, float32 ``(n, dim)`` with NaN rows).
+
+        ``keys`` holds ``video_id, window_idx, missing_reason`` sorted by (video_id,
+        window_idx); the matrix rows follow it. Arrow end to end: no per-row Python.
+        """
+        con = self.connect(snapshot=snapshot)
+        try:
+            dim = con.execute("SELECT dim FROM encoders WHERE encoder_id = ?", [encoder_id]).fetchone()
+            sql = ("SELECT video_id, window_idx, missing_reason, embedding FROM embeddings "
+                   "WHERE encoder_id = $eid")
+            params: dict = {"eid": encoder_id}
+            if video_ids is not None:
+                con.register("_load_ids", pa.table({"video_id": pa.array(list(video_ids), pa.string())}))
+                sql += " AND video_id IN (SELECT video_id FROM _load_ids)"
+            tbl = con.sql(sql, params=params).to_arrow_table()
+        finally:
+            con.close()
+        if tbl.num_rows == 0 and video_ids is None:
             raise StoreError(f"no embeddings for encoder {encoder_id!r} in {self.root}")
-        cols = ["video_id", "window_idx", "missing_reason"]
-        with_blob = ["embedding_f32" in pq.read_schema(f).names for f in files]
-        if all(with_blob):
-            tbl = pq.read_table(files, columns=cols + ["embedding_f32"])
-            matrix = _blobs_to_numpy(tbl.column("embedding_f32"))
-        else:
-            # Parts written before the blob column existed: decode their FLOAT[] lists.
-            tbls = [pq.read_table(f, columns=cols + ["embedding_f32" if b else "embedding"])
-                    for f, b in zip(files, with_blob)]
-            matrix = np.concatenate([_blobs_to_numpy(t.column("embedding_f32")) if b
-                                     else _lists_to_numpy(t.column("embedding"))
-                                     for t, b in zip(tbls, with_blob)])
-            tbl = pa.concat_tables([t.select(cols) for t in tbls])
-        keys = tbl.select(cols)
-        keep = _newest_rows(keys, files)
-        if keep is not None:
-            matrix, keys = matrix[keep], keys.take(pa.array(keep))
-        return keys, matrix
+        order = pc.sort_indices(tbl, [("video_id", "ascending"), ("window_idx", "ascending")])
+        tbl = tbl.take(order)
+        d = int(dim[0]) if dim else None
+        return tbl.select(["video_id", "window_idx", "missing_reason"]), lists_to_numpy(tbl["embedding"], d)
 
-    def compact(self) -> dict[str, int]:
-        """Merge each folder's parts into one part, newest-wins applied; returns parts merged.
+    # ------------------------------------------------------------------ maintenance
+    def compact(self, expire_older_than: str | None = None) -> dict[str, int]:
+        """Merge small data files and rewrite files with many deletes, by DuckLake's own
+        functions (safe while other processes read and write). With ``expire_older_than``
+        (e.g. ``'30 days'``) snapshots older than that are expired and the files only they
+        used are deleted: time travel before then, and models trained there, stop working.
 
-        Many small parts (``embed`` writes a few per chunk of videos) cost a
-        full-matrix load a fixed time per file. Compaction is maintenance: run it
-        when no process is writing or querying the store. The merged part takes
-        the newest input's name (with a suffix), so parts written later still win.
+        Returns counts: data files before and after, snapshots expired, files deleted.
         """
-        merged: dict[str, int] = {}
-        folders = [self.part_dir(k) for k in _KINDS] + sorted(self.parts_dir.glob("embeddings/encoder_id=*"))
-        for folder in folders:
-            files = sorted(f for f in folder.glob("*.parquet") if not f.name.endswith("-empty.parquet"))
-            if len(files) < 2:
-                continue
-            tables = [pq.read_table(f) for f in files]
-            keys = _FILE_KEYS.get(folder.name, ["video_id"] if folder.parent.name == "embeddings" else None)
-            if keys:
-                # A key's rows all come from its newest part (the views' rule).
-                key_str = [_key_strings(t, keys) for t in tables]
-                newest: dict[str, int] = {}
-                for i, ks in enumerate(key_str):
-                    newest.update(dict.fromkeys(pa.compute.unique(ks).to_pylist(), i))
-                tables = [t.filter(pa.compute.is_in(ks, value_set=pa.array(
-                              [k for k, j in newest.items() if j == i], pa.string())))
-                          for i, (t, ks) in enumerate(zip(tables, key_str))]
-            table = pa.concat_tables(tables)
-            # Row groups of a few thousand rows keep the threaded reader busy on every core.
-            self._atomic_write(table, folder / (files[-1].stem + "-compact.parquet"),
-                               row_group_size=COMPACT_ROW_GROUP)
-            for f in files:
-                f.unlink()
-            merged[str(folder.relative_to(self.parts_dir))] = len(files)
-        return merged
+        con = self.connect(read_only=False)
+        try:
+            before = _n_files(con)
+            con.execute(f"CALL ducklake_rewrite_data_files({sql_literal(LAKE)})")
+            con.execute(f"CALL ducklake_merge_adjacent_files({sql_literal(LAKE)})")
+            expired = deleted = 0
+            if expire_older_than:
+                expired = len(con.execute(
+                    f"CALL ducklake_expire_snapshots({sql_literal(LAKE)}, "
+                    f"older_than => now() - INTERVAL {sql_literal(expire_older_than)})").fetchall())
+            # Files that no snapshot needs any more (merged or rewritten, and expired).
+            deleted = len(con.execute(
+                f"CALL ducklake_cleanup_old_files({sql_literal(LAKE)}, cleanup_all => true)").fetchall())
+            after = _n_files(con)
+        except duckdb.Error as exc:
+            raise StoreError(f"compact {self.root}: {exc}") from exc
+        finally:
+            con.close()
+        return {"data_files_before": before, "data_files_after": after,
+                "snapshots_expired": expired, "files_deleted": deleted}
 
-    def snapshot(self) -> dict:
-        """Counts and newest write time of every part kind: identifies the store's state."""
-        out = {}
-        for kind in _KINDS:
-            files = list(self.part_dir(kind).glob("*.parquet"))
-            out[kind] = {"parts": len(files) - 1, "rows": sum(pq.ParquetFile(f).metadata.num_rows for f in files)}
-        emb = list(self.parts_dir.glob("embeddings/*/*.parquet"))
-        out["embeddings"] = {"parts": len(emb), "rows": sum(pq.ParquetFile(f).metadata.num_rows for f in emb)}
+
+def _n_files(con) -> int:
+    return int(con.execute(f"SELECT count(*) FROM __ducklake_metadata_{LAKE}.ducklake_data_file "
+                           "WHERE end_snapshot IS NULL").fetchone()[0])
+
+
+def encoder_row(encoder_id: str, name: str, modality: str, dim: int, version: str, config: dict,
+                weights_sha256: str | None, packages: dict | None) -> dict:
+    """A row of the ``encoders`` table."""
+    if modality not in MODALITIES:
+        raise StoreError(f"unknown modality {modality!r}; one of {', '.join(MODALITIES)}")
+    return {"encoder_id": encoder_id, "name": name, "modality": modality, "dim": int(dim),
+            "version": version, "config": json.dumps(config, sort_keys=True, default=str),
+            "weights_sha256": weights_sha256, "packages": json.dumps(packages or {}, sort_keys=True),
+            "registered_at": utcnow()}
+
+
+def lists_to_numpy(col: pa.ChunkedArray | pa.Array, dim: int | None = None, name: str = "") -> np.ndarray:
+    """float32 ``(n, dim)`` from a list<float> column; NULL rows become NaN rows.
+
+    Raises ValueError naming the column when a non-NULL vector is not ``dim`` long
+    (``dim`` None: the longest vector's length).
+    """
+    arr = col.combine_chunks() if isinstance(col, pa.ChunkedArray) else col
+    n = len(arr)
+    lengths = pc.list_value_length(arr).to_numpy(zero_copy_only=False)
+    valid = ~np.isnan(lengths.astype(np.float64)) if arr.null_count else np.ones(n, bool)
+    if dim is None:
+        dim = int(np.nanmax(lengths)) if valid.any() else 0
+    out = np.full((n, dim), np.nan, dtype=np.float32)
+    if not valid.any():
         return out
+    bad = np.flatnonzero(valid & (np.nan_to_num(lengths.astype(np.float64), nan=-1) != dim))
+    if bad.size:
+        raise ValueError(f"{name or 'vector column'}: row {int(bad[0])} has {int(lengths[bad[0]])} "
+                         f"values, expected {dim}; one feature set per modality has one dim")
+    flat = pc.list_flatten(arr).to_numpy(zero_copy_only=False).astype(np.float32, copy=False)
+    if valid.all():
+        return flat.reshape(n, dim)
+    out[valid] = flat.reshape(-1, dim)
+    return out
+
+
+def sql_statements(script: str) -> list[str]:
+    """The statements of a ``.sql`` script (each ends with ``;`` at a line end), comment lines
+    dropped: DuckLake keeps a view's SQL text, and a view that nests another query must not
+    carry comments into it."""
+    body = "\n".join(line for line in script.splitlines() if not line.lstrip().startswith("--"))
+    return [s.strip() for s in body.split(";\n") if s.strip().rstrip(";").strip()]
 
 
 def classes_literal(classes: tuple[str, ...] = CLASSES) -> str:
@@ -370,7 +621,10 @@ def aggregation_sql(method: str) -> str:
     """
     if method not in AGGREGATIONS:
         raise ValueError(f"unknown aggregation method {method!r}; one of {', '.join(AGGREGATIONS)}")
-    return read_sql(f"aggregate_{method}").format(classes=classes_literal()).strip().rstrip(";")
+    sql = read_sql(f"aggregate_{method}").format(classes=classes_literal())
+    # Without its comment lines: DuckLake stores a view's SQL, and the view nests this one.
+    return "\n".join(line for line in sql.splitlines()
+                     if not line.lstrip().startswith("--")).strip().rstrip(";")
 
 
 def aggregation_union() -> str:
@@ -378,68 +632,3 @@ def aggregation_union() -> str:
     return "\nUNION ALL\n".join(
         f"SELECT model_id, video_id, method, emotion, confidence FROM (\n{aggregation_sql(m)}\n) AS agg_{m}"
         for m in AGGREGATIONS)
-
-
-def _as_table(table: pa.Table | dict | list[dict]) -> pa.Table:
-    if isinstance(table, pa.Table):
-        return table
-    if isinstance(table, list):
-        return pa.Table.from_pylist(table)
-    if isinstance(table, dict):
-        return pa.table(table)
-    import pandas as pd
-    if isinstance(table, pd.DataFrame):
-        return pa.Table.from_pandas(table, preserve_index=False)
-    raise TypeError(f"cannot make a part from {type(table).__name__}")
-
-
-#: Part folders whose views decide "newest wins" per key on file names.
-_FILE_KEYS = {"windows": ["video_id"], "segments": ["video_id"],
-              "window_predictions": ["model_id", "video_id"]}
-
-
-def _key_strings(table: pa.Table, keys: list[str]) -> pa.Array:
-    cols = [table.column(c).cast(pa.string()) for c in keys]
-    return cols[0] if len(cols) == 1 else pa.compute.binary_join_element_wise(*cols, "\x1f")
-
-
-def _lists_to_numpy(col: pa.ChunkedArray) -> np.ndarray:
-    """(n, dim) float32 from a ``fixed_size_list<float>[dim]`` column; NULL rows -> NaN."""
-    dim = col.type.list_size
-    arr = col.combine_chunks()
-    out = np.full((len(arr), dim), np.nan, dtype=np.float32)
-    valid = np.asarray(arr.is_valid()) if arr.null_count else np.ones(len(arr), bool)
-    if valid.any():
-        values = arr.filter(pa.array(valid)).flatten().to_numpy(zero_copy_only=False)
-        out[valid] = values.reshape(-1, dim)
-    return out
-
-
-def _blobs_to_numpy(col: pa.ChunkedArray) -> np.ndarray:
-    """(n, dim) float32 from a column of ``4 * dim``-byte float32 blobs; NULL rows -> NaN."""
-    dim = col.type.byte_width // 4
-    out = np.empty((len(col), dim), dtype=np.float32)
-    row = 0
-    for ch in col.chunks:
-        n = len(ch)
-        block = out[row:row + n]
-        data = np.frombuffer(ch.buffers()[1], dtype="<f4")
-        block[:] = data[ch.offset * dim:(ch.offset + n) * dim].reshape(n, dim)
-        if ch.null_count:
-            block[~np.asarray(ch.is_valid())] = np.nan
-        row += n
-    return out
-
-
-def _newest_rows(keys: pa.Table, files: list[Path]) -> np.ndarray | None:
-    """Rows to keep under the views' rule: each video's rows come from the newest
-    part holding it (``files`` in write order, the rows of ``keys`` concatenated
-    in that order); None when no (video, window) appears twice."""
-    codes = pa.compute.dictionary_encode(keys.column("video_id").combine_chunks()).indices.to_numpy()
-    key = (codes.astype(np.int64) << 32) | keys.column("window_idx").to_numpy().astype(np.int64)
-    if len(np.unique(key)) == len(key):
-        return None
-    file_idx = np.repeat(np.arange(len(files)), [pq.ParquetFile(f).metadata.num_rows for f in files])
-    newest = np.full(codes.max() + 1, -1)
-    np.maximum.at(newest, codes, file_idx)
-    return np.flatnonzero(file_idx == newest[codes])
