@@ -5,6 +5,8 @@
     python cli.py predict --store S --split test
     python cli.py export-submission --store S --split test --out submission.csv
     python cli.py sql --store S "SELECT label, count(*) FROM videos GROUP BY 1"
+    python cli.py sql --store S --snapshot 12 "SELECT count(*) FROM windows"
+    python cli.py use-encoders --store S 3f2a9c1b0d4e
     python cli.py compact --store S
 
 Also installed as the ``reels-emotion`` console script and runnable as
@@ -22,7 +24,20 @@ EXIT_OK, EXIT_PARTIAL, EXIT_USAGE = 0, 1, 2
 
 def _store(args, create: bool = False):
     from featurestore.store import FeatureStore
-    return FeatureStore(args.store, create=create)
+    return FeatureStore(args.store, create=create, catalog=getattr(args, "catalog", None))
+
+
+def _encoder_map(spec: str | None) -> dict[str, str] | None:
+    """``audio=ID,text=ID`` -> ``{"audio": ID, "text": ID}``."""
+    if not spec:
+        return None
+    out = {}
+    for part in spec.split(","):
+        modality, sep, encoder_id = part.partition("=")
+        if not sep or not encoder_id.strip():
+            raise ValueError(f"--encoders {spec!r}: expected modality=encoder_id[,...], e.g. text=3f2a9c1b0d4e")
+        out[modality.strip()] = encoder_id.strip()
+    return out
 
 
 def _print_table(table, fmt: str = "table", out=sys.stdout) -> None:
@@ -70,7 +85,8 @@ def cmd_tune(args) -> int:
     result = tune_fusion(store, n_trials=args.trials, timeout=args.timeout, seed=args.seed,
                          study_name=args.study, storage=args.storage, n_folds=args.folds,
                          families=args.families, show_progress=not args.quiet,
-                         confirm_top=args.confirm_top, confirm_repeats=args.confirm_repeats)
+                         confirm_top=args.confirm_top, confirm_repeats=args.confirm_repeats,
+                         encoders=_encoder_map(args.encoders))
     print(result.summary() if hasattr(result, "summary") else result)
     return EXIT_OK
 
@@ -132,23 +148,37 @@ def cmd_audit(args) -> int:
 
 def cmd_sql(args) -> int:
     store = _store(args)
-    con = store.connect(read_only=False)
+    con = store.connect(read_only=not args.write, snapshot=args.snapshot)
     try:
-        tbl = con.sql(args.query).to_arrow_table()
+        tbl = con.sql(args.query).to_arrow_table() if not args.write else None
+        if args.write:
+            con.execute(args.query)
     finally:
         con.close()
-    _print_table(tbl, args.format)
+    if tbl is not None:
+        _print_table(tbl, args.format)
+    return EXIT_OK
+
+
+def cmd_snapshots(args) -> int:
+    _print_table(_store(args).snapshots(), args.format)
+    return EXIT_OK
+
+
+def cmd_use_encoders(args) -> int:
+    store = _store(args)
+    if args.encoder_ids:
+        for m, e in store.use_encoders(args.encoder_ids).items():
+            print(f"fusion_vectors serves {m} from {e}")
+    from featurestore.sqlfiles import read_sql
+    _print_table(store.query(read_sql("encoder_inventory")))
     return EXIT_OK
 
 
 def cmd_compact(args) -> int:
-    store = _store(args)
-    merged = store.compact()
-    store.refresh_catalog()
-    for folder, n in merged.items():
-        print(f"{folder}: {n} parts -> 1")
-    if not merged:
-        print("nothing to compact")
+    result = _store(args).compact(expire_older_than=args.expire_older_than)
+    print(f"data files {result['data_files_before']} -> {result['data_files_after']}; "
+          f"{result['snapshots_expired']} snapshot(s) expired; {result['files_deleted']} file(s) deleted")
     return EXIT_OK
 
 
@@ -176,6 +206,8 @@ def build_parser() -> argparse.ArgumentParser:
         return sp
 
     e = with_store(sub.add_parser("embed", help="embed a manifest's videos into the store"))
+    e.add_argument("--catalog", help="a new store's DuckLake catalog on PostgreSQL "
+                   "(postgresql://user@host:port/db?schema=name); default a SQLite file in the store")
     e.add_argument("--manifest", required=True, help="CSV id,video[,emotion][,transcript][,group][,split]")
     e.add_argument("--split", choices=["train", "test"], help="split of every row (default: train "
                    "when labelled, else test; a 'split' column wins)")
@@ -217,6 +249,8 @@ def build_parser() -> argparse.ArgumentParser:
                    "other fold partitions and keep the best mean (default 5; 0: the single best trial)")
     t.add_argument("--confirm-repeats", type=int, default=2, help="other fold partitions for "
                    "--confirm-top (default 2)")
+    t.add_argument("--encoders", help="train on these feature sets instead of the store's named "
+                   "choice: modality=encoder_id[,...] (see `use-encoders`)")
     t.add_argument("--quiet", action="store_true")
     t.set_defaults(func=cmd_tune)
 
@@ -243,13 +277,27 @@ def build_parser() -> argparse.ArgumentParser:
     a.add_argument("--format", default="table", choices=["table", "csv", "json"])
     a.set_defaults(func=cmd_audit)
 
-    q = with_store(sub.add_parser("sql", help="run a DuckDB query over the store's views"))
+    q = with_store(sub.add_parser("sql", help="run a DuckDB query over the store's tables and views"))
     q.add_argument("query")
     q.add_argument("--format", default="table", choices=["table", "csv", "json"])
+    q.add_argument("--snapshot", type=int, help="read the store as of this snapshot id (see `snapshots`)")
+    q.add_argument("--write", action="store_true", help="run a statement that changes the store "
+                   "(one transaction; default: read-only)")
     q.set_defaults(func=cmd_sql)
 
-    c = with_store(sub.add_parser("compact", help="merge small parts (maintenance: run while "
-                                  "nothing else reads or writes the store)"))
+    sn = with_store(sub.add_parser("snapshots", help="the store's snapshots (time travel targets)"))
+    sn.add_argument("--format", default="table", choices=["table", "csv", "json"])
+    sn.set_defaults(func=cmd_snapshots)
+
+    ue = with_store(sub.add_parser("use-encoders", help="choose which stored feature set fusion_vectors "
+                                   "serves per modality; without ids, list them"))
+    ue.add_argument("encoder_ids", nargs="*", help="encoder_id per modality to serve")
+    ue.set_defaults(func=cmd_use_encoders)
+
+    c = with_store(sub.add_parser("compact", help="merge small data files and clean up files no "
+                                  "snapshot needs (DuckLake maintenance; safe while others write)"))
+    c.add_argument("--expire-older-than", help="also expire snapshots older than this interval "
+                   "(e.g. '30 days'): time travel before it stops working")
     c.set_defaults(func=cmd_compact)
 
     en = sub.add_parser("encoders", help="list the available encoders")
@@ -274,7 +322,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_USAGE
     except KeyboardInterrupt:
-        print("interrupted: parts written so far are kept; run the same command again to resume",
+        print("interrupted: chunks committed so far are kept; run the same command again to resume",
               file=sys.stderr)
         return 130
 

@@ -3,7 +3,7 @@
 A realistic matrix of ``N`` windows x 899 float32 (audio 128 + video 3 + text
 768) is written and read back both ways, in one run, on the same disk:
 
-* **store**: ``FeatureStore.write_part("windows")`` + ``write_embeddings`` per
+* **store**: ``FeatureStore.put("windows")`` + ``write_embeddings`` per
   encoder, one part per chunk of videos (the embed pipeline writes one per
   ``chunk_size`` = 8 videos), ``register_encoder``; then loaded
 
@@ -130,7 +130,7 @@ def write_store(m: Matrix, root: Path, part_windows: int,
     for lo in range(0, m.n, part_windows):
         hi = min(m.n, lo + part_windows)
         vid, widx = m.video_id[lo:hi], m.window_idx[lo:hi]
-        store.write_part("windows", pa.table({
+        store.put("windows", pa.table({
             "video_id": pa.array(vid, pa.string()),
             "window_idx": pa.array(widx, pa.int32()),
             "start_s": pa.array(widx * 0.5),
@@ -186,7 +186,7 @@ def _flatten(col: pa.ChunkedArray, dim: int) -> np.ndarray:
 
 def load_store_duckdb(store: FeatureStore) -> tuple[pa.Table, np.ndarray]:
     """(b) ``SELECT * FROM fusion_vectors`` -> Arrow -> (n, 899) float32."""
-    con = store.connect_memory()
+    con = store.connect()
     try:
         tbl = con.sql("SELECT * FROM fusion_vectors").to_arrow_table()
     finally:

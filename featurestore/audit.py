@@ -121,8 +121,8 @@ def audit(store: FeatureStore, threshold: float = 0.98, min_dim: int = 16,
     """
     if not 0.0 < threshold <= 1.0:
         raise ValueError(f"threshold={threshold}: a cosine similarity in (0, 1] is needed, e.g. 0.98")
-    chosen = store.chosen_encoders()
-    con = store.connect_memory()
+    chosen = store.feature_sets()
+    con = store.connect()
     try:
         deciding = _setup_encoders(con, chosen, min_dim)
         con.execute(read_sql("audit_pooled"))

@@ -20,12 +20,14 @@ import numpy as np
 import pandas as pd
 from tqdm.auto import tqdm
 
-from .encoders.base import REASON_NO_AUDIO, REASON_NO_VIDEO, Encoder, missing_rows
+import pyarrow as pa
+
+from .encoders.base import REASON_NO_AUDIO, REASON_NO_VIDEO, Encoder, check_output, missing_rows
 from .manifest import Manifest
-from .media import MediaError, Window, decode_video
+from .media import MediaError, Window, decode_video, input_fingerprint
 from .schema import HOP_S, MODALITIES, SAMPLE_RATE, STATUS_FAILED, STATUS_OK, WINDOW_S
 from .sqlfiles import read_sql
-from .store import FeatureStore
+from .store import FeatureStore, WriteBatch, embeddings_table, utcnow
 
 STAGES = ("decode", "asr", "audio", "video", "text", "write")
 _META = ("split", "label", "raw_label", "group", "path", "transcript_path", "manifest_row")
@@ -93,6 +95,10 @@ class _Video:
     needs_asr: bool = False
     segments: list | None = None           # fresh ASR segments, to store
     cached_segments: tuple | None = None   # (duration_s, segments) from the store's segments
+    stored: dict | None = None             # the store's videos row, if any
+    fingerprint: tuple | None = None       # (size, mtime, sha256) of the media / transcript file
+    todo: set = field(default_factory=set)  # modalities this run computes for the video
+    stored_windows: list = field(default_factory=list)  # [(idx, start_s, end_s)] in the store
 
 
 def parse_shard(spec: str | None) -> tuple[int, int]:
@@ -145,57 +151,78 @@ class Embedder:
         self.log = log or (lambda msg: print(msg, file=sys.stderr))
 
     # ------------------------------------------------------------------ planning
-    def _done(self, rows: Sequence[dict]) -> set[str]:
-        """Videos of ``rows`` already embedded ``ok`` by every requested encoder configuration
-        and, for text, from the same source: the same transcript file, or the same Whisper
-        model and language, windowed by this ``text_unit``."""
-        con = self.store.connect_memory()
+    def _expected_text_source(self, row: dict) -> str | None:
+        """The ``transcript_source`` this run gives ``row``'s windows (None: no text possible)."""
+        tpath = row.get("transcript_path")
+        if tpath:
+            tsv = Path(str(tpath)).suffix.lower() in (".txt", ".tsv")
+            return f"file:{tpath}" + ("" if tsv else f"#{self.unit}")
+        if self.transcriber is None:
+            return None
+        return f"{self._asr_source_prefix()}#{self.unit}"
+
+    def _plan(self, rows: Sequence[dict]) -> tuple[list[_Video], list[dict]]:
+        """Which modalities each video still needs, from the store's fingerprints.
+
+        A video is done for an encoder when its ``video_features`` row matches the media
+        fingerprint, the window geometry and (text) the text source of this run. Returns
+        the videos with work to do and the ``videos`` rows to refresh (manifest facts that
+        changed on videos with nothing to embed).
+        """
+        ids = [r["video_id"] for r in rows]
+        con = self.store.connect()
         try:
-            sources = dict(con.execute(
-                "SELECT video_id, transcript_source FROM videos WHERE status = ?", [STATUS_OK]).fetchall())
-            ids = [e.encoder_id for e in self.encoders.values()]
-            have = defaultdict(set)
-            for eid, vid in con.execute(
-                    "SELECT DISTINCT encoder_id, video_id FROM embeddings WHERE encoder_id IN "
-                    "(SELECT unnest(?::VARCHAR[]))", [ids]).fetchall():
-                have[vid].add(eid)
+            con.register("_plan_ids", pa.table({"video_id": pa.array(ids, pa.string())}))
+            stored = {r["video_id"]: r for r in con.execute(
+                "SELECT * FROM videos WHERE video_id IN (SELECT video_id FROM _plan_ids)").to_arrow_table().to_pylist()}
+            features = defaultdict(dict)
+            for r in con.execute(
+                    "SELECT * FROM video_features WHERE video_id IN (SELECT video_id FROM _plan_ids)"
+                    ).to_arrow_table().to_pylist():
+                features[r["video_id"]][r["encoder_id"]] = r
         finally:
             con.close()
-        need = set(ids)
-        return {r["video_id"] for r in rows
-                if r["video_id"] in sources and need <= have.get(r["video_id"], set())
-                and ("text" not in self.encoders or self._same_text_source(r, sources[r["video_id"]]))}
+        todo, refresh = [], []
+        for r in rows:
+            old = stored.get(r["video_id"])
+            v = _Video(row=r, stored=old)
+            try:
+                v.fingerprint = input_fingerprint(r, old)
+            except OSError:
+                v.fingerprint = None  # unreadable: decoding reports it, naming the file
+            for m, enc in self.encoders.items():
+                f = features[r["video_id"]].get(enc.encoder_id)
+                ok = (f is not None and v.fingerprint is not None
+                      and f["media_sha256"] == v.fingerprint[2]
+                      and _same(f["window_s"], self.window_s) and _same(f["hop_s"], self.hop_s)
+                      and (m != "text" or f["text_source"] == self._expected_text_source(r)))
+                if not ok:
+                    v.todo.add(m)
+            if v.todo:
+                todo.append(v)
+            elif old is not None and any(_differs(old.get(c), r.get(c)) for c in _META):
+                # Same embeddings, new manifest facts (label fixed, split changed): record them.
+                refresh.append({**old, **{c: r.get(c) for c in _META}, "updated_at": utcnow()})
+        return todo, refresh
 
-    def _same_text_source(self, row: dict, stored: str | None) -> bool:
-        if text_unit_of(stored) not in (None, self.unit):
-            return False
-        origin = _without_unit(stored)
-        if row.get("transcript_path"):
-            return origin == f"file:{row['transcript_path']}"
-        if origin is None:  # no audio track: nothing was, or will be, transcribed
-            return True
-        if not origin.startswith("asr:"):  # a transcript file the manifest no longer names
-            return False
-        return self.transcriber is None or origin == self._asr_source_prefix()
-
-    def _cached_segments(self, rows: Sequence[dict]) -> dict[str, tuple[float, list]]:
-        """Stored Whisper segments of ``rows``' videos from this model and language, with words
-        where word windows need them, for the same media file: ``{video_id: (duration_s,
+    def _cached_segments(self, videos: Sequence[_Video]) -> dict[str, tuple[float, list]]:
+        """Stored Whisper segments of ``videos`` from this model and language, with words where
+        word windows need them, computed from the same media: ``{video_id: (duration_s,
         segments)}``. A video whose speech Whisper found nothing in has none (it runs again)."""
         from .asr import Segment, Word
 
-        if not rows:
+        want = {v.row["video_id"]: v.fingerprint[2] for v in videos if v.fingerprint}
+        if not want:
             return {}
-        paths = {r["video_id"]: r.get("path") for r in rows}
-        con = self.store.connect_memory()
+        con = self.store.connect()
         try:
             found = con.execute(read_sql("embed_cached_segments"), [
-                list(paths), self._asr_source_prefix(), self.unit == "word"]).fetchall()
+                list(want), self._asr_source_prefix(), self.unit == "word"]).fetchall()
         finally:
             con.close()
         out: dict[str, tuple[float, list]] = {}
-        for vid, path, duration, segs in found:
-            if path != paths[vid]:
+        for vid, media_sha, duration, segs in found:
+            if media_sha != want[vid]:
                 continue  # another file under this id now
             out[vid] = (duration, [Segment(s["start_s"], s["end_s"], s["text"],
                                            tuple(Word(w["start_s"], w["end_s"], w["text"]) for w in s["words"]))
@@ -204,11 +231,6 @@ class Embedder:
 
     def _asr_source_prefix(self) -> str:
         return f"asr:{self.transcriber.name}/{self.transcriber.language}"
-
-    def _stored_meta(self) -> pd.DataFrame:
-        cols = ", ".join(f'"{c}"' for c in ("video_id", *_META, "status", "error", "duration_s",
-                                              "transcript_source"))
-        return self.store.query(f"SELECT {cols} FROM videos").to_pandas().set_index("video_id")
 
     # ------------------------------------------------------------------ running
     def run(self, manifest: Manifest | pd.DataFrame, shard: tuple[int, int] = (0, 1)) -> EmbedReport:
@@ -224,84 +246,61 @@ class Embedder:
         if self.unit == "word" and self.transcriber is not None and not self.transcriber.word_timestamps:
             raise ValueError("text_unit='word' needs a Transcriber with word_timestamps=True")
         report = EmbedReport(n_videos=len(rows))
-        for enc in self.encoders.values():
-            self.store.write_part("encoders", [enc.info()])
-            report.encoders[enc.modality] = enc.encoder_id
-        done = self._done(rows)
-        stored = self._stored_meta()
-        todo, refresh = [], []
-        for r in rows:
-            if r["video_id"] not in done:
-                todo.append(r)
-                continue
-            report.n_skipped += 1
-            old = stored.loc[r["video_id"]]
-            if any(_differs(old[c], r.get(c)) for c in _META):
-                # Same embeddings, new manifest facts (label fixed, split changed): record them.
-                refresh.append({**{c: _na_to_none(old[c]) for c in ("status", "error", "duration_s",
-                                                                     "transcript_source")},
-                                **{c: r.get(c) for c in _META}, "video_id": r["video_id"]})
+        self._register_encoders(report)
+        todo, refresh = self._plan(rows)
+        report.n_skipped = len(rows) - len(todo)
         if refresh:
-            self.store.write_part("videos", refresh)
+            self.store.commit(WriteBatch().replace("videos", refresh))
 
         bar = tqdm(total=len(todo), unit="video", desc="embed", disable=not self.progress,
                    dynamic_ncols=True)
         for start in range(0, len(todo), self.chunk_size):
-            chunk = [_Video(row=r) for r in todo[start:start + self.chunk_size]]
+            chunk = todo[start:start + self.chunk_size]
             self._process_chunk(chunk, report)
             bar.update(len(chunk))
             elapsed = time.perf_counter() - t0
             bar.set_postfix(windows=report.n_windows,
                             media_x=f"{report.media_s / max(elapsed, 1e-9):.1f}")
         bar.close()
-        self.store.refresh_catalog()
         report.wall_s = time.perf_counter() - t0
         return report
 
+    def _register_encoders(self, report: EmbedReport) -> None:
+        """Record the encoders' lineage; a modality with no named feature set yet gets this
+        run's encoder (an existing choice is never changed by embed: ``use-encoders`` does)."""
+        chosen = self.store.feature_sets()
+        batch = WriteBatch()
+        for m, enc in self.encoders.items():
+            batch.replace("encoders", [{**enc.info(), "registered_at": utcnow()}])
+            report.encoders[m] = enc.encoder_id
+            if m not in chosen:
+                batch.replace("feature_sets", [{"modality": m, "encoder_id": enc.encoder_id,
+                                                "chosen_at": utcnow()}])
+                self.log(f"embed: fusion_vectors serves {m} from {enc.name} ({enc.encoder_id}), "
+                         "the first feature set of that modality in this store")
+            elif chosen[m]["encoder_id"] != enc.encoder_id:
+                self.log(f"embed: {m} vectors from {enc.name} ({enc.encoder_id}) are stored as their own "
+                         f"feature set; fusion_vectors still serves {chosen[m]['name']} "
+                         f"({chosen[m]['encoder_id']}). Switch with `cli.py use-encoders {enc.encoder_id}`")
+        self.store.commit(batch)
+
     def _process_chunk(self, chunk: list[_Video], report: EmbedReport) -> None:
         if self.transcriber is not None and "text" in self.encoders:
-            cached = self._cached_segments([v.row for v in chunk if not v.row.get("transcript_path")])
+            cached = self._cached_segments([v for v in chunk if "text" in v.todo
+                                            and not v.row.get("transcript_path")])
             for v in chunk:
                 v.cached_segments = cached.get(v.row["video_id"])
+        self._load_stored_windows(chunk)
         for v in chunk:
             self._prepare(v, report)
         self._transcribe_chunk(chunk, report)
-        live = [v for v in chunk if v.error is None]
-        outputs: dict[str, tuple[np.ndarray, list[str | None]]] = {}
+        outputs: dict[str, dict[str, tuple[np.ndarray, list[str | None]]]] = {}
         for modality, enc in self.encoders.items():
             t = time.perf_counter()
-            outputs[modality] = self._encode(modality, enc, live)
+            outputs[modality] = self._encode_isolated(modality, enc, chunk)
             report.stage_s[modality] += time.perf_counter() - t
-
         t = time.perf_counter()
-        keys_vid = [v.row["video_id"] for v in live for _ in v.windows]
-        keys_idx = [w.idx for v in live for w in v.windows]
-        if live:
-            self.store.write_part("windows", {
-                "video_id": keys_vid,
-                "window_idx": keys_idx,
-                "start_s": [w.start_s for v in live for w in v.windows],
-                "end_s": [w.end_s for v in live for w in v.windows],
-                "transcript": [tx for v in live for tx in v.transcripts],
-            })
-            for modality, (X, reasons) in outputs.items():
-                enc = self.encoders[modality]
-                self.store.write_embeddings(enc.encoder_id, enc.dim, keys_vid, keys_idx, X, reasons)
-            fresh = [v for v in live if v.segments]
-            if fresh:
-                self.store.write_part("segments", [{
-                    "video_id": v.row["video_id"], "segment_idx": k, "start_s": seg.start_s,
-                    "end_s": seg.end_s, "text": seg.text,
-                    "words": [{"start_s": w.start_s, "end_s": w.end_s, "text": w.text} for w in seg.words],
-                    "source": self._asr_source_prefix(), "word_timestamps": self.transcriber.word_timestamps,
-                    "duration_s": v.duration_s,
-                } for v in fresh for k, seg in enumerate(v.segments)])
-        # Status last: a video is "ok" only once all its parts are on disk.
-        self.store.write_part("videos", [{
-            **{c: v.row.get(c) for c in _META}, "video_id": v.row["video_id"],
-            "duration_s": v.duration_s, "transcript_source": v.transcript_source,
-            "status": STATUS_FAILED if v.error else STATUS_OK, "error": v.error,
-        } for v in chunk])
+        self.store.commit(self._chunk_batch(chunk, outputs))
         report.stage_s["write"] += time.perf_counter() - t
         for v in chunk:
             if v.error:
@@ -312,16 +311,93 @@ class Embedder:
                 report.n_windows += len(v.windows)
                 report.media_s += v.duration_s or 0.0
 
+    def _load_stored_windows(self, chunk: list[_Video]) -> None:
+        ids = [v.row["video_id"] for v in chunk if v.stored is not None]
+        if not ids:
+            return
+        con = self.store.connect()
+        try:
+            con.register("_chunk_ids", pa.table({"video_id": pa.array(ids, pa.string())}))
+            rows = con.execute("SELECT video_id, window_idx, start_s, end_s FROM windows WHERE video_id IN "
+                               "(SELECT video_id FROM _chunk_ids) ORDER BY video_id, window_idx").fetchall()
+        finally:
+            con.close()
+        by_video = defaultdict(list)
+        for vid, idx, s, e in rows:
+            by_video[vid].append((int(idx), float(s), float(e)))
+        for v in chunk:
+            v.stored_windows = by_video.get(v.row["video_id"], [])
+
+    def _chunk_batch(self, chunk: list[_Video], outputs) -> WriteBatch:
+        """The chunk's rows as one transaction: windows, segments, embeddings, video_features and
+        videos, each video's groups replaced whole. A video whose media or window geometry
+        changed loses every old row first; a run writes only the modalities it computed."""
+        batch = WriteBatch()
+        now = utcnow()
+        for v in chunk:
+            vid = v.row["video_id"]
+            fp = v.fingerprint or (None, None, None)
+            geometry = [(w.idx, round(w.start_s, 6), round(w.end_s, 6)) for w in v.windows]
+            stored = [(i, round(s, 6), round(e, 6)) for i, s, e in v.stored_windows]
+            changed = v.stored is not None and fp[2] is not None and (
+                (v.stored.get("media_sha256") not in (None, fp[2]))
+                or (v.error is None and stored and stored != geometry))
+            if changed:
+                batch.delete_videos([vid])
+            texts = "text" in v.todo and v.error is None and "text" in outputs \
+                and vid in outputs["text"]
+            if v.error is None and (changed or not stored or texts):
+                batch.replace("windows", {
+                    "video_id": [vid] * len(v.windows), "window_idx": [w.idx for w in v.windows],
+                    "start_s": [w.start_s for w in v.windows], "end_s": [w.end_s for w in v.windows],
+                    # An audio or video run writes windows only for a new or changed video, and
+                    # then without text: it never overwrites what a text run wrote.
+                    "transcript": v.transcripts if texts else [None] * len(v.windows),
+                })
+            if v.error is None and v.segments:
+                batch.replace("segments", [{
+                    "video_id": vid, "source": self._asr_source_prefix(), "segment_idx": k,
+                    "start_s": seg.start_s, "end_s": seg.end_s, "text": seg.text,
+                    "words": [{"start_s": w.start_s, "end_s": w.end_s, "text": w.text} for w in seg.words],
+                    "word_timestamps": self.transcriber.word_timestamps, "duration_s": v.duration_s,
+                } for k, seg in enumerate(v.segments)])
+            if v.error is None:
+                for m, per_video in outputs.items():
+                    if vid not in per_video:
+                        continue
+                    enc = self.encoders[m]
+                    X, reasons = per_video[vid]
+                    batch.replace("embeddings", embeddings_table(
+                        enc.encoder_id, enc.dim, [vid] * len(v.windows), [w.idx for w in v.windows],
+                        X, reasons))
+                    batch.replace("video_features", [{
+                        "video_id": vid, "encoder_id": enc.encoder_id, "modality": m,
+                        "media_sha256": fp[2], "window_s": self.window_s, "hop_s": self.hop_s,
+                        "text_source": v.transcript_source if m == "text" else None,
+                        "n_windows": len(v.windows), "embedded_at": now}])
+            old = v.stored or {}
+            text_source = v.transcript_source if texts else (None if changed else old.get("transcript_source"))
+            batch.replace("videos", [{
+                **{c: v.row.get(c) for c in _META}, "video_id": vid,
+                "media_size": fp[0], "media_mtime": fp[1], "media_sha256": fp[2],
+                "duration_s": v.duration_s if v.error is None else old.get("duration_s"),
+                "window_s": self.window_s, "hop_s": self.hop_s,
+                "status": STATUS_FAILED if v.error else STATUS_OK, "error": v.error,
+                "transcript_source": text_source, "updated_at": now,
+            }])
+        return batch
+
     # ------------------------------------------------------------------ per video
     def _prepare(self, v: _Video, report: EmbedReport) -> None:
         """Decode, window and transcribe one video; sets ``v.error`` instead of raising."""
         row = v.row
-        wants = set(self.encoders)
+        wants = v.todo
         if row.get("error"):
             v.error = row["error"]
             return
         tpath = row.get("transcript_path")
-        need_media = bool(wants & {"audio", "video"}) or ("text" in wants and not tpath)
+        # Media, when the video has a file, fixes the window grid for every modality alike.
+        need_media = bool(wants & {"audio", "video"}) or ("text" in wants and (not tpath or row.get("path")))
         if need_media and not row.get("path"):
             v.error = ("no video file given; add a 'video' path to the manifest, or embed "
                        "only --modalities text from its 'transcript'")
@@ -407,6 +483,37 @@ class Embedder:
         v.transcripts = window_texts(segments, v.windows, self.unit)
         v.transcript_source = f"{self._asr_source_prefix()}#{self.unit}"
 
+    def _encode_isolated(self, modality: str, enc: Encoder, chunk: list[_Video]
+                         ) -> dict[str, tuple[np.ndarray, list[str | None]]]:
+        """``{video_id: (X, reasons)}`` for the chunk's live videos that need ``modality``.
+
+        The whole chunk is encoded at once (batched); when that raises, each video is encoded
+        alone so that the exception is recorded on the video that caused it and the others
+        proceed. Every output is checked against the encoder contract (``check_output``).
+        """
+        live = [v for v in chunk if v.error is None and modality in v.todo]
+        if not live:
+            return {}
+        try:
+            X, reasons = self._encode(modality, enc, live)
+            check_output(enc, X, reasons, sum(len(v.windows) for v in live))
+        except Exception:  # noqa: BLE001 - find the video, keep the others
+            out = {}
+            for v in live:
+                try:
+                    Xv, rv = self._encode(modality, enc, [v])
+                    check_output(enc, Xv, rv, len(v.windows))
+                    out[v.row["video_id"]] = (Xv, rv)
+                except Exception as exc:  # noqa: BLE001 - recorded on the video
+                    v.error = f"{modality} encoder {enc.name} failed: {type(exc).__name__}: {exc}"
+            return out
+        out, k = {}, 0
+        for v in live:
+            n = len(v.windows)
+            out[v.row["video_id"]] = (X[k:k + n], list(reasons[k:k + n]))
+            k += n
+        return out
+
     def _encode(self, modality: str, enc: Encoder, live: list[_Video]):
         """One modality's rows for every window of ``live``, in window order."""
         blocks_X, blocks_r = [], []
@@ -445,7 +552,7 @@ class Embedder:
 def text_origins(store: FeatureStore, split: str | None = None) -> dict[str, int]:
     """Videos per text origin, ``'transcript files'`` or ``'asr:<backend>:<model>/<lang>'``:
     of the labelled videos (``split=None``, what a model learns from) or of one split."""
-    con = store.connect_memory()
+    con = store.connect()
     try:
         rows = con.execute(read_sql("text_origins")).fetchall()
     finally:
@@ -493,7 +600,7 @@ def matching_text_unit(store: FeatureStore, rows: Sequence[dict] = ()) -> str:
 
     if any(tsv(r.get("transcript_path")) for r in rows):
         return "segment"
-    con = store.connect_memory()
+    con = store.connect()
     try:
         sources = [s for (s,) in con.execute(read_sql("labelled_transcript_sources")).fetchall()]
     finally:
@@ -502,6 +609,10 @@ def matching_text_unit(store: FeatureStore, rows: Sequence[dict] = ()) -> str:
              else text_unit_of(s) for s in sources}
     units.discard(None)
     return "segment" if units - {"word"} else "word"
+
+
+def _same(a, b) -> bool:
+    return a is not None and b is not None and abs(float(a) - float(b)) < 1e-9
 
 
 def _na_to_none(value):

@@ -124,7 +124,7 @@ def export_submission(store: FeatureStore, split: str, out_csv: str | Path,
         raise ExportError(f"{out} is a folder; give a file name such as {out / 'submission.csv'}")
     out.parent.mkdir(parents=True, exist_ok=True)
 
-    con = store.connect_memory()
+    con = store.connect()
     try:
         n_videos, n_with_windows = con.execute(read_sql("export_split_counts"), [split]).fetchone()
         if n_videos == 0:

@@ -482,3 +482,34 @@ def decode_video(
         source_frame_times=raw.source_times if n_video else None,
         n_decode_errors=raw.n_errors,
     )
+
+
+def file_sha256(path: str | os.PathLike, chunk_bytes: int = 1 << 20) -> str:
+    """Hex SHA-256 of a file's bytes."""
+    import hashlib
+
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(chunk_bytes), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def input_fingerprint(row: dict, stored: dict | None = None) -> tuple[int, float, str] | None:
+    """``(size bytes, mtime s, sha256)`` of the file a manifest row's rows are computed from:
+    its media, or its transcript file when it has no media; None when it has neither.
+
+    The hash is the identity; size and mtime only let an unchanged file skip re-hashing
+    (``stored`` is the store's ``videos`` row with the last fingerprint). Raises OSError
+    for a file that cannot be read.
+    """
+    path = row.get("path") or row.get("transcript_path")
+    if not path:
+        return None
+    st = os.stat(path)
+    size, mtime = int(st.st_size), float(st.st_mtime)
+    if stored and stored.get("media_sha256") and stored.get("media_size") == size \
+            and stored.get("media_mtime") is not None and abs(stored["media_mtime"] - mtime) < 1e-6 \
+            and stored.get("path") == row.get("path") and stored.get("transcript_path") == row.get("transcript_path"):
+        return size, mtime, stored["media_sha256"]
+    return size, mtime, file_sha256(path)

@@ -15,6 +15,7 @@ import pyarrow.compute as pc
 from scipy import sparse
 
 from featurestore.schema import CLASSES, MODALITIES
+from featurestore.store import lists_to_numpy
 
 from ._sql import fetch_arrow, read_sql, relation_columns, scalar, strip_statement
 
@@ -64,19 +65,28 @@ class WindowData:
         return np.bincount(self.video_code, minlength=self.n_videos)
 
 
-def modality_dims(con, modalities: tuple[str, ...] | None = None) -> dict[str, int]:
-    """Modality -> dim of each vector column of ``fusion_vectors``, read from its column type.
+#: A modality enters training only when at least this share of the training videos have it
+#: in some window: a block that is NaN for nearly every training video teaches nothing, and
+#: one that only test videos have would enter training all NaN.
+MIN_MODALITY_COVERAGE = 0.10
 
-    Fixed-size arrays (``FLOAT[384]``) give their size; a variable list (``FLOAT[]``) is
-    probed for its longest value. Modalities whose column is absent, or NULL in every
-    row, are left out (nothing to learn from). ``modalities`` restricts and orders the
-    result and then requires every named one to exist.
+
+def modality_dims(con, modalities: tuple[str, ...] | None = None,
+                  videos_sql: str | None = None) -> dict[str, int]:
+    """Modality -> dim of each vector column of ``fusion_vectors`` (its longest vector).
+
+    With ``modalities`` None, the modalities a model should learn from: those present in at
+    least ``MIN_MODALITY_COVERAGE`` of the videos of ``videos_sql`` (a sub-query returning
+    ``video_id``; default every video), in ``schema.MODALITIES`` order. With ``modalities``
+    (a fitted model's), exactly those, each required to exist.
     """
     cols = relation_columns(con, "fusion_vectors")
     if cols is None:
         raise LookupError("no relation 'fusion_vectors' on this connection: embed videos first "
                           "(or pass a store/connection that has the store's views)")
     wanted = modalities if modalities is not None else MODALITIES
+    where = f"WHERE video_id IN (SELECT video_id FROM ({videos_sql}))" if videos_sql else ""
+    n_videos = scalar(con, f"SELECT count(DISTINCT video_id) FROM fusion_vectors {where}") or 0
     dims: dict[str, int] = {}
     for m in wanted:
         if m not in cols:
@@ -85,44 +95,28 @@ def modality_dims(con, modalities: tuple[str, ...] | None = None) -> dict[str, i
                                   "the model was trained with it")
             continue
         match = _ARRAY_DIM.search(cols[m])
-        if match:
+        row = con.execute(f'SELECT max(len("{m}")), count(DISTINCT video_id) FILTER '
+                          f'(WHERE "{m}" IS NOT NULL) FROM fusion_vectors {where}').fetchone()
+        dim, covered = row
+        if match and dim is None:
             dim = int(match.group(1))
-            if modalities is None:
-                n = scalar(con, f'SELECT count(*) FROM fusion_vectors WHERE "{m}" IS NOT NULL')
-                if n == 0:
-                    continue
-        else:
-            dim = scalar(con, f'SELECT max(len("{m}")) FROM fusion_vectors')
-            if dim is None:
-                if modalities is not None:
-                    raise LookupError(f"fusion_vectors.{m} is NULL everywhere; cannot infer its dim")
-                continue
+        if modalities is None and (not covered or covered < MIN_MODALITY_COVERAGE * n_videos):
+            continue
+        if dim is None:
+            raise LookupError(f"fusion_vectors.{m} is NULL everywhere; cannot infer its dim")
         dims[m] = int(dim)
     if not dims:
-        raise LookupError("fusion_vectors has no non-empty modality column "
+        raise LookupError("fusion_vectors has no modality that the videos have "
                           f"(looked for {list(wanted)}, found {sorted(cols)})")
     return dims
 
 
 def vectors_to_matrix(col: pa.ChunkedArray | pa.Array, dim: int, name: str = "") -> np.ndarray:
-    """Arrow list/array column -> float32 (n, dim); NULL rows become NaN rows.
+    """Arrow list column -> float32 (n, dim); NULL rows become NaN rows.
 
     Raises ValueError naming the column when a non-NULL vector is not ``dim`` long.
     """
-    arr = col.combine_chunks() if isinstance(col, pa.ChunkedArray) else col
-    n = len(arr)
-    out = np.full((n, dim), np.nan, dtype=np.float32)
-    if n == 0 or arr.null_count == n:
-        return out
-    valid = arr.is_valid().to_numpy(zero_copy_only=False)
-    lengths = pc.list_value_length(arr).to_numpy(zero_copy_only=False)
-    bad = np.flatnonzero(valid & (np.nan_to_num(lengths, nan=-1) != dim))
-    if bad.size:
-        raise ValueError(f"fusion_vectors.{name}: row {int(bad[0])} has {int(lengths[bad[0]])} "
-                         f"values, expected {dim}; re-embed with one encoder per modality")
-    flat = pc.list_flatten(arr).cast(pa.float32()).to_numpy(zero_copy_only=False)
-    out[valid] = flat.reshape(-1, dim)
-    return out
+    return lists_to_numpy(col, dim, f"fusion_vectors.{name}")
 
 
 def _videos_sql(labelled: bool) -> str:
@@ -154,8 +148,8 @@ def load_window_data(con, *, labelled: bool = True,
         LookupError: missing relations/columns, or no labelled windows.
     """
     _check_videos(con)
-    dims = modality_dims(con, modalities)
     videos_sql = _videos_sql(labelled)
+    dims = modality_dims(con, modalities, videos_sql)
     videos = fetch_arrow(con, f"SELECT * FROM ({videos_sql}) ORDER BY video_id").to_pandas()
     videos["video_id"] = videos["video_id"].astype(str)
     bad = videos[videos["label"].notna() & ~videos["label"].isin(CLASSES)]

@@ -1,7 +1,7 @@
 """Prediction with a fitted fusion model.
 
-* :func:`predict_store` scores every stored window of a split and appends the
-  probabilities as a ``window_predictions`` part; the store's
+* :func:`predict_store` scores every stored window of a split with the feature sets the
+  model was trained on and writes the probabilities to ``window_predictions``; the store's
   ``video_predictions`` view then aggregates them per video by every method.
 * :class:`Predictor` classifies media files outside any store: it embeds them
   with the encoders the model was trained on (rebuilt from their lineage and
@@ -27,7 +27,7 @@ from featurestore.store import FeatureStore, StoreError
 
 from ._sql import fetch_arrow, read_sql
 from .aggregate import aggregate_windows, window_predictions_table
-from .data import modality_dims, vectors_to_matrix
+from .data import vectors_to_matrix
 from .modelio import FusionModel, load_model
 
 
@@ -45,7 +45,7 @@ def resolve_model_path(store: FeatureStore, path: str) -> Path:
 def load_store_model(store: FeatureStore, model_id: str | None = None,
                      device: str = "auto") -> tuple[FusionModel, dict]:
     """The named model, or the one with the highest ``cv_macro_f1``, and its ``models`` row."""
-    con = store.connect_memory()
+    con = store.connect()
     try:
         row = model_row(con, model_id)
     except ModelLookupError as exc:
@@ -82,33 +82,22 @@ def model_encoder_ids(model: FusionModel, row: dict | None = None) -> dict[str, 
 
 
 def check_store_matches(store: FeatureStore, con, model: FusionModel, encoder_ids: dict[str, str]) -> None:
-    """Raise :class:`PredictError` unless the store's ``fusion_vectors`` hold what the model expects.
-
-    Every model modality must come from the same encoder configuration (``encoder_id``,
-    when the lineage records it) and have the same dim.
-    """
-    chosen = store.chosen_encoders()
+    """Raise :class:`PredictError` unless ``con``'s ``fusion_vectors`` can serve the model: each
+    of its modalities from the feature set it was trained on, at the dim it expects."""
+    stored = {r["encoder_id"]: r for r in con.execute(read_sql("encoder_inventory")).fetch_df().to_dict("records")}
     for m in model.modalities:
-        c = chosen.get(m)
         want = encoder_ids.get(m)
-        if c is None:
-            raise PredictError(f"model {model.model_id} reads {m} vectors ({model.dims[m]}-D"
-                               f"{', encoder ' + want if want else ''}) but the store {store.root} has no "
-                               f"{m} embeddings; embed with that encoder first")
-        if want and c["encoder_id"] != want:
-            raise PredictError(
-                f"model {model.model_id} was trained on {m} encoder {want} but the store's fusion_vectors "
-                f"use {c['encoder_id']} ({c['name']}, {c['dim']}-D). Select the model's encoder with "
-                f"FeatureStore.choose_encoder({want!r}) if it is stored, or embed with it")
-        if int(c["dim"]) != model.dims[m]:
-            raise PredictError(f"model {model.model_id} expects {model.dims[m]}-D {m} vectors; the store's "
-                               f"{m} encoder {c['encoder_id']} ({c['name']}) gives {c['dim']}-D")
-    try:
-        have = modality_dims(con, model.modalities)
-    except LookupError as exc:
-        raise PredictError(f"model {model.model_id}: {exc}") from exc
-    if have != {m: model.dims[m] for m in model.modalities}:
-        raise PredictError(f"model {model.model_id} expects dims {model.dims}; fusion_vectors has {have}")
+        if not want:
+            raise PredictError(f"model {model.model_id} does not record which {m} encoder it was trained on; "
+                               "retrain it with tune-fusion")
+        have = stored.get(want)
+        if have is None or not have["n_videos"]:
+            raise PredictError(f"model {model.model_id} reads {m} vectors of encoder {want} ({model.dims[m]}-D) "
+                               f"but the store {store.root} has none; embed with that encoder first "
+                               f"(`cli.py encoders` lists names; the model's lineage has its name)")
+        if int(have["dim"]) != model.dims[m]:
+            raise PredictError(f"model {model.model_id} expects {model.dims[m]}-D {m} vectors; encoder "
+                               f"{want} ({have['name']}) gives {have['dim']}-D")
 
 
 # ---------------------------------------------------------------- scoring
@@ -162,7 +151,7 @@ def score_videos(store: FeatureStore, con, model: FusionModel, ids: Sequence[str
             raise PredictError(f"model {model.model_id} returned probabilities of shape {probs.shape} "
                                f"for {len(X)} windows; expected ({len(X)}, {len(CLASSES)})")
         if write:
-            store.write_part("window_predictions",
+            store.put("window_predictions",
                              window_predictions_table(probs, video_id, window_idx, model.model_id))
         else:
             out.append((probs, video_id, window_idx))
@@ -177,21 +166,22 @@ def predict_store(store: FeatureStore, split: str = "test", model_id: str | None
 
     The model is ``model_id`` or the one with the highest ``cv_macro_f1``. Window
     probabilities (float32, ``schema.CLASSES`` order) are appended to the store as
-    ``window_predictions`` parts, one per ``batch_videos`` videos, and the catalog is
-    refreshed so ``video_predictions`` shows them. Failed videos have no windows and
+    ``window_predictions``, one commit per ``batch_videos`` videos (a video's earlier rows
+    from this model are replaced), and ``video_predictions`` shows them. Failed videos have no windows and
     get no rows (the submission export gives them the training prior).
     """
     if split not in SPLITS:
         raise PredictError(f"unknown split {split!r}; use one of {', '.join(SPLITS)}")
     model, row = load_store_model(store, model_id, device=device)
-    con = store.connect_memory()
+    # The model's own feature sets, whatever the store's named choice is now.
+    encoder_ids = model_encoder_ids(model, row)
+    con = store.connect(encoders=encoder_ids)
     try:
-        check_store_matches(store, con, model, model_encoder_ids(model, row))
+        check_store_matches(store, con, model, encoder_ids)
         ids = _split_videos(con, split)
         score_videos(store, con, model, ids, batch_videos=batch_videos, progress=progress)
     finally:
         con.close()
-    store.refresh_catalog()
     return model.model_id
 
 
@@ -201,7 +191,7 @@ def text_origin_note(store: FeatureStore, model_id: str, split: str = "test") ->
     cross-validated score never saw that text's errors. None when they match or unknown."""
     from featurestore.embed import text_origins
 
-    con = store.connect_memory()
+    con = store.connect()
     try:
         lineage = json.loads(model_row(con, model_id).get("lineage") or "{}")
     finally:
@@ -282,7 +272,7 @@ class Predictor:
     @classmethod
     def from_store(cls, store: FeatureStore, model_id: str | None = None, **kwargs) -> "Predictor":
         """The store's named (or best cross-validated) model, with encoder names from its lineage."""
-        con = store.connect_memory()
+        con = store.connect()
         try:
             try:
                 row = model_row(con, model_id)
@@ -363,7 +353,7 @@ class Predictor:
                                 log=lambda msg: None, text_unit=self.text_unit)
             report = embedder.run(manifest)
             errors = {f.video_id: f.error for f in report.failures}
-            con = store.connect_memory()
+            con = store.connect(encoders={m: e.encoder_id for m, e in self.encoders().items()})
             try:
                 ids = _split_videos(con, "test")
                 results = score_videos(store, con, self.model, ids, progress=False, write=False)

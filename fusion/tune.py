@@ -27,7 +27,7 @@ import pyarrow as pa
 from optuna.trial import TrialState
 from tqdm.auto import tqdm
 
-from featurestore.schema import AGGREGATIONS, CLASSES, MODELS_SCHEMA
+from featurestore.schema import AGGREGATIONS, CLASSES
 
 from ._sql import fetch_arrow, read_sql, relation_columns
 from .aggregate import Aggregator, macro_f1
@@ -512,46 +512,46 @@ def confirm_best(td: TuneData, study: optuna.Study, trials: pd.DataFrame, famili
     return Confirmation(best["trial"], best["family"], best["method"], best["scores"], candidates)
 
 
-def _store_parts(store_or_con):
-    """(store or None, connection, store root or None) from a FeatureStore, a path or a connection.
+def _store_parts(store_or_con, encoders: dict[str, str] | None = None):
+    """(store or None, connection, store root or None, snapshot id or None,
+    ``{modality: encoder_id}`` served) from a FeatureStore,
+    a path or a connection.
 
-    A store is read through an in-memory connection with its views (``connect_memory``)
-    when it offers one: no catalog lock, so several tuning workers can share a store.
+    A store is read at one snapshot (the current one when tuning starts), so every query of
+    the study sees the same data while other processes keep writing, and the model's lineage
+    can name it. ``encoders`` overrides the store's named feature sets on that connection.
     """
     if isinstance(store_or_con, (str, Path)):
         from featurestore.store import FeatureStore
         store_or_con = FeatureStore(store_or_con, create=False)
-    if hasattr(store_or_con, "connect") and hasattr(store_or_con, "models_dir"):
+    if hasattr(store_or_con, "current_snapshot") and hasattr(store_or_con, "models_dir"):
         store = store_or_con
-        con = store.connect_memory() if hasattr(store, "connect_memory") else store.connect()
-        root = getattr(store, "root", None) or Path(store.models_dir).parent
-        return store, con, Path(root)
-    return None, store_or_con, None
+        snapshot = store.current_snapshot()
+        served = {m: c["encoder_id"] for m, c in store.feature_sets(snapshot=snapshot).items()}
+        served.update(encoders or {})
+        con = store.connect(snapshot=snapshot, encoders=served if encoders else None)
+        return store, con, Path(store.root), snapshot, served
+    return None, store_or_con, None, None, {}
 
 
-def store_snapshot(con, store=None) -> dict:
-    """Counts and newest written_at of the views (plus the store's part counts), for lineage."""
-    try:
-        t = fetch_arrow(con, read_sql("fusion_store_snapshot"))
-    except Exception:  # a bare connection: no windows view or no written_at columns
-        t = fetch_arrow(con, read_sql("fusion_store_counts"))
+def store_snapshot(con, snapshot: int | None = None) -> dict:
+    """What a model was trained on, for its lineage: the store snapshot id and row counts."""
+    t = fetch_arrow(con, read_sql("fusion_store_counts"))
     out = {k: v[0] for k, v in t.to_pydict().items()}
-    if store is not None and hasattr(store, "snapshot"):
-        out["parts"] = store.snapshot()
+    if snapshot is not None:
+        out["snapshot_id"] = int(snapshot)
     return out
 
 
-def current_encoders(con, dims: dict[str, int], store=None) -> dict:
-    """modality -> {encoder_id, name, dim} of the vectors ``fusion_vectors`` served.
-
-    From the store's choice (``FeatureStore.chosen_encoders``) when there is a store, else
-    from an ``encoders`` relation when the connection has one, else just the dims.
-    """
+def current_encoders(con, dims: dict[str, int], served: dict[str, str]) -> dict:
+    """modality -> {encoder_id, name, dim, ...} of the feature sets ``fusion_vectors`` served
+    (``served``: modality -> encoder_id), with their lineage from the ``encoders`` table."""
     found: dict = {}
-    if store is not None and hasattr(store, "chosen_encoders"):
-        found = store.chosen_encoders()
-    elif relation_columns(con, "encoders") is not None:
-        found = {r.pop("modality"): r for r in fetch_arrow(con, read_sql("fusion_current_encoders")).to_pylist()}
+    if relation_columns(con, "encoders") is not None:
+        for m in dims:
+            if served.get(m):
+                rows = con.execute(read_sql("fusion_served_encoder"), [served[m]]).fetch_df().to_dict("records")
+                found[m] = rows[0] if rows else {"encoder_id": served[m]}
     return {m: {**found.get(m, {}), "dim": d} for m, d in dims.items()}
 
 
@@ -560,7 +560,8 @@ def tune_fusion(store_or_con, n_trials: int = 30, timeout: float | None = None, 
                 study_name: str | None = None, storage: str | None = None, n_folds: int = 5,
                 families: tuple[str, ...] | list[str] | None = None, show_progress: bool = True,
                 *, models_dir: str | Path | None = None, refit: bool = True,
-                confirm_top: int = 5, confirm_repeats: int = 2) -> TuneResult:
+                confirm_top: int = 5, confirm_repeats: int = 2,
+                encoders: dict[str, str] | None = None) -> TuneResult:
     """Tune, refit and save the fusion model.
 
     Args:
@@ -582,6 +583,8 @@ def tune_fusion(store_or_con, n_trials: int = 30, timeout: float | None = None, 
         confirm_top, confirm_repeats: the ``confirm_top`` best trials are scored again on
             ``confirm_repeats`` other fold partitions and the best mean wins
             (:func:`confirm_best`); 0 keeps the study's single best trial. Only with ``refit``.
+        encoders: ``{modality: encoder_id}`` feature sets to train on instead of the store's
+            named choice (``use-encoders``) for those modalities; recorded in the lineage.
 
     Returns:
         :class:`TuneResult`.
@@ -597,7 +600,7 @@ def tune_fusion(store_or_con, n_trials: int = 30, timeout: float | None = None, 
     if unknown:
         raise ValueError(f"unknown model famil{'y' if len(unknown) == 1 else 'ies'} {unknown}; "
                          f"choose from {list(FAMILIES)}")
-    store, con, root = _store_parts(store_or_con)
+    store, con, root, snapshot, served_ids = _store_parts(store_or_con, encoders)
     td = prepare(con, n_folds, seed)
     storage_obj = resolve_storage(storage, root)
     study_name = study_name or f"fusion-{datetime.now(timezone.utc):%Y%m%dT%H%M%S}-{uuid.uuid4().hex[:4]}"
@@ -682,26 +685,26 @@ def tune_fusion(store_or_con, n_trials: int = 30, timeout: float | None = None, 
         "params": best_params, "config": config.as_dict(), "n_folds": n_folds, "seed": seed,
         "groups": td.group_report.as_dict(), "n_videos": td.data.n_videos,
         "n_windows": int(len(td.data.X)), "columns": list(dims), "dims": dims,
-        "store_snapshot": store_snapshot(con, store), "trained_at": datetime.now(timezone.utc).isoformat(),
+        "store_snapshot": store_snapshot(con, snapshot), "trained_at": datetime.now(timezone.utc).isoformat(),
     }
     if confirmed is not None:
         lineage["confirmation"] = {"fold_seeds": [seed + 1000 * r for r in range(confirm_repeats + 1)],
                                    "mean_macro_f1": confirmed.mean, "scores": confirmed.scores,
                                    "candidates": confirmed.candidates}
-    if "text" in dims and hasattr(store, "connect_memory"):
+    if "text" in dims and store is not None:
         from featurestore.embed import matching_text_unit, text_origins
         # How new files' ASR text must be windowed to look like the training windows.
         lineage["text_unit"] = matching_text_unit(store)
         # Where the training text came from, so predictions on other text can say so.
         lineage["text_origins"] = text_origins(store)
-    encoders = current_encoders(con, dims, store)
+    served = current_encoders(con, dims, served_ids)
     model = None
     model_dir: Path | None = None
     paths: dict[str, Path] = {}
     if refit:
         estimator = fit_final(td, config, seed)
         model = FusionModel(family=config.family, method=method, estimator=estimator,
-                            modalities=tuple(dims), dims=dims, params=config.params, encoders=encoders,
+                            modalities=tuple(dims), dims=dims, params=config.params, encoders=served,
                             pool_stats=config.pool_stats, model_id=model_id, lineage=lineage)
         target = Path(models_dir) if models_dir is not None else (Path(store.models_dir) if store else None)
         if target is not None:
@@ -709,8 +712,8 @@ def tune_fusion(store_or_con, n_trials: int = 30, timeout: float | None = None, 
             paths["model_json"] = model.save(model_dir)
             paths.update(write_report(model_dir, td.y_video, y_pred, trials,
                                       f"{config.family} + {method}: OOF macro-F1 {best_row['best_macro_f1']:.3f}"))
-            if store is not None and hasattr(store, "write_part"):
-                _register_model(store, model, float(best_row["best_macro_f1"]), model_dir)
+            if store is not None:
+                _register_model(store, model, float(best_row["best_macro_f1"]), model_dir, snapshot)
     return TuneResult(best_score=float(best_row["best_macro_f1"]), best_params=best_params,
                       family=config.family, method=method, table=table, model=model, model_id=model_id,
                       model_dir=model_dir, paths=paths, per_class=per_class, fold_scores=fold_scores,
@@ -719,11 +722,16 @@ def tune_fusion(store_or_con, n_trials: int = 30, timeout: float | None = None, 
                       seconds=time.perf_counter() - t_start, confirmation=confirmed)
 
 
-def _register_model(store, model: FusionModel, score: float, model_dir: Path) -> None:
-    """Append the model's row (schema.MODELS_SCHEMA) as a "models" part of the store."""
-    row = {"model_id": model.model_id, "family": model.family, "method": model.method,
-           "cv_macro_f1": score, "path": str(model_dir),
-           "encoders": json.dumps(model.encoders, default=str),
-           "lineage": json.dumps(model.lineage, default=str),
-           "written_at": datetime.now(timezone.utc)}
-    store.write_part("models", pa.Table.from_pylist([row], schema=MODELS_SCHEMA))
+def _register_model(store, model: FusionModel, score: float, model_dir: Path, snapshot: int | None) -> None:
+    """The model's row in the store's ``models`` table (its directory relative to the store,
+    so a moved store still finds it; the snapshot its training data was read at)."""
+    try:
+        path = str(Path(model_dir).resolve().relative_to(store.root))
+    except ValueError:  # saved outside the store
+        path = str(Path(model_dir).resolve())
+    encoder_ids = {m: e.get("encoder_id") for m, e in (model.encoders or {}).items() if isinstance(e, dict)}
+    store.put("models", [{"model_id": model.model_id, "family": model.family, "method": model.method,
+                          "cv_macro_f1": score, "path": path,
+                          "encoders": json.dumps(encoder_ids, default=str),
+                          "lineage": json.dumps(model.lineage, default=str),
+                          "snapshot_id": snapshot, "created_at": datetime.now(timezone.utc)}])

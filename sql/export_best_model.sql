@@ -3,5 +3,5 @@
 SELECT model_id, family, method, cv_macro_f1, path, encoders, lineage
 FROM models
 WHERE cv_macro_f1 IS NOT NULL
-ORDER BY cv_macro_f1 DESC, written_at DESC, model_id
+ORDER BY cv_macro_f1 DESC, created_at DESC, model_id
 LIMIT 1;

@@ -12,9 +12,9 @@ N_WIN = 4
 
 
 def _add(store, vid, split, label, mats, transcripts, path=None, status="ok"):
-    store.write_part("videos", [{"video_id": vid, "split": split, "label": label, "status": status,
+    store.put("videos", [{"video_id": vid, "split": split, "label": label, "status": status,
                                  "path": path}])
-    store.write_part("windows", [{"video_id": vid, "window_idx": i, "start_s": i * .5, "end_s": i * .5 + 1,
+    store.put("windows", [{"video_id": vid, "window_idx": i, "start_s": i * .5, "end_s": i * .5 + 1,
                                   "transcript": transcripts[i]} for i in range(N_WIN)])
     for m, d in DIMS.items():
         store.write_embeddings(f"{m}-{d}", d, [vid] * N_WIN, range(N_WIN), mats[m])
@@ -68,7 +68,7 @@ def planted(tmp_path_factory):
     _add(store, "t_silent", "test", None, mats(), ["[NO_SPEECH]"] * N_WIN, path="/nowhere/s1.mp4")
     missing = mats()
     missing["audio"][:2] = np.nan
-    store.write_part("videos", [{"video_id": "v_fail", "split": "train", "label": "Joy", "status": "failed",
+    store.put("videos", [{"video_id": "v_fail", "split": "train", "label": "Joy", "status": "failed",
                                  "error": "cannot decode"}])
     _add(store, "v_missing", "train", "Trust", missing, [""] * N_WIN, path="/nowhere/vm.mp4")
     expected = {("t_exact", "v0"): "exact", ("t_exact2", "v0"): "exact", ("t_exact", "t_exact2"): "exact",

@@ -73,7 +73,7 @@ def test_good_videos_stored_bad_ones_named(embedded):
 
 def test_windows_times_and_transcript_words(embedded):
     store, _, _ = embedded
-    con = store.connect_memory()
+    con = store.connect()
     dur = con.execute("SELECT duration_s FROM videos WHERE video_id = 'talk'").fetchone()[0]
     rows = con.execute("SELECT window_idx, start_s, end_s, transcript FROM windows "
                        "WHERE video_id = 'talk' ORDER BY window_idx").fetchall()
@@ -90,7 +90,7 @@ def test_windows_times_and_transcript_words(embedded):
 
 def test_dims_and_missing_modalities_are_null_with_reasons(embedded):
     store, _, _ = embedded
-    con = store.connect_memory()
+    con = store.connect()
     types = dict(con.execute("SELECT column_name, column_type FROM (DESCRIBE fusion_vectors)").fetchall())
     assert types["audio"] == f"FLOAT[{DEFAULT_DIMS['audio']}]" and types["video"] == "FLOAT[3]"
     assert types["text"] in ("FLOAT[384]", "FLOAT[768]")
@@ -227,7 +227,7 @@ def test_text_unit_change_reembeds_text(tmp_path, corpus, encoders, transcriber)
                         text_unit=unit).run(manifest)
 
     def texts():
-        con = store.connect_memory()
+        con = store.connect()
         src = con.execute("SELECT transcript_source FROM videos").fetchone()[0]
         rows = con.execute("SELECT transcript FROM windows ORDER BY window_idx").fetchall()
         return src, [t for (t,) in rows if t]
@@ -293,7 +293,7 @@ def test_whisper_segments_are_stored_and_reused(tmp_path, corpus, encoders, tran
                         text_unit=unit).run(manifest)
 
     def windows(store):
-        return [t for (t,) in store.connect_memory().execute(
+        return [t for (t,) in store.connect().execute(
             "SELECT transcript FROM windows ORDER BY window_idx").fetchall()]
 
     first = run("word")

@@ -16,7 +16,7 @@ TEST_IDS = ["t9", "t1", "t5", "t3", "t7", "t2"]
 def _one_hot_windows(store, model_id, vid, cls, n=3):
     p = np.full((n, K), 0.02, np.float32)
     p[:, CLASSES.index(cls)] = 1 - 0.02 * (K - 1)
-    store.write_part("window_predictions", [{"model_id": model_id, "video_id": vid, "window_idx": i,
+    store.put("window_predictions", [{"model_id": model_id, "video_id": vid, "window_idx": i,
                                              "probs": p[i].tolist()} for i in range(n)])
 
 
@@ -25,21 +25,21 @@ def store(tmp_path):
     s = FeatureStore(tmp_path / "s")
     # Training labels: Surprise is the most frequent (the prior), Trust second.
     train = ["Surprise"] * 3 + ["Trust"] * 2 + ["Joy"]
-    s.write_part("videos", [{"video_id": f"tr{i}", "split": "train", "label": lab, "status": "ok",
+    s.put("videos", [{"video_id": f"tr{i}", "split": "train", "label": lab, "status": "ok",
                              "manifest_row": i + 1} for i, lab in enumerate(train)])
     rows = []
     for k, vid in enumerate(TEST_IDS):
         status, error = ("failed", "cannot decode: moov atom not found") if vid == "t5" else ("ok", None)
         rows.append({"video_id": vid, "split": "test", "status": status, "error": error, "manifest_row": k + 1})
-    s.write_part("videos", rows)
+    s.put("videos", rows)
     predicted = {"t9": "Anger", "t1": "Fear", "t3": "Joy", "t7": "Neutral"}   # t2: windows, no prediction
     for vid in TEST_IDS:
         if vid != "t5":
-            s.write_part("windows", [{"video_id": vid, "window_idx": i} for i in range(3)])
+            s.put("windows", [{"video_id": vid, "window_idx": i} for i in range(3)])
     for vid, cls in predicted.items():
         _one_hot_windows(s, "m-good", vid, cls)
     _one_hot_windows(s, "m-good", "tr0", "Anger")   # train predictions must not leak into a test export
-    s.write_part("models", [
+    s.put("models", [
         {"model_id": "m-good", "family": "mlp", "method": "mean", "cv_macro_f1": 0.6, "path": "x"},
         {"model_id": "m-unpredicted", "family": "mlp", "method": "mean", "cv_macro_f1": 0.4, "path": "y"},
     ])
@@ -72,10 +72,10 @@ def test_round_trip(store, tmp_path):
 
 def test_method_choice_and_tied_prior(store, tmp_path):
     # One more Trust makes Surprise and Trust tie: the first class name wins (schema order).
-    store.write_part("videos", [{"video_id": "tr9", "split": "train", "label": "Trust", "status": "ok"}])
+    store.put("videos", [{"video_id": "tr9", "split": "train", "label": "Trust", "status": "ok"}])
     res = export_submission(store, "test", tmp_path / "a.csv", method="max", model_id="m-good")
     assert res.method == "max" and res.prior == "Surprise"
-    store.write_part("videos", [{"video_id": "tr10", "split": "train", "label": "Trust", "status": "ok"}])
+    store.put("videos", [{"video_id": "tr10", "split": "train", "label": "Trust", "status": "ok"}])
     res = export_submission(store, "test", tmp_path / "b.csv")
     assert res.prior == "Trust"
     assert dict(_read(tmp_path / "b.csv")[1:])["t5"] == "Trust"

@@ -30,9 +30,9 @@ def make_store(root: Path, n_videos: int = 64, seed: int = 0, signal: float = 0.
     """A real store holding the synthetic videos, windows and per-modality embeddings."""
     t = synthetic_tables(n_videos=n_videos, seed=seed, signal=signal)
     store = FeatureStore(root)
-    store.write_part("videos", t["videos"].select(["video_id", "split", "label", "raw_label", "group", "path",
+    store.put("videos", t["videos"].select(["video_id", "split", "label", "raw_label", "group", "path",
                                                    "duration_s", "status", "error"]))
-    store.write_part("windows", t["windows"])
+    store.put("windows", t["windows"])
     fv = t["fusion_vectors"]
     vid = fv["video_id"].to_pylist()
     widx = fv["window_idx"].to_pylist()
@@ -74,7 +74,7 @@ def test_study_on_a_store_finds_the_signal_and_saves_a_model(tmp_path):
     for key in ("model_json", "confusion_png", "per_class_csv", "history_png"):
         assert res.paths[key].exists() and res.paths[key].stat().st_size > 0, key
     assert (store.root / "optuna.db").exists()
-    con = store.connect_memory()
+    con = store.connect()
     row = con.execute("SELECT model_id, family, method, cv_macro_f1, path, encoders, lineage FROM models").fetchall()
     assert len(row) == 1 and row[0][0] == res.model_id and row[0][3] == pytest.approx(res.best_score)
     lineage = json.loads(row[0][6])

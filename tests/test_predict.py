@@ -66,7 +66,7 @@ def _tie_videos() -> dict[str, np.ndarray]:
 def _write_predictions(store, model_id, videos: dict[str, np.ndarray]) -> None:
     rows = [{"model_id": model_id, "video_id": v, "window_idx": i, "probs": p[i].tolist()}
             for v, p in videos.items() for i in range(len(p))]
-    store.write_part("window_predictions", rows)
+    store.put("window_predictions", rows)
 
 
 def test_video_predictions_view_matches_python_including_ties(tmp_path):
@@ -76,7 +76,7 @@ def test_video_predictions_view_matches_python_including_ties(tmp_path):
               for i in range(40)}
     videos.update(_tie_videos())
     _write_predictions(store, "m1", videos)
-    con = store.connect_memory()
+    con = store.connect()
     got = con.execute("SELECT video_id, method, emotion, confidence FROM video_predictions "
                       "WHERE model_id = 'm1'").df()
     con.close()
@@ -114,7 +114,7 @@ def _synthetic_store(root, rng):
         n = int(rng.integers(3, 7))
         rows.append({"video_id": vid, "split": split, "label": label if split == "train" else None,
                      "status": "ok"})
-        store.write_part("windows", [{"video_id": vid, "window_idx": i, "start_s": i * .5,
+        store.put("windows", [{"video_id": vid, "window_idx": i, "start_s": i * .5,
                                       "end_s": i * .5 + 1, "transcript": None} for i in range(n)])
         for m, d in DIMS.items():
             mat = centres[m][CLASSES.index(label)] + rng.standard_normal((n, d)).astype(np.float32)
@@ -126,7 +126,7 @@ def _synthetic_store(root, rng):
             y += [CLASSES.index(label)] * n
         keys += [(vid, i) for i in range(n)]
     rows.append({"video_id": "te_failed", "split": "test", "status": "failed", "error": "cannot decode"})
-    store.write_part("videos", rows)
+    store.put("videos", rows)
     Xall = np.concatenate([np.concatenate(X[m]) for m in DIMS], axis=1)
     return store, Xall, np.array(y), keys
 
@@ -138,7 +138,7 @@ def _save_model(store, model_id, family, estimator, method="mean", cv=0.5, encod
                         pool_stats="mean" if family.startswith("pooled") else None)
     path = store.models_dir / model_id
     model.save(path)
-    store.write_part("models", [{"model_id": model_id, "family": family, "method": method, "cv_macro_f1": cv,
+    store.put("models", [{"model_id": model_id, "family": family, "method": method, "cv_macro_f1": cv,
                                  "path": str(path), "lineage": "{}",
                                  "encoders": json.dumps(encoders or {m: f"{m}-{d}" for m, d in DIMS.items()})}])
     return model
@@ -187,7 +187,7 @@ def test_predict_store_writes_one_row_per_window(fitted):
 def test_pooled_model_scores_whole_videos_across_batches(fitted):
     store, X, keys, _, pooled_model = fitted
     assert predict_store(store, split="test", model_id="pooled-1", batch_videos=1, progress=False) == "pooled-1"
-    con = store.connect_memory()
+    con = store.connect()
     tbl = con.execute("SELECT video_id, probs FROM window_predictions WHERE model_id = 'pooled-1' "
                       "ORDER BY video_id, window_idx").df()
     con.close()
@@ -260,7 +260,7 @@ def media_model(tmp_path_factory):
 def test_predictor_reproduces_the_store_prediction(media_model):
     store, encoders, result, d = media_model
     predict_store(store, split="train", model_id=result.model_id, progress=False)
-    con = store.connect_memory()
+    con = store.connect()
     stored = con.execute("SELECT emotion, confidence FROM video_predictions WHERE model_id = ? "
                          "AND method = ? AND video_id = 'c0'", [result.model_id, result.method]).fetchone()
     n_windows = con.execute("SELECT count(*) FROM windows WHERE video_id = 'c0'").fetchone()[0]
@@ -308,7 +308,7 @@ def test_predict_batch_keeps_going_past_bad_files(media_model, tmp_path):
 def test_predictor_windows_new_text_like_the_training_videos(tmp_path, sources, unit):
     from featurestore.embed import matching_text_unit
     store = FeatureStore(tmp_path / "s")
-    store.write_part("videos", [{"video_id": f"v{i}", "label": "Joy", "split": "train", "status": "ok",
+    store.put("videos", [{"video_id": f"v{i}", "label": "Joy", "split": "train", "status": "ok",
                                  "transcript_source": s} for i, s in enumerate(sources)]
                      + [{"video_id": "t", "label": None, "split": "test", "status": "ok",
                          "transcript_source": "asr:x/id#" + ("segment" if unit == "word" else "word")}])
@@ -322,7 +322,7 @@ def test_text_origin_note_only_when_the_predicted_text_comes_from_elsewhere(tmp_
     from fusion.predict import text_origin_note
     asr = "asr:faster-whisper:whisper-base-ct2/id"
     store = FeatureStore(tmp_path / "s")
-    store.write_part("videos", [
+    store.put("videos", [
         {"video_id": "a", "label": "Joy", "split": "train", "status": "ok", "transcript_source": "file:/t/t_a_Joy.txt"},
         {"video_id": "b", "label": "Fear", "split": "train", "status": "ok", "transcript_source": f"{asr}#segment"},
         {"video_id": "c", "label": None, "split": "test", "status": "ok", "transcript_source": f"{asr}#segment"},
@@ -331,7 +331,7 @@ def test_text_origin_note_only_when_the_predicted_text_comes_from_elsewhere(tmp_
     ])
 
     def model(mid, origins, dims=None):
-        store.write_part("models", [{"model_id": mid, "family": "pooled-logreg", "method": "mean",
+        store.put("models", [{"model_id": mid, "family": "pooled-logreg", "method": "mean",
                                      "cv_macro_f1": 0.2, "path": "/m", "encoders": "{}",
                                      "lineage": json.dumps({"dims": dims or {"text": 384},
                                                             "text_origins": origins})}])

@@ -14,8 +14,8 @@ from featurestore.store import FeatureStore, StoreError
 def add_video(store, vid, n, dims, missing=None, seed=0):
     """Write one video with n windows and one encoder per modality of the given dims."""
     rng = np.random.default_rng(seed)
-    store.write_part("videos", [{"video_id": vid, "split": "train", "label": "Joy", "status": "ok"}])
-    store.write_part("windows", [{"video_id": vid, "window_idx": i, "start_s": i * .5,
+    store.put("videos", [{"video_id": vid, "split": "train", "label": "Joy", "status": "ok"}])
+    store.put("windows", [{"video_id": vid, "window_idx": i, "start_s": i * .5,
                                   "end_s": i * .5 + 1, "transcript": f"w{i}"} for i in range(n)])
     mats = {}
     for mod, dim in dims.items():
@@ -76,7 +76,7 @@ def test_export_casts_arrays_to_lists_so_pyarrow_reads_nulls(tmp_path):
     # exports therefore cast to FLOAT[] (a list), which round-trips everywhere.
     store = FeatureStore(tmp_path / "s")
     add_video(store, "v1", 4, {"audio": 128, "video": 3, "text": 768}, missing={"video": [0]})
-    con = store.connect_memory()
+    con = store.connect()
     out = tmp_path / "fv.parquet"
     con.execute(f"COPY (SELECT video_id, window_idx, video::FLOAT[] AS video FROM fusion_vectors) TO '{out}'")
     col = pq.read_table(out).sort_by("window_idx").column("video").to_pylist()
@@ -87,9 +87,9 @@ def test_rewrite_is_idempotent_newest_wins(tmp_path):
     store = FeatureStore(tmp_path / "s")
     add_video(store, "v1", 4, {"audio": 8}, seed=0)
     second = add_video(store, "v1", 4, {"audio": 8}, seed=1)
-    store.write_part("videos", [{"video_id": "v1", "split": "train", "label": "Joy",
+    store.put("videos", [{"video_id": "v1", "split": "train", "label": "Joy",
                                  "status": "failed", "error": "boom"}])
-    con = store.connect_memory()
+    con = store.connect()
     assert con.execute("SELECT count(*) FROM windows").fetchone() == (4,)
     assert con.execute("SELECT count(*) FROM fusion_vectors").fetchone() == (4,)
     assert con.execute("SELECT status, error FROM videos").fetchall() == [("failed", "boom")]
@@ -118,10 +118,10 @@ def test_fusion_vectors_use_the_most_recent_encoder_and_never_mix(tmp_path):
     store = FeatureStore(tmp_path / "s")
     add_video(store, "v1", 2, {"text": 4})
     add_video(store, "v1", 2, {"text": 6})
-    con = store.connect_memory()
+    con = store.connect()
     assert dict(con.execute("SELECT column_name, column_type FROM (DESCRIBE fusion_vectors)").fetchall())["text"] == "FLOAT[6]"
     store.choose_encoder("text-4")
-    con = store.connect_memory()
+    con = store.connect()
     assert dict(con.execute("SELECT column_name, column_type FROM (DESCRIBE fusion_vectors)").fetchall())["text"] == "FLOAT[4]"
     with pytest.raises(StoreError, match="no encoder 'nope'"):
         store.choose_encoder("nope")
@@ -148,7 +148,7 @@ def test_two_concurrent_writer_processes(tmp_path):
         w = int(sys.argv[1])
         for k in range(40):
             vid = f"w{{w}}-{{k}}"
-            s.write_part("windows", [{{"video_id": vid, "window_idx": i}} for i in range(3)])
+            s.put("windows", [{{"video_id": vid, "window_idx": i}} for i in range(3)])
             s.write_embeddings("enc", 16, [vid] * 3, range(3), np.full((3, 16), w, np.float32))
             if k % 10 == 0:
                 s.refresh_catalog()
@@ -167,13 +167,13 @@ def test_compact_keeps_every_view_and_newest_wins(tmp_path):
     for k in range(6):
         add_video(store, f"v{k}", 4, {"audio": 8, "text": 5}, missing={"text": [1]}, seed=k)
     newer = add_video(store, "v2", 3, {"audio": 8, "text": 5}, seed=99)   # v2 rewritten, fewer windows
-    store.write_part("window_predictions", [{"model_id": "m", "video_id": "v0", "window_idx": i,
+    store.put("window_predictions", [{"model_id": "m", "video_id": "v0", "window_idx": i,
                                              "probs": [0.125] * 8} for i in range(4)])
-    store.write_part("window_predictions", [{"model_id": "m", "video_id": "v0", "window_idx": i,
+    store.put("window_predictions", [{"model_id": "m", "video_id": "v0", "window_idx": i,
                                              "probs": [0.5] + [0.5 / 7] * 7} for i in range(2)])
 
     def views():
-        con = store.connect_memory()
+        con = store.connect()
         out = {q: con.execute(q).fetchall() for q in (
             "SELECT * EXCLUDE (written_at) FROM windows ORDER BY ALL",
             "SELECT video_id, window_idx, audio, text FROM fusion_vectors ORDER BY ALL",
