@@ -1,10 +1,16 @@
-"""Access to the named ``.sql`` files: every DDL and query lives in ``sql/``."""
+"""Access to the named ``.sql`` files: every DDL and query lives in ``sql/``.
+
+In a source checkout they are read from the repository's ``sql/``; an installed package
+(wheel or ``pip install .``) carries the same files as ``featurestore/sql``.
+"""
 from __future__ import annotations
 
 from functools import lru_cache
 from pathlib import Path
 
-SQL_DIR = Path(__file__).resolve().parent.parent / "sql"
+_CHECKOUT = Path(__file__).resolve().parent.parent / "sql"
+_INSTALLED = Path(__file__).resolve().parent / "sql"
+SQL_DIR = _INSTALLED if _INSTALLED.is_dir() else _CHECKOUT
 
 
 @lru_cache(maxsize=None)

@@ -159,6 +159,7 @@ class WriteBatch:
     ops: list[tuple[str, str, pa.Table]] = field(default_factory=list)
 
     def replace(self, table: str, rows) -> "WriteBatch":
+        _check_table(table)
         rows = _as_table(rows)
         if rows.num_rows:
             self.delete(table, rows.select(list(REPLACE_KEYS[table])))
@@ -304,6 +305,12 @@ class FeatureStore:
                 os.chdir(cwd)
         finally:
             con.close()
+        if self.catalog.kind == "sqlite":
+            # Write-ahead logging: a reader's open transaction (a notebook's connection) then
+            # never blocks a writer's commit, as it does in SQLite's default rollback mode.
+            import sqlite3
+            with sqlite3.connect(self.catalog.target) as lite:
+                lite.execute("PRAGMA journal_mode=WAL")
         con = self.connect(read_only=False)
         try:
             self._install_schema(con)

@@ -23,7 +23,6 @@ from typing import Any
 import numpy as np
 import optuna
 import pandas as pd
-import pyarrow as pa
 from optuna.trial import TrialState
 from tqdm.auto import tqdm
 

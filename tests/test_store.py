@@ -1,45 +1,69 @@
+"""The DuckLake feature store: round trips, moves, concurrent writers, readers, kills, time travel."""
+import json
+import os
+import shutil
+import signal
 import subprocess
 import sys
 import textwrap
+import time
+from pathlib import Path
 
-import duckdb
 import numpy as np
-import pyarrow.dataset as ds
-import pyarrow.parquet as pq
 import pytest
 
-from featurestore.store import FeatureStore, StoreError
+from featurestore.store import FeatureStore, StoreError, WriteBatch, _packaged_extension, embeddings_table
+
+REPO = Path(__file__).resolve().parents[1]
 
 
-def add_video(store, vid, n, dims, missing=None, seed=0):
-    """Write one video with n windows and one encoder per modality of the given dims."""
+def add_video(store, vid, n, dims, missing=None, seed=0, label="Joy"):
+    """One video with n windows and one encoder per modality of the given dims, in one commit."""
     rng = np.random.default_rng(seed)
-    store.put("videos", [{"video_id": vid, "split": "train", "label": "Joy", "status": "ok"}])
-    store.put("windows", [{"video_id": vid, "window_idx": i, "start_s": i * .5,
-                                  "end_s": i * .5 + 1, "transcript": f"w{i}"} for i in range(n)])
+    batch = WriteBatch()
+    batch.replace("videos", [{"video_id": vid, "split": "train", "label": label, "status": "ok"}])
+    batch.replace("windows", [{"video_id": vid, "window_idx": i, "start_s": i * .5,
+                               "end_s": i * .5 + 1, "transcript": f"w{i}"} for i in range(n)])
     mats = {}
     for mod, dim in dims.items():
         eid = f"{mod}-{dim}"
-        store.register_encoder(f"{mod}-enc", mod, dim, "1", {"dim": dim}, None, {}, eid)
+        batch.replace("encoders", [{"encoder_id": eid, "name": f"{mod}-enc", "modality": mod, "dim": dim}])
         m = rng.standard_normal((n, dim)).astype(np.float32)
         reasons = [None] * n
         for i in (missing or {}).get(mod, []):
             m[i] = np.nan
             reasons[i] = f"no {mod}"
-        store.write_embeddings(eid, dim, [vid] * n, range(n), m, reasons)
+        batch.replace("embeddings", embeddings_table(eid, dim, [vid] * n, range(n), m, reasons))
         mats[mod] = m
+    store.commit(batch)
     return mats
+
+
+def plain_duckdb(script: str, cwd: Path) -> subprocess.CompletedProcess:
+    """Run ``script`` in a Python that has only duckdb and the DuckLake extension files: no site
+    initialisation (``-S``), so not even this package's editable install is importable."""
+    import duckdb
+    site = str(Path(duckdb.__file__).resolve().parents[1])
+    exts = {n: _packaged_extension(n) for n in ("ducklake", "sqlite_scanner")}
+    prelude = textwrap.dedent(f"""
+        import sys
+        sys.path.append({site!r})
+        import duckdb
+        con = duckdb.connect()
+        con.execute("LOAD '{exts['ducklake']}'"); con.execute("LOAD '{exts['sqlite_scanner']}'")
+    """)
+    return subprocess.run([sys.executable, "-S", "-c", prelude + textwrap.dedent(script)], cwd=cwd,
+                          capture_output=True, text=True, timeout=120)
 
 
 @pytest.mark.parametrize("dims", [{"audio": 128, "video": 3, "text": 768},
                                   {"audio": 7, "video": 1, "text": 384}])
-def test_round_trip_duckdb_and_pyarrow(tmp_path, dims):
+def test_round_trip_sql_and_matrix(tmp_path, dims):
     store = FeatureStore(tmp_path / "s")
     mats = add_video(store, "v1", 5, dims, missing={"video": [1, 3], "text": [4]})
+    store.use_encoders([f"{m}-{d}" for m, d in dims.items()])
     con = store.connect()
-    types = dict(con.execute("SELECT column_name, column_type FROM (DESCRIBE fusion_vectors)").fetchall())
     for mod, dim in dims.items():
-        assert types[mod] == f"FLOAT[{dim}]"
         got = con.execute(f"SELECT {mod} FROM fusion_vectors ORDER BY window_idx").fetchall()
         for i, (vec,) in enumerate(got):
             if np.isnan(mats[mod][i]).all():
@@ -51,150 +75,224 @@ def test_round_trip_duckdb_and_pyarrow(tmp_path, dims):
                           [f"video-{dims['video']}"]).fetchall()
     assert reasons == [(1, "no video"), (3, "no video")]
     con.close()
-    # pyarrow alone, without this package: the fixed dim survives as the Arrow type.
-    tbl = ds.dataset(store.embedding_dir(f"text-{dims['text']}"), format="parquet").to_table()
-    assert tbl.schema.field("embedding").type.list_size == dims["text"]
-    assert tbl.column("embedding").null_count == 1
     keys, m = store.load_embeddings(f"audio-{dims['audio']}")
     np.testing.assert_array_equal(m, mats["audio"])
-    keys, m = store.load_embeddings(f"text-{dims['text']}")
-    assert np.isnan(m[4]).all() and keys.column("missing_reason")[4].as_py() == "no text"
+    assert keys.column("window_idx").to_pylist() == list(range(5))
+    _, m = store.load_embeddings(f"text-{dims['text']}")
+    assert np.isnan(m[4]).all() and not np.isnan(m[:4]).any()
 
 
-def test_plain_duckdb_reads_the_catalog(tmp_path):
+def test_replace_keeps_one_copy_and_other_videos(tmp_path):
     store = FeatureStore(tmp_path / "s")
-    add_video(store, "v1", 3, {"audio": 128, "video": 3, "text": 768})
-    store.refresh_catalog()
-    con = duckdb.connect(str(store.catalog_path), read_only=True)
-    assert con.execute("SELECT count(*) FROM fusion_vectors").fetchone() == (3,)
-    assert con.execute("SELECT label FROM videos").fetchone() == ("Joy",)
-    assert con.execute("SELECT count(*) FROM encoders").fetchone() == (3,)
+    add_video(store, "a", 4, {"audio": 8}, seed=1)
+    add_video(store, "b", 3, {"audio": 8}, seed=2)
+    new = add_video(store, "a", 6, {"audio": 8}, seed=3)     # "a" again: replaced, not appended
+    counts = {r["video_id"]: r["n"] for r in
+              store.query("SELECT video_id, count(*) AS n FROM embeddings GROUP BY 1").to_pylist()}
+    assert counts == {"a": 6, "b": 3}
+    keys, m = store.load_embeddings("audio-8", video_ids=["a"])
+    np.testing.assert_array_equal(m, new["audio"])
+    assert store.query("SELECT count(*) AS n FROM videos").column("n")[0].as_py() == 2
 
 
-def test_export_casts_arrays_to_lists_so_pyarrow_reads_nulls(tmp_path):
-    # DuckDB writes FLOAT[n] columns holding NULL as Parquet that pyarrow rejects;
-    # exports therefore cast to FLOAT[] (a list), which round-trips everywhere.
+def test_a_moved_store_opens_with_and_without_the_package(tmp_path):
+    src = tmp_path / "original"
+    store = FeatureStore(src)
+    add_video(store, "v1", 4, {"audio": 8, "text": 4})
+    store.use_encoders(["audio-8", "text-4"])
+    store.close()
+    dst = tmp_path / "elsewhere" / "moved"
+    dst.parent.mkdir()
+    shutil.make_archive(str(tmp_path / "store"), "zip", src)       # zipped, shared, unzipped
+    shutil.rmtree(src)
+    shutil.unpack_archive(str(tmp_path / "store.zip"), dst)
+    moved = FeatureStore(dst, create=False)
+    assert moved.query("SELECT count(*) AS n FROM fusion_vectors WHERE audio IS NOT NULL").column("n")[0].as_py() == 4
+    # Plain duckdb from inside the store directory: the catalog's relative data path resolves.
+    r = plain_duckdb("""
+        con.execute("ATTACH 'ducklake:sqlite:catalog.sqlite' AS s (READ_ONLY)")
+        print(con.execute("SELECT count(*), sum(len(text)) FROM s.fusion_vectors").fetchone())
+        con.execute("COPY (FROM s.embeddings) TO 'emb.parquet' (FORMAT parquet)")
+        print(con.execute("SELECT count(*) FROM 'emb.parquet'").fetchone())
+        import importlib.util
+        print(importlib.util.find_spec("featurestore"))
+    """, cwd=dst)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.split("\n")[:3] == ["(4, 16)", "(8,)", "None"]
+    # ... and from any directory, naming where the data now is.
+    r = plain_duckdb(f"""
+        con.execute("ATTACH 'ducklake:sqlite:{dst}/catalog.sqlite' AS s "
+                    "(READ_ONLY, DATA_PATH '{dst}/data/', OVERRIDE_DATA_PATH true)")
+        print(con.execute("SELECT label, count(*) FROM s.videos GROUP BY 1").fetchall())
+    """, cwd=tmp_path)
+    assert r.returncode == 0 and "[('Joy', 1)]" in r.stdout, r.stderr
+
+
+def test_a_reader_never_blocks_a_writer_and_keeps_its_snapshot(tmp_path):
     store = FeatureStore(tmp_path / "s")
-    add_video(store, "v1", 4, {"audio": 128, "video": 3, "text": 768}, missing={"video": [0]})
-    con = store.connect()
-    out = tmp_path / "fv.parquet"
-    con.execute(f"COPY (SELECT video_id, window_idx, video::FLOAT[] AS video FROM fusion_vectors) TO '{out}'")
-    col = pq.read_table(out).sort_by("window_idx").column("video").to_pylist()
-    assert col[0] is None and len(col[1]) == 3
+    add_video(store, "v1", 3, {"audio": 4})
+    # A notebook's read-only connection, mid-transaction, held open across the writes.
+    reader = store.connect(read_only=True)
+    reader.execute("BEGIN")
+    assert reader.execute("SELECT count(*) FROM windows").fetchone() == (3,)
+    writer = subprocess.run([sys.executable, "-c", textwrap.dedent(f"""
+        import sys; sys.path.insert(0, {str(REPO)!r}); sys.path.insert(0, {str(REPO / 'tests')!r})
+        from featurestore.store import FeatureStore
+        from test_store import add_video
+        s = FeatureStore({str(tmp_path / 's')!r}, create=False)
+        for k in range(3):
+            add_video(s, f"w{{k}}", 2, {{"audio": 4}})
+        print("committed")
+    """)], capture_output=True, text=True, timeout=120)
+    assert writer.returncode == 0 and "committed" in writer.stdout, writer.stderr
+    assert reader.execute("SELECT count(*) FROM windows").fetchone() == (3,)   # its snapshot
+    reader.execute("COMMIT")
+    reader.close()
+    assert store.query("SELECT count(*) AS n FROM windows").column("n")[0].as_py() == 9
 
 
-def test_rewrite_is_idempotent_newest_wins(tmp_path):
+_WRITER = """
+import sys; sys.path.insert(0, {repo!r}); sys.path.insert(0, {tests!r})
+from featurestore.store import FeatureStore
+from test_store import add_video
+s = FeatureStore({root!r}, create=False)
+for k in range({n}):
+    vid = {ids!r}[k % len({ids!r})]
+    add_video(s, vid, 3 + k % 4, {{"audio": 16}}, seed={seed} * 1000 + k)
+print("done")
+"""
+
+
+@pytest.mark.parametrize("overlap", [True, False], ids=["same-videos", "different-videos"])
+def test_two_writer_processes(tmp_path, overlap):
+    root = tmp_path / "s"
+    FeatureStore(root).close()
+    ids = [["x", "y"], ["x", "y"]] if overlap else [["a1", "a2"], ["b1", "b2"]]
+    procs = [subprocess.Popen([sys.executable, "-c", _WRITER.format(
+        repo=str(REPO), tests=str(REPO / "tests"), root=str(root), n=12, ids=ids[p], seed=p)],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for p in range(2)]
+    for p in procs:
+        out, err = p.communicate(timeout=300)
+        assert p.returncode == 0 and "done" in out, err
+    store = FeatureStore(root, create=False)
+    # Every commit is there (12 per writer), and each video holds exactly one writer's copy:
+    # its windows and its embeddings agree, none doubled.
+    assert store.query("SELECT seq FROM store_commits").column("seq")[0].as_py() == 24
+    rows = store.query("""
+        SELECT w.video_id, w.n_windows, e.n_embeddings, v.n_videos
+        FROM (SELECT video_id, count(*) AS n_windows, count(DISTINCT window_idx) AS d FROM windows GROUP BY 1) w
+        JOIN (SELECT video_id, count(*) AS n_embeddings FROM embeddings GROUP BY 1) e USING (video_id)
+        JOIN (SELECT video_id, count(*) AS n_videos FROM videos GROUP BY 1) v USING (video_id)
+        WHERE w.d = w.n_windows""").to_pylist()
+    want = {"x", "y"} if overlap else {"a1", "a2", "b1", "b2"}
+    assert {r["video_id"] for r in rows} == want
+    assert all(r["n_windows"] == r["n_embeddings"] and r["n_videos"] == 1 for r in rows)
+
+
+def test_kill_9_during_commits_leaves_whole_chunks(tmp_path):
+    root = tmp_path / "s"
+    FeatureStore(root).close()
+    script = textwrap.dedent(f"""
+        import sys; sys.path.insert(0, {str(REPO)!r})
+        import numpy as np
+        from featurestore.store import FeatureStore, WriteBatch, embeddings_table
+        s = FeatureStore({str(root)!r}, create=False)
+        k = 0
+        while True:
+            vid, n = f"v{{k % 5}}", 50 + k % 7
+            b = WriteBatch()
+            b.replace("windows", {{"video_id": [vid] * n, "window_idx": list(range(n)),
+                                  "start_s": [0.0] * n, "end_s": [1.0] * n}})
+            b.replace("embeddings", embeddings_table("e", 256, [vid] * n, range(n),
+                                                     np.full((n, 256), k, np.float32)))
+            b.replace("videos", [{{"video_id": vid, "status": "ok", "duration_s": float(k)}}])
+            s.commit(b)
+            print(k, flush=True)
+            k += 1
+    """)
+    for delay in (1.5, 2.3, 3.1):
+        p = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True)
+        time.sleep(delay)
+        os.kill(p.pid, signal.SIGKILL)
+        p.wait()
+        store = FeatureStore(root, create=False)
+        rows = store.query("""
+            SELECT v.video_id, v.duration_s, w.n, e.n AS n_emb, e.lo, e.hi
+            FROM videos v
+            JOIN (SELECT video_id, count(*) AS n FROM windows GROUP BY 1) w USING (video_id)
+            JOIN (SELECT video_id, count(*) AS n, min(embedding[1]) AS lo, max(embedding[1]) AS hi
+                  FROM embeddings GROUP BY 1) e USING (video_id)""").to_pylist()
+        assert rows, "nothing committed before the kill"
+        for r in rows:   # the three tables of each video come from one and the same commit
+            k = int(r["duration_s"])
+            assert r["n"] == r["n_emb"] == 50 + k % 7 and r["lo"] == r["hi"] == k, r
+        store.close()
+    store = FeatureStore(root, create=False)
+    add_video(store, "after", 2, {"audio": 4})          # the store still takes commits
+    assert store.query("SELECT count(*) AS n FROM windows WHERE video_id = 'after'").column("n")[0].as_py() == 2
+
+
+def test_feature_sets_are_named_choices(tmp_path):
     store = FeatureStore(tmp_path / "s")
-    add_video(store, "v1", 4, {"audio": 8}, seed=0)
-    second = add_video(store, "v1", 4, {"audio": 8}, seed=1)
-    store.put("videos", [{"video_id": "v1", "split": "train", "label": "Joy",
-                                 "status": "failed", "error": "boom"}])
-    con = store.connect()
-    assert con.execute("SELECT count(*) FROM windows").fetchone() == (4,)
-    assert con.execute("SELECT count(*) FROM fusion_vectors").fetchone() == (4,)
-    assert con.execute("SELECT status, error FROM videos").fetchall() == [("failed", "boom")]
-    _, m = store.load_embeddings("audio-8")
-    np.testing.assert_array_equal(m, second["audio"])
+    add_video(store, "v1", 3, {"text": 4})
+    add_video(store, "v2", 3, {"text": 6})   # a trial encoder on one video
+    assert store.feature_sets() == {}
+    assert store.use_encoders(["text-4"]) == {"text": "text-4"}
+    assert store.query("SELECT count(*) AS n FROM fusion_vectors WHERE text IS NOT NULL").column("n")[0].as_py() == 3
+    add_video(store, "v3", 3, {"text": 6})   # more trial vectors do not switch anything
+    assert store.feature_sets()["text"]["encoder_id"] == "text-4"
+    con = store.connect(encoders={"text": "text-6"})   # a model's own choice, on one connection
+    assert con.execute("SELECT count(*) FROM fusion_vectors WHERE text IS NOT NULL").fetchone() == (6,)
+    con.close()
+    with pytest.raises(StoreError, match="no embeddings of encoder 'nope'.*text-4"):
+        store.use_encoders(["nope"])
 
 
-def test_parts_from_before_the_blob_column_still_load(tmp_path):
-    """Stores written before ``embedding_f32`` existed hold only the FLOAT[] column."""
-    import pyarrow.parquet as pq
+def test_time_travel_and_compaction(tmp_path):
     store = FeatureStore(tmp_path / "s")
-    old = add_video(store, "v1", 5, {"audio": 8}, missing={"audio": [2]}, seed=0)
-    for f in store.embedding_dir("audio-8").glob("*.parquet"):
-        t = pq.read_table(f)
-        if t.num_rows:
-            pq.write_table(t.drop(["embedding_f32"]), f)
-    new = add_video(store, "v2", 3, {"audio": 8}, seed=1)
-    keys, m = store.load_embeddings("audio-8")
-    order = np.argsort([f"{v}-{i:03d}" for v, i in zip(keys.column("video_id").to_pylist(),
-                                                       keys.column("window_idx").to_pylist())])
-    np.testing.assert_array_equal(m[order], np.vstack([old["audio"], new["audio"]]))
-    assert np.isnan(m[order][2]).all() and keys.column("missing_reason").to_pylist()[order[2]] == "no audio"
+    for k in range(6):
+        add_video(store, f"v{k}", 4, {"audio": 8}, seed=k)
+    snap = store.current_snapshot()
+    add_video(store, "v0", 9, {"audio": 8}, seed=99)          # replaced after the snapshot
+    before = store.load_embeddings("audio-8", snapshot=snap)
+    assert store.query("SELECT count(*) AS n FROM windows WHERE video_id = 'v0'",
+                       snapshot=snap).column("n")[0].as_py() == 4
+    keys, now = store.load_embeddings("audio-8")
+    result = store.compact()
+    assert result["data_files_after"] < result["data_files_before"]
+    keys2, after = store.load_embeddings("audio-8")
+    np.testing.assert_array_equal(now, after)
+    assert keys.equals(keys2)
+    # Compaction keeps every snapshot readable.
+    np.testing.assert_array_equal(store.load_embeddings("audio-8", snapshot=snap)[1], before[1])
 
 
-def test_fusion_vectors_use_the_most_recent_encoder_and_never_mix(tmp_path):
-    store = FeatureStore(tmp_path / "s")
-    add_video(store, "v1", 2, {"text": 4})
-    add_video(store, "v1", 2, {"text": 6})
-    con = store.connect()
-    assert dict(con.execute("SELECT column_name, column_type FROM (DESCRIBE fusion_vectors)").fetchall())["text"] == "FLOAT[6]"
-    store.choose_encoder("text-4")
-    con = store.connect()
-    assert dict(con.execute("SELECT column_name, column_type FROM (DESCRIBE fusion_vectors)").fetchall())["text"] == "FLOAT[4]"
-    with pytest.raises(StoreError, match="no encoder 'nope'"):
-        store.choose_encoder("nope")
-
-
-def test_wrong_dim_is_refused(tmp_path):
+def test_errors_name_the_problem(tmp_path):
+    with pytest.raises(StoreError, match="not a feature store"):
+        FeatureStore(tmp_path / "none", create=False)
+    (tmp_path / "old" / "parts").mkdir(parents=True)
+    with pytest.raises(StoreError, match="earlier parts/ format"):
+        FeatureStore(tmp_path / "old")
     store = FeatureStore(tmp_path / "s")
     with pytest.raises(StoreError, match=r"expected \(n, 4\)"):
         store.write_embeddings("x", 4, ["a"], [0], np.zeros((1, 5), np.float32))
+    with pytest.raises(StoreError, match="unknown store table"):
+        store.put("nonsense", [{"a": 1}])
 
 
-def test_opening_a_non_store_without_create(tmp_path):
-    with pytest.raises(StoreError, match="not a feature store"):
-        FeatureStore(tmp_path / "nothing", create=False)
-
-
-def test_two_concurrent_writer_processes(tmp_path):
-    root = tmp_path / "s"
-    FeatureStore(root)
-    script = textwrap.dedent(f"""
-        import sys, numpy as np
-        from featurestore.store import FeatureStore
-        s = FeatureStore({str(root)!r})
-        w = int(sys.argv[1])
-        for k in range(40):
-            vid = f"w{{w}}-{{k}}"
-            s.put("windows", [{{"video_id": vid, "window_idx": i}} for i in range(3)])
-            s.write_embeddings("enc", 16, [vid] * 3, range(3), np.full((3, 16), w, np.float32))
-            if k % 10 == 0:
-                s.refresh_catalog()
-    """)
-    procs = [subprocess.Popen([sys.executable, "-c", script, str(w)]) for w in (1, 2)]
-    assert [p.wait(timeout=120) for p in procs] == [0, 0]
-    store = FeatureStore(root)
-    con = store.connect()
-    assert con.execute("SELECT count(*), count(DISTINCT video_id) FROM windows").fetchone() == (240, 80)
-    assert con.execute("SELECT count(*) FROM embeddings").fetchone() == (240,)
-    assert not list(root.rglob("*.tmp"))
-
-
-def test_compact_keeps_every_view_and_newest_wins(tmp_path):
-    store = FeatureStore(tmp_path / "s")
-    for k in range(6):
-        add_video(store, f"v{k}", 4, {"audio": 8, "text": 5}, missing={"text": [1]}, seed=k)
-    newer = add_video(store, "v2", 3, {"audio": 8, "text": 5}, seed=99)   # v2 rewritten, fewer windows
-    store.put("window_predictions", [{"model_id": "m", "video_id": "v0", "window_idx": i,
-                                             "probs": [0.125] * 8} for i in range(4)])
-    store.put("window_predictions", [{"model_id": "m", "video_id": "v0", "window_idx": i,
-                                             "probs": [0.5] + [0.5 / 7] * 7} for i in range(2)])
-
-    def views():
-        con = store.connect()
-        out = {q: con.execute(q).fetchall() for q in (
-            "SELECT * EXCLUDE (written_at) FROM windows ORDER BY ALL",
-            "SELECT video_id, window_idx, audio, text FROM fusion_vectors ORDER BY ALL",
-            "SELECT * EXCLUDE (written_at) FROM window_predictions ORDER BY ALL",
-            "SELECT video_id, status FROM videos ORDER BY ALL",
-            "SELECT encoder_id, video_id, window_idx, missing_reason FROM embeddings ORDER BY ALL")}
-        con.close()
-        return out
-
-    before = views()
-    keys_before, m_before = store.load_embeddings("audio-8")
-    merged = store.compact()
-    assert merged["windows"] == 7 and merged["embeddings/encoder_id=audio-8"] == 7
-    assert len(list(store.embedding_dir("audio-8").glob("*.parquet"))) == 1
-    assert views() == before
-    keys_after, m_after = store.load_embeddings("audio-8")
-    assert keys_after.equals(keys_before) and np.array_equal(m_after, m_before, equal_nan=True)
-    v2 = keys_after.column("video_id").to_numpy(zero_copy_only=False) == "v2"
-    np.testing.assert_array_equal(m_after[v2], newer["audio"])
-    # parts written after compaction still win
-    latest = add_video(store, "v3", 4, {"audio": 8, "text": 5}, seed=7)
-    _, m = store.load_embeddings("audio-8")
-    got = store.query("SELECT audio FROM fusion_vectors WHERE video_id = 'v3' ORDER BY window_idx")
-    np.testing.assert_array_equal(np.array(got.column(0).to_pylist(), np.float32), latest["audio"])
+def test_postgresql_catalog(tmp_path, postgres):
+    url = postgres.replace("postgresql+psycopg2://", "postgresql://") + "?schema=store_test"
+    store = FeatureStore(tmp_path / "pg", catalog=url)
+    add_video(store, "v1", 3, {"audio": 4})
+    assert json.loads((tmp_path / "pg" / "store.json").read_text())["catalog"] == url
+    assert not (tmp_path / "pg" / "catalog.sqlite").exists()
+    store.close()
+    procs = [subprocess.Popen([sys.executable, "-c", _WRITER.format(
+        repo=str(REPO), tests=str(REPO / "tests"), root=str(tmp_path / "pg"), n=6, ids=["x", "y"], seed=p)],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for p in range(2)]
+    for p in procs:
+        out, err = p.communicate(timeout=300)
+        assert p.returncode == 0, err
+    again = FeatureStore(tmp_path / "pg", create=False)
+    assert again.query("SELECT seq FROM store_commits").column("seq")[0].as_py() == 1 + 12
+    assert again.query("SELECT count(DISTINCT video_id) AS n FROM videos").column("n")[0].as_py() == 3

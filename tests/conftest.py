@@ -1,0 +1,73 @@
+"""Shared fixtures: a throw-away PostgreSQL server for the tests that need a real one."""
+import os
+import shutil
+import socket
+import subprocess
+from pathlib import Path
+
+import pytest
+
+
+def require(what: str, how: str) -> None:
+    """Skip for lack of a system service, or fail where CI sets REELS_REQUIRE_SERVICES=1:
+    a missing server must not pass CI silently."""
+    message = f"{what} not available: {how}"
+    if os.environ.get("REELS_REQUIRE_SERVICES") == "1":
+        pytest.fail(message)
+    pytest.skip(message)
+
+
+def _pg_bin() -> Path | None:
+    for version in ("15", "16", "17", "14"):
+        b = Path(f"/usr/lib/postgresql/{version}/bin")
+        if (b / "initdb").exists() and (b / "pg_ctl").exists():
+            return b
+    found = shutil.which("initdb")
+    return Path(found).parent if found else None
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="session")
+def postgres():
+    """A throw-away PostgreSQL server on a free localhost port; yields its SQLAlchemy URL."""
+    bindir = _pg_bin()
+    if bindir is None:
+        require("PostgreSQL server binaries (initdb, pg_ctl)", "apt-get install postgresql")
+    import tempfile
+    # Not under pytest's tmp_path: that is private to root, and the server may run as 'postgres'.
+    base = Path(tempfile.mkdtemp(prefix="fusion-pg-"))
+    data, sock = base / "data", base / "sock"
+    data.mkdir()
+    sock.mkdir()
+    prefix: list[str] = []
+    if os.geteuid() == 0:  # initdb refuses to run as root
+        import pwd
+        try:
+            pw = pwd.getpwnam("postgres")
+        except KeyError:
+            shutil.rmtree(base, ignore_errors=True)
+            require("a 'postgres' user to run the server as (running as root)", "apt-get install postgresql")
+        base.chmod(0o755)
+        for p in (base, data, sock):
+            os.chown(p, pw.pw_uid, pw.pw_gid)
+        prefix = ["runuser", "-u", "postgres", "--"]
+    port = _free_port()
+
+    def run(*args: str) -> None:
+        out = subprocess.run(prefix + list(args), capture_output=True, text=True)
+        assert out.returncode == 0, f"{args[0]} failed: {out.stdout[-1500:]} {out.stderr[-1500:]}"
+
+    run(str(bindir / "initdb"), "-D", str(data), "-U", "postgres", "--auth=trust", "-E", "UTF8")
+    run(str(bindir / "pg_ctl"), "-D", str(data), "-l", str(base / "server.log"), "-w", "-t", "60", "-o",
+        f"-p {port} -k {sock} -c listen_addresses=127.0.0.1 -c fsync=off", "start")
+    try:
+        yield f"postgresql+psycopg2://postgres@127.0.0.1:{port}/postgres"
+    finally:
+        subprocess.run(prefix + [str(bindir / "pg_ctl"), "-D", str(data), "-m", "immediate", "-w", "stop"],
+                       capture_output=True)
+        shutil.rmtree(base, ignore_errors=True)
