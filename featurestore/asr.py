@@ -33,6 +33,12 @@ from featurestore.schema import SAMPLE_RATE
 BACKENDS = ("faster-whisper", "openai-whisper")
 #: Whisper's temperature fallback schedule (both backends' default).
 WHISPER_TEMPERATURES = (0.0, 0.2, 0.4, 0.6, 0.8, 1.0)
+#: gzip compression ratio above which a decoded text counts as a repetition loop (Whisper's
+#: and faster-whisper's ``compression_ratio_threshold``).
+COMPRESSION_RATIO_THRESHOLD = 2.4
+#: Penalty on repeated tokens when such a looping chunk is decoded again (greedy, so the
+#: text stays deterministic; temperature fallback garbles espeak-ng test speech).
+LOOP_REPETITION_PENALTY = 1.05
 
 
 #: What a window's text is made of: whole overlapping segments or overlapping words.
@@ -363,8 +369,13 @@ class Transcriber:
                     word_timestamps=self.word_timestamps,
                     condition_on_previous_text=self.condition_on_previous_text)
 
-    def _transcribe_faster(self, audio: np.ndarray) -> list[Segment]:
-        segments, _info = self._model.transcribe(audio, vad_filter=self.vad_filter, **self._options())
+    def _first_temperature(self) -> float:
+        return self.temperature[0] if isinstance(self.temperature, tuple) else self.temperature
+
+    def _transcribe_faster(self, audio: np.ndarray, vad_filter: bool | None = None,
+                           **extra: Any) -> list[Segment]:
+        vad = self.vad_filter if vad_filter is None else vad_filter
+        segments, _info = self._model.transcribe(audio, vad_filter=vad, **{**self._options(), **extra})
         return [_segment(seg) for seg in segments]
 
     def _transcribe_batched(self, audios: list[np.ndarray]) -> list[list[Segment]]:
@@ -399,16 +410,33 @@ class Transcriber:
             np.concatenate(pieces), batch_size=self.batch_size, without_timestamps=False,
             clip_timestamps=clips, vad_filter=False, **self._options())
         starts = np.array([c["start"] for c in clips])
+        by_chunk: dict[int, list[Segment]] = {}   # chunk -> its segments, condensed times
+        looping: set[int] = set()
         for seg in segments:
             j = max(int(np.searchsorted(starts, (seg.start + seg.end) / 2, side="right")) - 1, 0)
+            by_chunk.setdefault(j, []).append(_segment(seg))
+            if seg.compression_ratio > COMPRESSION_RATIO_THRESHOLD:
+                looping.add(j)
+        for j in looping:
+            # The batched pipeline decodes at the first temperature only; a chunk caught in
+            # a repetition loop ("saya-saya-saya-...") is decoded again on its own, at the
+            # first temperature with a mild repetition penalty.
+            shift = clips[j]["start"]
+            by_chunk[j] = [Segment(r.start_s + shift, r.end_s + shift, r.text, tuple(
+                Word(w.start_s + shift, w.end_s + shift, w.text) for w in r.words))
+                for r in self._transcribe_faster(pieces[j], vad_filter=False,
+                                             repetition_penalty=LOOP_REPETITION_PENALTY,
+                                             temperature=self._first_temperature())]
+        for j in sorted(by_chunk):
             k, tmap = owners[j]
 
             def orig(t: float, is_end: bool = False, j=j, tmap=tmap) -> float:
                 local = min(max(t - clips[j]["start"], 0.0), clips[j]["end"] - clips[j]["start"])
                 return tmap.get_original_time(local, is_end=is_end)
 
-            words = tuple(Word(orig(w.start), orig(w.end, True), w.word) for w in seg.words or ())
-            out[k].append(Segment(orig(seg.start), orig(seg.end, True), seg.text, words))
+            for seg in by_chunk[j]:
+                words = tuple(Word(orig(w.start_s), orig(w.end_s, True), w.text) for w in seg.words)
+                out[k].append(Segment(orig(seg.start_s), orig(seg.end_s, True), seg.text, words))
         return out
 
     def _transcribe_openai(self, audio: np.ndarray) -> list[Segment]:

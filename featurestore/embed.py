@@ -269,9 +269,11 @@ class Embedder:
         """Record the encoders' lineage; a modality with no named feature set yet gets this
         run's encoder (an existing choice is never changed by embed: ``use-encoders`` does)."""
         chosen = self.store.feature_sets()
+        known = set(self.store.query("SELECT encoder_id FROM encoders").column("encoder_id").to_pylist())
         batch = WriteBatch()
         for m, enc in self.encoders.items():
-            batch.replace("encoders", [{**enc.info(), "registered_at": utcnow()}])
+            if enc.encoder_id not in known:
+                batch.replace("encoders", [{**enc.info(), "registered_at": utcnow()}])
             report.encoders[m] = enc.encoder_id
             if m not in chosen:
                 batch.replace("feature_sets", [{"modality": m, "encoder_id": enc.encoder_id,
@@ -441,6 +443,8 @@ class Embedder:
         if v.audio is None:
             v.transcripts = [None] * len(v.windows)
             v.no_text_reason = REASON_NO_AUDIO
+            # Recorded as this run's source, so the video counts as done for it.
+            v.transcript_source = self._expected_text_source(v.row)
             return
         if self.transcriber is None:
             raise ValueError("no transcript in the manifest and ASR is off; pass a transcript "

@@ -6,7 +6,6 @@ import subprocess
 import sys
 import time
 
-import duckdb
 import numpy as np
 import pytest
 
@@ -88,12 +87,13 @@ def test_windows_times_and_transcript_words(embedded):
     assert src.startswith("asr:faster-whisper") and src.endswith("/id#word")
 
 
-def test_dims_and_missing_modalities_are_null_with_reasons(embedded):
+def test_dims_and_missing_modalities_are_null_with_reasons(embedded, encoders):
     store, _, _ = embedded
     con = store.connect()
-    types = dict(con.execute("SELECT column_name, column_type FROM (DESCRIBE fusion_vectors)").fetchall())
-    assert types["audio"] == f"FLOAT[{DEFAULT_DIMS['audio']}]" and types["video"] == "FLOAT[3]"
-    assert types["text"] in ("FLOAT[384]", "FLOAT[768]")
+    dims = con.execute("SELECT max(len(audio)), max(len(video)), max(len(text)) FROM fusion_vectors").fetchone()
+    assert dims[:2] == (DEFAULT_DIMS["audio"], 3) and dims[2] in (384, 768)
+    served = dict(con.execute("SELECT modality, encoder_id FROM feature_sets").fetchall())
+    assert served == {m: e.encoder_id for m, e in encoders.items()}
     # the talking face: every modality present somewhere, face share 1 where a face is found
     got = con.execute("SELECT count(audio), count(video), count(text), count(*) FROM fusion_vectors "
                       "WHERE video_id = 'talk'").fetchone()
@@ -114,13 +114,14 @@ def test_dims_and_missing_modalities_are_null_with_reasons(embedded):
 
 def test_rerun_is_a_noop(embedded, encoders, transcriber):
     store, _, manifest = embedded
-    before = sorted(p.name for p in store.parts_dir.rglob("*.parquet"))
+    rows = "SELECT * FROM {} ORDER BY ALL"
+    before = {t: store.query(rows.format(t)) for t in ("windows", "embeddings", "segments", "video_features")}
+    snap = store.current_snapshot()
     report = Embedder(store, encoders, transcriber, progress=False, log=lambda m: None).run(manifest)
     assert report.n_skipped == 4 and report.n_embedded == 0
-    after = sorted(p.name for p in store.parts_dir.rglob("*.parquet"))
-    # only the encoders lineage and the failed videos' new status rows were added
-    new = set(after) - set(before)
-    assert len(new) <= 3 + 1
+    # nothing rewritten: one commit, the failed videos' status (they are tried again)
+    assert store.current_snapshot() == snap + 1
+    assert all(store.query(rows.format(t)).equals(before[t]) for t in before)
 
 
 def test_parse_shard():
@@ -168,10 +169,16 @@ def test_kill_and_resume_loses_and_duplicates_nothing(tmp_path, text_corpus):
     args = ("embed", "--store", str(store), "--manifest", str(text_corpus / "m.csv"),
             "--modalities", "text", "--text-encoder", "e5-small", "--chunk-size", "2", "--quiet")
     p = _cli(*args)
-    ok_parts = store / "parts" / "videos"
     deadline = time.time() + 300
+
+    def n_ok() -> int:
+        try:
+            return FeatureStore(store, create=False).query(
+                "SELECT count(*) AS n FROM videos WHERE status = 'ok'").column("n")[0].as_py()
+        except Exception:  # noqa: BLE001 - not created yet
+            return 0
     # kill -9 once at least one chunk is done but (very likely) not all
-    while time.time() < deadline and len(list(ok_parts.glob("*.parquet"))) < 3 and p.poll() is None:
+    while time.time() < deadline and n_ok() < 4 and p.poll() is None:
         time.sleep(0.05)
     p.send_signal(signal.SIGKILL)
     p.wait()
@@ -184,13 +191,9 @@ def test_kill_and_resume_loses_and_duplicates_nothing(tmp_path, text_corpus):
     assert con.execute("SELECT count(*) FROM videos WHERE status = 'ok'").fetchone() == (24,)
     assert con.execute("SELECT count(*), count(DISTINCT (video_id, window_idx)) FROM windows").fetchone() \
         == (24 * 12, 24 * 12)
-    # A kill between a chunk's windows part and its videos part (the chunk's commit) leaves
-    # that one chunk's windows behind; the resume rewrites them, newer, and compact drops them.
+    assert con.execute("SELECT count(*) FROM embeddings").fetchone() == (24 * 12,)
+    assert con.execute("SELECT count(*) FROM video_features").fetchone() == (24,)
     con.close()
-    raw = f"SELECT count(*) FROM read_parquet('{store}/parts/windows/*.parquet')"
-    assert 24 * 12 <= duckdb.execute(raw).fetchone()[0] <= (24 + 2) * 12
-    FeatureStore(store).compact()
-    assert duckdb.execute(raw).fetchone()[0] == 24 * 12
 
 
 def test_changed_manifest_facts_update_without_reembedding(tmp_path, text_corpus, encoders):
@@ -282,7 +285,6 @@ def test_whisper_segments_are_stored_and_reused(tmp_path, corpus, encoders, tran
     """A change of text unit re-windows the stored Whisper segments instead of running
     Whisper again; another model or language, or segments without the word times word
     windows need, runs it again."""
-    import shutil as sh
     from featurestore.asr import Transcriber
     (tmp_path / "m.csv").write_text(f"id,video,emotion\ntalk,{corpus / 'talk.mp4'},Joy\n")
     manifest = read_manifest(tmp_path / "m.csv")
@@ -322,9 +324,6 @@ def test_whisper_segments_are_stored_and_reused(tmp_path, corpus, encoders, tran
     assert fourth.n_embedded == 1 and fourth.n_transcripts_reused == 0
     assert run("segment", malay).n_transcripts_reused == 1  # word-timed segments serve both units
 
-    # a store written before segments were kept gets the view on opening
-    sh.rmtree(store.part_dir("segments"))
-    assert FeatureStore(store.root).query("SELECT count(*) FROM segments").column(0)[0].as_py() == 0
 
 
 def test_text_unit_of_stored_sources():
@@ -333,3 +332,77 @@ def test_text_unit_of_stored_sources():
     assert text_unit_of("asr:faster-whisper:whisper-base-ct2/id") == "word"  # written before units
     assert text_unit_of("file:/data/a#1.srt#word") == "word"
     assert text_unit_of("file:/data/t_1#x.txt") is None and text_unit_of(None) is None
+
+
+# ---------------------------------------------------------------- command sequences a user types
+def _embed(store, manifest, *extra):
+    p = _cli("embed", "--store", str(store), "--manifest", str(manifest), "--quiet", *extra)
+    out, err = p.communicate(timeout=900)
+    assert p.returncode == 0, err
+    return out
+
+
+def test_text_then_audio_then_text_keeps_the_transcripts(tmp_path, corpus):
+    """An audio run writes only audio: the windows' text from the text run stays, and a second
+    text run finds the text done."""
+    (tmp_path / "m.csv").write_text(f"id,video,emotion\ntalk,{corpus / 'talk.mp4'},Joy\n"
+                                    f"noface,{corpus / 'noface.mp4'},Trust\n")
+    store = tmp_path / "s"
+    _embed(store, tmp_path / "m.csv", "--modalities", "text")
+    q = "SELECT video_id, window_idx, transcript FROM windows ORDER BY ALL"
+    texts = FeatureStore(store).query(q)
+    assert sum(t is not None for t in texts.column("transcript").to_pylist()) >= 4
+    out = _embed(store, tmp_path / "m.csv", "--modalities", "audio")
+    assert "embedded 2 video(s)" in out
+    assert FeatureStore(store).query(q).equals(texts)
+    out = _embed(store, tmp_path / "m.csv", "--modalities", "text")
+    assert "embedded 0 video(s)" in out and "skipped 2 already embedded" in out
+    con = FeatureStore(store).connect()
+    assert con.execute("SELECT count(*) FROM fusion_vectors WHERE audio IS NULL").fetchone() == (0,)
+    assert con.execute("SELECT count(text) FROM fusion_vectors").fetchone()[0] >= 4
+    con.close()
+
+
+def test_a_new_file_under_an_old_id_is_embedded_again(tmp_path, corpus):
+    media = tmp_path / "clip.mp4"
+    shutil.copy(corpus / "talk.mp4", media)
+    (tmp_path / "m.csv").write_text(f"id,video,emotion\nclip,{media},Joy\n")
+    store = tmp_path / "s"
+    _embed(store, tmp_path / "m.csv", "--modalities", "audio,text")
+    q = "SELECT count(*) AS n, sum(list_sum(audio)) AS s FROM fusion_vectors"
+    first = FeatureStore(store).query(q).to_pylist()[0]
+    shutil.copy(corpus / "noface.mp4", media)          # same id and path, other content
+    out = _embed(store, tmp_path / "m.csv", "--modalities", "audio")
+    assert "embedded 1 video(s)" in out
+    st = FeatureStore(store)
+    second = st.query(q).to_pylist()[0]
+    assert second != first
+    # The old file's text was computed from other media: it is gone, not mixed in.
+    assert st.query("SELECT count(*) AS n FROM embeddings e JOIN encoders c USING (encoder_id) "
+                    "WHERE c.modality = 'text'").column("n")[0].as_py() == 0
+    assert st.query("SELECT count(*) AS n FROM windows WHERE transcript IS NOT NULL").column("n")[0].as_py() == 0
+    assert st.query("SELECT media_sha256 FROM videos").column(0)[0].as_py() == \
+        __import__("featurestore.media", fromlist=["file_sha256"]).file_sha256(media)
+    out = _embed(store, tmp_path / "m.csv", "--modalities", "audio")
+    assert "skipped 1 already embedded" in out
+
+
+def test_a_trial_encoder_does_not_change_fusion_vectors(tmp_path, text_corpus):
+    store = tmp_path / "s"
+    _embed(store, text_corpus / "m.csv", "--modalities", "text", "--text-encoder", "e5-small")
+    before = FeatureStore(store).query("SELECT * FROM fusion_vectors ORDER BY video_id, window_idx")
+    few = tmp_path / "few.csv"
+    few.write_text("\n".join((text_corpus / "m.csv").read_text().splitlines()[:3]).replace(
+        "t0.txt", str(text_corpus / "t0.txt")).replace("t1.txt", str(text_corpus / "t1.txt")) + "\n")
+    # another text encoder on two videos: its own feature set
+    p = _cli("embed", "--store", str(store), "--manifest", str(few), "--modalities", "text",
+             "--text-encoder", "mpnet", "--quiet")
+    out, err = p.communicate(timeout=900)
+    assert p.returncode == 0, err
+    assert "fusion_vectors still serves" in err
+    st = FeatureStore(store)
+    assert st.query("SELECT * FROM fusion_vectors ORDER BY video_id, window_idx").equals(before)
+    inventory = {r["name"]: r for r in st.query(
+        "SELECT e.name, count(DISTINCT x.video_id) AS n FROM encoders e JOIN embeddings x USING (encoder_id) "
+        "GROUP BY 1").to_pylist()}
+    assert inventory["mpnet"]["n"] == 2 and inventory["e5-small"]["n"] == 24
