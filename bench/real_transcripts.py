@@ -78,7 +78,7 @@ def run(quick: bool = False, trials: int = 30, test_size: float = 0.2, seed: int
     # earlier seed's model was trained on videos that are test videos now.
     from featurestore.store import FeatureStore
     model_id = FeatureStore(store).query(
-        "SELECT model_id FROM models ORDER BY written_at DESC LIMIT 1").column(0)[0].as_py()
+        "SELECT model_id FROM models ORDER BY created_at DESC LIMIT 1").column(0)[0].as_py()
     times["predict"] = cli("predict", "--store", str(store), "--split", "test", "--model", model_id)
     times["export"] = cli("export-submission", "--store", str(store), "--split", "test",
                           "--model", model_id, "--out", str(out / "submission.csv"))

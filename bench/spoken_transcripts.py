@@ -121,7 +121,7 @@ def run(quick: bool = False, trials: int = 30, test_size: float = 0.2, seed: int
     }
     from featurestore.store import FeatureStore
     model_id = FeatureStore(store).query(
-        "SELECT model_id FROM models ORDER BY written_at DESC LIMIT 1").column(0)[0].as_py()
+        "SELECT model_id FROM models ORDER BY created_at DESC LIMIT 1").column(0)[0].as_py()
     truth = pd.read_csv(labels, dtype=str).set_index("id").loc[test_df.id].reset_index()
     cmd = (f"python -m bench.spoken_transcripts --trials {trials} --test-size {test_size} --seed {seed} "
            f"--units {','.join(units)}")

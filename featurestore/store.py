@@ -464,9 +464,14 @@ class FeatureStore:
 
     def register_encoder(self, name: str, modality: str, dim: int, version: str, config: dict,
                          weights_sha256: str | None, packages: dict | None, encoder_id: str) -> str:
-        """Record an encoder configuration's lineage; returns its id."""
-        self.put("encoders", [encoder_row(encoder_id, name, modality, dim, version, config,
-                                          weights_sha256, packages)])
+        """Record an encoder configuration's lineage; returns its id. The first encoder of a
+        modality becomes that modality's feature set (as in ``embed``); later ones do not."""
+        batch = WriteBatch().replace("encoders", [encoder_row(encoder_id, name, modality, dim, version,
+                                                              config, weights_sha256, packages)])
+        if modality not in self.feature_sets():
+            batch.replace("feature_sets", [{"modality": modality, "encoder_id": encoder_id,
+                                            "chosen_at": utcnow()}])
+        self.commit(batch)
         return encoder_id
 
     # ------------------------------------------------------------------ reading

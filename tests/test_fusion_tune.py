@@ -72,15 +72,17 @@ def test_study_on_a_store_finds_the_signal_and_saves_a_model(tmp_path):
         assert res.paths[key].exists() and res.paths[key].stat().st_size > 0, key
     assert (store.root / "optuna.db").exists()
     con = store.connect()
-    row = con.execute("SELECT model_id, family, method, cv_macro_f1, path, encoders, lineage FROM models").fetchall()
+    row = con.execute("SELECT model_id, family, method, cv_macro_f1, path, encoders, lineage, snapshot_id "
+                      "FROM models").fetchall()
     assert len(row) == 1 and row[0][0] == res.model_id and row[0][3] == pytest.approx(res.best_score)
     lineage = json.loads(row[0][6])
     assert lineage["dims"] == DIMS and lineage["columns"] == list(MODALITIES)
     assert np.asarray(lineage["confusion"]).sum() == 64 and len(lineage["fold_scores"]) == 5
-    assert lineage["store_snapshot"]["n_videos"] == 64 and lineage["store_snapshot"]["videos_written_at"]
+    assert lineage["store_snapshot"]["n_videos"] == 64
+    assert lineage["store_snapshot"]["snapshot_id"] == row[0][7] < store.current_snapshot()
     assert lineage["confirmation"]["fold_seeds"] == [0, 1000, 2000]
     assert lineage["confirmation"]["mean_macro_f1"] == pytest.approx(res.confirmation.mean)
-    assert json.loads(row[0][5])["text"]["encoder_id"] == "text-synthetic-20"
+    assert json.loads(row[0][5]) == {m: f"{m}-synthetic-{DIMS[m]}" for m in MODALITIES}
     # no transcript sources to match: new files' ASR text is windowed by word, as embed would
     assert lineage["text_unit"] == "word"
     from fusion.predict import Predictor
@@ -88,7 +90,8 @@ def test_study_on_a_store_finds_the_signal_and_saves_a_model(tmp_path):
     assert Predictor(res.model_dir, device="cpu", text_unit="segment").text_unit == "segment"
 
     # the saved model reproduces the refitted one, on the store's vectors
-    model = load_model(row[0][4], device="cpu")
+    assert not Path(row[0][4]).is_absolute()     # relative to the store: it can move
+    model = load_model(store.root / row[0][4], device="cpu")
     data = load_window_data(con, labelled=False, modalities=model.modalities)
     np.testing.assert_array_equal(model.predict_proba(data.X, data.video_id),
                                   res.model.predict_proba(data.X, data.video_id))
@@ -97,6 +100,15 @@ def test_study_on_a_store_finds_the_signal_and_saves_a_model(tmp_path):
     acc = np.mean([truth[v] == e for v, e in zip(pred["video_id"], pred["emotion"])])
     assert acc > 0.6  # in-sample, but proves the pipeline is wired class-to-class
     assert set(pred["emotion"]) <= set(CLASSES)
+
+    # The training matrix again, from the recorded snapshot, after the store has changed.
+    store.put("videos", [{"video_id": "late", "split": "train", "label": "Joy", "status": "ok"}])
+    store.put("windows", [{"video_id": "late", "window_idx": 0, "start_s": 0.0, "end_s": 1.0}])
+    store.write_embeddings(f"audio-synthetic-{DIMS['audio']}", DIMS["audio"], ["late"], [0],
+                           np.ones((1, DIMS["audio"]), np.float32))
+    then = store.connect(snapshot=row[0][7])
+    assert len(load_window_data(then, labelled=True).videos) == 64
+    then.close()
 
 
 def _worker_script(storage: str, study: str, n_trials: int, n_videos: int = 40) -> str:

@@ -76,7 +76,7 @@ def test_reels_are_windowed_by_segment_like_the_training_transcripts(project):
     assert [r["video_id"] for r in rows] == [f"reel{c}" for c in range(4)]
     assert all(r["transcript_source"].startswith("asr:") and r["transcript_source"].endswith("#segment")
                for r in rows), rows
-    lineage = json.loads(sql(store, "SELECT lineage FROM models ORDER BY written_at DESC LIMIT 1")[0]["lineage"])
+    lineage = json.loads(sql(store, "SELECT lineage FROM models ORDER BY created_at DESC LIMIT 1")[0]["lineage"])
     assert lineage["text_unit"] == "segment"
 
 
@@ -90,13 +90,13 @@ def test_reels_carry_every_modality_and_the_text_model_reads_its_own(project):
     assert train["audio"] == train["video"] == 0 and train["text"] == train["windows"]
     # (silent lead-in and tail windows have no audio vector, by design)
     assert test["audio"] > test["windows"] // 2 and test["video"] > 0 and test["text"] > 0
-    model = sql(store, "SELECT encoders FROM models ORDER BY written_at DESC LIMIT 1")[0]
+    model = sql(store, "SELECT encoders FROM models ORDER BY created_at DESC LIMIT 1")[0]
     assert set(json.loads(model["encoders"])) == {"text"}
 
 
 def test_predict_says_the_reels_text_is_not_what_the_model_learned_from(project):
     d, store = project
-    lineage = json.loads(sql(store, "SELECT lineage FROM models ORDER BY written_at DESC LIMIT 1")[0]["lineage"])
+    lineage = json.loads(sql(store, "SELECT lineage FROM models ORDER BY created_at DESC LIMIT 1")[0]["lineage"])
     assert lineage["text_origins"] == {"transcript files": 16}
     note = (d / "predict.stderr").read_text()
     assert "learned from text of transcript files (16 videos)" in note
