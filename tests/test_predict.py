@@ -203,7 +203,7 @@ def test_mismatched_encoder_or_dims_is_refused(fitted):
     store, *_ = fitted
     est = LogRegClassifier(C=1.0).fit(np.random.default_rng(1).standard_normal((8, 24)), np.arange(8) % 2)
     _save_model(store, "other-enc", "lightgbm", est, cv=0.1, encoders={"audio": "audio-8", "text": "text-99"})
-    with pytest.raises(PredictError, match=r"trained on text encoder text-99 .* use text-16"):
+    with pytest.raises(PredictError, match=r"reads text vectors of encoder text-99 .* has none; embed with that encoder"):
         predict_store(store, model_id="other-enc", progress=False)
     _save_model(store, "other-dim", "lightgbm", est, cv=0.1, dims={"audio": 8, "text": 32})
     with pytest.raises(PredictError, match=r"expects 32-D text vectors; .* gives 16-D"):
@@ -312,7 +312,6 @@ def test_predictor_windows_new_text_like_the_training_videos(tmp_path, sources, 
                                  "transcript_source": s} for i, s in enumerate(sources)]
                      + [{"video_id": "t", "label": None, "split": "test", "status": "ok",
                          "transcript_source": "asr:x/id#" + ("segment" if unit == "word" else "word")}])
-    store.refresh_catalog()
     assert matching_text_unit(store) == unit
     # a manifest bringing window TSV files is matched by segment whatever the store holds
     assert matching_text_unit(store, [{"transcript_path": "/t/t_9_Joy.txt"}]) == "segment"
@@ -335,7 +334,6 @@ def test_text_origin_note_only_when_the_predicted_text_comes_from_elsewhere(tmp_
                                      "cv_macro_f1": 0.2, "path": "/m", "encoders": "{}",
                                      "lineage": json.dumps({"dims": dims or {"text": 384},
                                                             "text_origins": origins})}])
-        store.refresh_catalog()
 
     from featurestore.embed import text_origins
     assert text_origins(store) == {"transcript files": 1, asr: 1}
