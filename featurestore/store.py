@@ -326,6 +326,10 @@ class FeatureStore:
     def _install_schema(self, con: duckdb.DuckDBPyConnection) -> None:
         fill = {"classes": classes_literal(), "aggregations": aggregation_union()}
         con.execute(f"USE {LAKE}")
+        # Row groups of 16k rows let pyarrow decode a file's vectors on every core; LZ4
+        # decodes fastest (float vectors hardly compress with any codec).
+        con.execute(f"CALL {LAKE}.set_option('parquet_row_group_size', 16384)")
+        con.execute(f"CALL {LAKE}.set_option('parquet_compression', 'lz4')")
         con.execute("BEGIN")
         for statement in sql_statements(read_sql("schema")):
             con.execute(statement.format(**fill))
@@ -387,7 +391,9 @@ class FeatureStore:
         """Run ``sql`` against the store (read-only) and return an Arrow table."""
         con = self.connect(read_only=True, snapshot=snapshot, encoders=encoders)
         try:
-            return con.sql(sql, params=params or None).to_arrow_table()
+            # execute() with parameters: a parameterised con.sql() relation reads DuckLake
+            # tables an order of magnitude slower (measured: 32 s against 1 s, 100k vectors).
+            return (con.execute(sql, params) if params else con.sql(sql)).to_arrow_table()
         finally:
             con.close()
 
@@ -514,30 +520,44 @@ class FeatureStore:
         return chosen
 
     def load_embeddings(self, encoder_id: str, video_ids: Iterable[str] | None = None,
-                        snapshot: int | None = None) -> tuple[pa.Table, np.ndarray]:
+                        snapshot: int | None = None, engine: str = "auto") -> tuple[pa.Table, np.ndarray]:
         """Full-matrix read of one feature set: (keys, float32 ``(n, dim)`` with NaN rows).
 
         ``keys`` holds ``video_id, window_idx, missing_reason`` sorted by (video_id,
-        window_idx); the matrix rows follow it. Arrow end to end: no per-row Python.
+        window_idx); the matrix rows follow it. ``engine``: ``"files"`` reads the table's
+        Parquet data files with pyarrow, as DuckLake lists them for the snapshot
+        (``ducklake_list_files``), applying their delete files; ``"duckdb"`` runs a query
+        through the DuckLake extension; ``"auto"`` (default) takes the files where their layout
+        is the one this reader knows and DuckDB otherwise. Both give the same rows (tested);
+        the files path is several times faster for a full matrix.
         """
+        if engine not in ("auto", "files", "duckdb"):
+            raise ValueError(f"engine must be 'auto', 'files' or 'duckdb', got {engine!r}")
         con = self.connect(snapshot=snapshot)
         try:
             dim = con.execute("SELECT dim FROM encoders WHERE encoder_id = ?", [encoder_id]).fetchone()
-            sql = ("SELECT video_id, window_idx, missing_reason, embedding FROM embeddings "
-                   "WHERE encoder_id = $eid")
-            params: dict = {"eid": encoder_id}
-            if video_ids is not None:
-                con.register("_load_ids", pa.table({"video_id": pa.array(list(video_ids), pa.string())}))
-                sql += " AND video_id IN (SELECT video_id FROM _load_ids)"
-            tbl = con.sql(sql, params=params).to_arrow_table()
+            snap = snapshot if snapshot is not None else self._snapshot_id(con)
+            cols = ["video_id", "window_idx", "missing_reason", "embedding"]
+            tbl = _read_data_files(con, "embeddings", snap, cols, "encoder_id", encoder_id) \
+                if engine != "duckdb" else None
+            if tbl is None and engine == "files":
+                raise StoreError(f"the data files of {self.root} use a layout the file reader does not "
+                                 "know; read with engine='duckdb'")
+            if tbl is None:
+                tbl = con.execute("SELECT video_id, window_idx, missing_reason, embedding FROM embeddings "
+                                  "WHERE encoder_id = ?", [encoder_id]).to_arrow_table()
         finally:
             con.close()
+        if video_ids is not None:
+            tbl = tbl.filter(pc.is_in(tbl["video_id"], value_set=pa.array(list(video_ids), pa.string())))
         if tbl.num_rows == 0 and video_ids is None:
             raise StoreError(f"no embeddings for encoder {encoder_id!r} in {self.root}")
-        order = pc.sort_indices(tbl, [("video_id", "ascending"), ("window_idx", "ascending")])
-        tbl = tbl.take(order)
         d = int(dim[0]) if dim else None
-        return tbl.select(["video_id", "window_idx", "missing_reason"]), lists_to_numpy(tbl["embedding"], d)
+        matrix = lists_to_numpy(tbl["embedding"], d, f"embeddings of {encoder_id}")
+        keys = tbl.select(["video_id", "window_idx", "missing_reason"])
+        order = pc.sort_indices(keys, [("video_id", "ascending"), ("window_idx", "ascending")])
+        # Rows are sorted as numpy takes: taking the list column in Arrow is far slower.
+        return keys.take(order), matrix[order.to_numpy()]
 
     # ------------------------------------------------------------------ maintenance
     def compact(self, expire_older_than: str | None = None) -> dict[str, int]:
@@ -570,6 +590,59 @@ class FeatureStore:
                 "snapshots_expired": expired, "files_deleted": deleted}
 
 
+_SNAPSHOT_COLUMN = "_ducklake_internal_snapshot_id"
+
+
+def _read_data_files(con, table: str, snapshot: int, columns: list[str], key: str,
+                     value: str) -> pa.Table | None:
+    """Rows of ``table`` at ``snapshot`` whose ``key`` equals ``value``, read from the Parquet
+    files DuckLake lists for that snapshot; None when a file has a layout this reader does not
+    handle (the caller then asks DuckDB).
+
+    A data file's rows are live unless its delete file lists their position; a file that
+    compaction merged carries each row's first snapshot (``_ducklake_internal_snapshot_id``)
+    and rows newer than ``snapshot`` are left out. Row groups whose statistics exclude
+    ``value`` are skipped (``embeddings`` is partitioned by ``encoder_id``).
+    """
+    import pyarrow.parquet as pq
+
+    listed = con.execute(f"SELECT data_file, delete_file FROM ducklake_list_files({sql_literal(LAKE)}, ?, "
+                         "snapshot_version => ?)", [table, int(snapshot)]).fetchall()
+    parts = []
+    for data_file, delete_file in listed:
+        pf = pq.ParquetFile(data_file)
+        names = pf.schema_arrow.names
+        internal = {n for n in names if n.startswith("_ducklake_internal_")}
+        if not set(columns) | {key} <= set(names) or internal - {_SNAPSHOT_COLUMN, "_ducklake_internal_row_id"}:
+            return None
+        k = names.index(key)
+        groups, positions, offset = [], [], 0
+        for g in range(pf.num_row_groups):
+            meta = pf.metadata.row_group(g)
+            stats = meta.column(k).statistics
+            if stats is None or not stats.has_min_max or stats.min <= value <= stats.max:
+                groups.append(g)
+                positions.append(np.arange(offset, offset + meta.num_rows))
+            offset += meta.num_rows
+        if not groups:
+            continue
+        extra = [key] + ([_SNAPSHOT_COLUMN] if _SNAPSHOT_COLUMN in names else [])
+        t = pf.read_row_groups(groups, columns=list(dict.fromkeys(columns + extra)))
+        keep = pc.equal(t[key], value).to_numpy(zero_copy_only=False)
+        if delete_file:
+            dels = pq.read_table(delete_file)
+            if "pos" not in dels.column_names:
+                return None
+            keep &= ~np.isin(np.concatenate(positions), dels["pos"].to_numpy())
+        if _SNAPSHOT_COLUMN in names:
+            born = t[_SNAPSHOT_COLUMN].to_numpy(zero_copy_only=False)
+            keep &= ~(born > snapshot)
+        parts.append(t.filter(pa.array(keep)).select(columns))
+    if not parts:
+        return con.execute(f"SELECT {', '.join(columns)} FROM {table} WHERE false").to_arrow_table()
+    return pa.concat_tables(parts, promote_options="default")
+
+
 def _n_files(con) -> int:
     return int(con.execute(f"SELECT count(*) FROM __ducklake_metadata_{LAKE}.ducklake_data_file "
                            "WHERE end_snapshot IS NULL").fetchone()[0])
@@ -590,24 +663,27 @@ def lists_to_numpy(col: pa.ChunkedArray | pa.Array, dim: int | None = None, name
     """float32 ``(n, dim)`` from a list<float> column; NULL rows become NaN rows.
 
     Raises ValueError naming the column when a non-NULL vector is not ``dim`` long
-    (``dim`` None: the longest vector's length).
+    (``dim`` None: the longest vector's length). Reads the list offsets and values buffers
+    directly: no per-row work.
     """
-    arr = col.combine_chunks() if isinstance(col, pa.ChunkedArray) else col
-    n = len(arr)
-    lengths = pc.list_value_length(arr).to_numpy(zero_copy_only=False)
-    valid = ~np.isnan(lengths.astype(np.float64)) if arr.null_count else np.ones(n, bool)
+    chunks = col.chunks if isinstance(col, pa.ChunkedArray) else [col]
+    n = sum(len(c) for c in chunks)
+    lengths = np.concatenate([np.diff(c.offsets.to_numpy()) for c in chunks]) if n else np.zeros(0, np.int64)
+    valid = np.concatenate([c.is_valid().to_numpy(zero_copy_only=False) if c.null_count
+                            else np.ones(len(c), bool) for c in chunks]) if n else np.zeros(0, bool)
+    lengths = np.where(valid, lengths, 0)
     if dim is None:
-        dim = int(np.nanmax(lengths)) if valid.any() else 0
-    out = np.full((n, dim), np.nan, dtype=np.float32)
-    if not valid.any():
-        return out
-    bad = np.flatnonzero(valid & (np.nan_to_num(lengths.astype(np.float64), nan=-1) != dim))
+        dim = int(lengths.max()) if n else 0
+    bad = np.flatnonzero(valid & (lengths != dim))
     if bad.size:
         raise ValueError(f"{name or 'vector column'}: row {int(bad[0])} has {int(lengths[bad[0]])} "
                          f"values, expected {dim}; one feature set per modality has one dim")
-    flat = pc.list_flatten(arr).to_numpy(zero_copy_only=False).astype(np.float32, copy=False)
+    flat = np.concatenate([c.flatten().to_numpy(zero_copy_only=False) for c in chunks]) if n \
+        else np.zeros(0, np.float32)
+    flat = flat.astype(np.float32, copy=False)
     if valid.all():
         return flat.reshape(n, dim)
+    out = np.full((n, dim), np.nan, dtype=np.float32)
     out[valid] = flat.reshape(-1, dim)
     return out
 

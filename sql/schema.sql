@@ -65,6 +65,8 @@ CREATE TABLE IF NOT EXISTS embeddings (
     embedding FLOAT[],          -- NULL where the modality is missing in that window
     missing_reason VARCHAR      -- why it is missing (no audio track, no face, no speech...)
 );
+-- One feature set's vectors in their own data files: a full-matrix load reads only those.
+ALTER TABLE embeddings SET PARTITIONED BY (encoder_id);
 
 -- Which feature sets each video has, and what they were computed from: a video is done for
 -- an encoder when its row here matches the media fingerprint, the window geometry and (text)

@@ -296,3 +296,40 @@ def test_postgresql_catalog(tmp_path, postgres):
     again = FeatureStore(tmp_path / "pg", create=False)
     assert again.query("SELECT seq FROM store_commits").column("seq")[0].as_py() == 1 + 12
     assert again.query("SELECT count(DISTINCT video_id) AS n FROM videos").column("n")[0].as_py() == 3
+
+
+def test_the_file_reader_equals_duckdb_in_every_state(tmp_path):
+    """load_embeddings' pyarrow path (data files + delete files, as DuckLake lists them) returns
+    what DuckDB returns: fresh commits, partial replacements, compaction, old snapshots."""
+    store = FeatureStore(tmp_path / "s")
+    rng = np.random.default_rng(0)
+
+    def write(vids, seed):
+        n = 5
+        b = WriteBatch()
+        for eid, d in (("a", 6), ("b", 3)):
+            m = np.random.default_rng(seed).standard_normal((n * len(vids), d)).astype(np.float32)
+            m[1] = np.nan
+            b.replace("embeddings", embeddings_table(eid, d, np.repeat(vids, n), np.tile(np.arange(n), len(vids)), m))
+        store.commit(b)
+
+    def same(snapshot=None):
+        for eid in ("a", "b"):
+            kf, mf = store.load_embeddings(eid, snapshot=snapshot, engine="files")
+            kd, md = store.load_embeddings(eid, snapshot=snapshot, engine="duckdb")
+            assert kf.equals(kd) and np.array_equal(mf, md, equal_nan=True), (eid, snapshot)
+
+    for k in range(4):
+        write([f"v{k}a", f"v{k}b", f"v{k}c"], seed=k)
+    same()
+    write(["v0b"], seed=10)                   # a partial replacement: a delete file
+    write(["v1a", "v2c"], seed=11)
+    snap = store.current_snapshot()
+    same()
+    store.compact()
+    same()
+    same(snapshot=snap)
+    write(["v3a"], seed=12)
+    same()
+    same(snapshot=snap)
+    assert rng is not None
