@@ -260,6 +260,15 @@ class FeatureStore:
     def __init__(self, root: str | Path, create: bool = True, catalog: str | None = None):
         self.root = Path(root).resolve()
         info_path = self.root / STORE_FILE
+        if not info_path.exists() and create and not (self.root / "parts").is_dir():
+            # Several processes may create one store at once (embed shards): one of them does.
+            import fcntl
+            self.root.mkdir(parents=True, exist_ok=True)
+            with open(self.root / ".create.lock", "w") as lock:
+                fcntl.flock(lock, fcntl.LOCK_EX)
+                if not info_path.exists():
+                    self.catalog = Catalog.parse(catalog, self.root)
+                    self._create(catalog)
         if info_path.exists():
             info = json.loads(info_path.read_text())
             if catalog and Catalog.parse(catalog, self.root) != Catalog.parse(info.get("catalog"), self.root):
@@ -271,9 +280,6 @@ class FeatureStore:
         elif not create:
             raise StoreError(f"{self.root} is not a feature store (no {STORE_FILE}); create one with "
                              "`cli.py embed --store PATH ...`")
-        else:
-            self.catalog = Catalog.parse(catalog, self.root)
-            self._create(catalog)
         self._writer: duckdb.DuckDBPyConnection | None = None
 
     # ------------------------------------------------------------------ layout
@@ -668,6 +674,18 @@ def lists_to_numpy(col: pa.ChunkedArray | pa.Array, dim: int | None = None, name
     """
     chunks = col.chunks if isinstance(col, pa.ChunkedArray) else [col]
     n = sum(len(c) for c in chunks)
+    if pa.types.is_fixed_size_list(col.type):
+        size = col.type.list_size
+        if dim is not None and dim != size:
+            raise ValueError(f"{name or 'vector column'}: vectors have {size} values, expected {dim}")
+        out = np.concatenate([c.values.slice(c.offset * size, len(c) * size).to_numpy(zero_copy_only=False)
+                              .astype(np.float32, copy=False).reshape(len(c), size) for c in chunks]) \
+            if n else np.zeros((0, size), np.float32)
+        valid = np.concatenate([c.is_valid().to_numpy(zero_copy_only=False) for c in chunks]) if n else []
+        if n and not np.all(valid):
+            out = out.copy()
+            out[~valid] = np.nan
+        return out
     lengths = np.concatenate([np.diff(c.offsets.to_numpy()) for c in chunks]) if n else np.zeros(0, np.int64)
     valid = np.concatenate([c.is_valid().to_numpy(zero_copy_only=False) if c.null_count
                             else np.ones(len(c), bool) for c in chunks]) if n else np.zeros(0, bool)

@@ -132,6 +132,16 @@ def _check_videos(con) -> None:
         raise LookupError(f"relation 'videos' lacks column(s) {missing}; it has {sorted(cols)}")
 
 
+def _check_labels(videos: pd.DataFrame) -> None:
+    videos["video_id"] = videos["video_id"].astype(str)
+    bad = videos[videos["label"].notna() & ~videos["label"].isin(CLASSES)]
+    if len(bad):
+        row = bad.iloc[0]
+        raise ValueError(f"videos: video_id {row['video_id']!r} has label {row['label']!r}, "
+                         f"not one of {list(CLASSES)}; fix the manifest (labels are normalised "
+                         f"on ingest) and re-ingest ({len(bad)} such video(s))")
+
+
 def load_window_data(con, *, labelled: bool = True,
                      modalities: tuple[str, ...] | None = None) -> WindowData:
     """Load ``fusion_vectors`` joined to ``videos`` as a :class:`WindowData`.
@@ -151,13 +161,7 @@ def load_window_data(con, *, labelled: bool = True,
     videos_sql = _videos_sql(labelled)
     dims = modality_dims(con, modalities, videos_sql)
     videos = fetch_arrow(con, f"SELECT * FROM ({videos_sql}) ORDER BY video_id").to_pandas()
-    videos["video_id"] = videos["video_id"].astype(str)
-    bad = videos[videos["label"].notna() & ~videos["label"].isin(CLASSES)]
-    if len(bad):
-        row = bad.iloc[0]
-        raise ValueError(f"videos: video_id {row['video_id']!r} has label {row['label']!r}, "
-                         f"not one of {list(CLASSES)}; fix the manifest (labels are normalised "
-                         f"on ingest) and re-ingest ({len(bad)} such video(s))")
+    _check_labels(videos)
     columns = ", ".join(f'f."{m}"' for m in dims)
     table = fetch_arrow(con, read_sql("fusion_window_vectors").format(columns=columns, videos=videos_sql))
     if table.num_rows == 0:
@@ -175,6 +179,69 @@ def load_window_data(con, *, labelled: bool = True,
         slices[m] = slice(start, start + d)
         start += d
     return WindowData(X=X, video_id=video_id, window_idx=window_idx,
+                      video_code=video_code.astype(np.int64), slices=slices,
+                      videos=videos[["video_id", "label", "group"]], dropped_videos=dropped)
+
+
+def load_store_window_data(store, encoders: dict[str, str], *, snapshot: int | None = None,
+                           labelled: bool = True) -> WindowData:
+    """:func:`load_window_data` for a feature store, at full-matrix speed.
+
+    The same :class:`WindowData` (tested equal), built from one full read per feature set
+    (``FeatureStore.load_embeddings``: the Parquet data files themselves) aligned to the
+    windows in numpy, instead of the ``fusion_vectors`` join. ``encoders`` is the
+    ``{modality: encoder_id}`` that ``fusion_vectors`` serves; the same coverage rule
+    (``MIN_MODALITY_COVERAGE`` of the chosen videos) picks the modalities.
+    """
+    con = store.connect(snapshot=snapshot)
+    try:
+        _check_videos(con)
+        videos_sql = _videos_sql(labelled)
+        videos = fetch_arrow(con, f"SELECT * FROM ({videos_sql}) ORDER BY video_id").to_pandas()
+        _check_labels(videos)
+        keys = fetch_arrow(con, f"SELECT video_id, window_idx FROM windows WHERE video_id IN "
+                                f"(SELECT video_id FROM ({videos_sql})) ORDER BY video_id, window_idx")
+    finally:
+        con.close()
+    if keys.num_rows == 0:
+        what = "labelled training" if labelled else "embedded"
+        raise LookupError(f"no windows in fusion_vectors for the {len(videos)} {what} video(s)")
+    ids = pa.array(videos["video_id"].astype(str).tolist(), pa.string())
+
+    def codes(video_col, window_col) -> np.ndarray:
+        v = pc.index_in(video_col, value_set=ids).to_numpy(zero_copy_only=False)
+        v = np.where(np.isnan(v.astype(np.float64)), -1, v).astype(np.int64)
+        return (v << 32) | window_col.to_numpy(zero_copy_only=False).astype(np.int64)
+
+    window_key = codes(keys["video_id"], keys["window_idx"])
+    video_code_all = window_key >> 32
+    blocks, slices, start = [], {}, 0
+    for m in MODALITIES:
+        if not encoders.get(m):
+            continue
+        k, M = store.load_embeddings(encoders[m], snapshot=snapshot)
+        key = codes(k["video_id"], k["window_idx"])
+        inside = key >= 0
+        pos = np.searchsorted(window_key, key[inside])
+        ok = (pos < len(window_key)) & (window_key[np.minimum(pos, len(window_key) - 1)] == key[inside])
+        block = np.full((len(window_key), M.shape[1]), np.nan, np.float32)
+        block[pos[ok]] = M[inside][ok]
+        present = np.unique(video_code_all[~np.isnan(block).any(axis=1)])
+        if len(present) == 0 or len(present) < MIN_MODALITY_COVERAGE * len(videos):
+            continue
+        blocks.append(block)
+        slices[m] = slice(start, start + M.shape[1])
+        start += M.shape[1]
+    if not blocks:
+        raise LookupError("fusion_vectors has no modality that the videos have "
+                          f"(feature sets {encoders})")
+    video_id = np.asarray(keys["video_id"].to_numpy(zero_copy_only=False)).astype(str)
+    have = np.isin(videos["video_id"].to_numpy(dtype=str), np.unique(video_id))
+    dropped = videos.loc[~have, "video_id"].tolist()
+    videos = videos.loc[have].reset_index(drop=True)
+    video_code = np.searchsorted(videos["video_id"].to_numpy(dtype=str), video_id)
+    return WindowData(X=np.concatenate(blocks, axis=1), video_id=video_id,
+                      window_idx=keys["window_idx"].to_numpy(zero_copy_only=False).astype(np.int32),
                       video_code=video_code.astype(np.int64), slices=slices,
                       videos=videos[["video_id", "label", "group"]], dropped_videos=dropped)
 

@@ -31,7 +31,7 @@ from featurestore.schema import AGGREGATIONS, CLASSES
 from ._sql import fetch_arrow, read_sql, relation_columns
 from .aggregate import Aggregator, macro_f1
 from .cv import GroupReport, leakage_groups, subsample_windows, video_folds, video_transcripts
-from .data import WindowData, load_window_data, pool_video_vectors
+from .data import WindowData, load_store_window_data, load_window_data, pool_video_vectors
 from .gbm import LGBMClassifier
 from .linear import LogRegClassifier
 from .mlp import MLPClassifier
@@ -68,9 +68,9 @@ class TuneData:
                 "dims": self.data.dims, "n_groups": self.group_report.n_groups}
 
 
-def prepare(con, n_folds: int = 5, seed: int = 0) -> TuneData:
-    """Load labelled windows, form leakage groups and the video folds."""
-    data = load_window_data(con, labelled=True)
+def prepare(con, n_folds: int = 5, seed: int = 0, data: WindowData | None = None) -> TuneData:
+    """Load labelled windows (unless ``data`` holds them), form leakage groups and the video folds."""
+    data = data if data is not None else load_window_data(con, labelled=True)
     y_video = data.video_labels()
     groups, report = leakage_groups(data, video_transcripts(con, data.videos["video_id"].to_numpy()))
     folds = video_folds(y_video, groups, n_folds, seed)
@@ -600,7 +600,8 @@ def tune_fusion(store_or_con, n_trials: int = 30, timeout: float | None = None, 
         raise ValueError(f"unknown model famil{'y' if len(unknown) == 1 else 'ies'} {unknown}; "
                          f"choose from {list(FAMILIES)}")
     store, con, root, snapshot, served_ids = _store_parts(store_or_con, encoders)
-    td = prepare(con, n_folds, seed)
+    data = load_store_window_data(store, served_ids, snapshot=snapshot) if store is not None else None
+    td = prepare(con, n_folds, seed, data)
     storage_obj = resolve_storage(storage, root)
     study_name = study_name or f"fusion-{datetime.now(timezone.utc):%Y%m%dT%H%M%S}-{uuid.uuid4().hex[:4]}"
 

@@ -10,6 +10,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+import pyarrow as pa
 import optuna
 import pytest
 
@@ -178,3 +179,42 @@ def test_postgresql_storage_shared_by_several_workers(postgres):
                       storage=postgres, families=FAST, show_progress=False, refit=False)
     assert len(_finished(postgres, "shared")) == len(first) + 2
     assert res.storage.startswith("postgresql")
+
+
+def test_the_store_loader_equals_the_sql_loader(tmp_path):
+    from fusion.data import load_store_window_data
+    store = make_store(tmp_path / "s", n_videos=24)
+    served = {m: c["encoder_id"] for m, c in store.feature_sets().items()}
+    con = store.connect()
+    for labelled in (True, False):
+        a = load_window_data(con, labelled=labelled)
+        b = load_store_window_data(store, served, labelled=labelled)
+        assert a.slices == b.slices and a.dropped_videos == b.dropped_videos
+        np.testing.assert_array_equal(a.X, b.X)
+        for f in ("video_id", "window_idx", "video_code"):
+            np.testing.assert_array_equal(getattr(a, f), getattr(b, f))
+        assert a.videos.equals(b.videos)
+    con.close()
+
+
+def test_a_modality_only_test_videos_have_stays_out_of_training(tmp_path):
+    from featurestore.store import WriteBatch
+    from fusion.data import load_store_window_data
+    store = make_store(tmp_path / "s", n_videos=24)
+    served = {m: c["encoder_id"] for m, c in store.feature_sets().items()}
+    videos = store.query("SELECT * FROM videos ORDER BY video_id")
+    test = videos.slice(0, 6).to_pylist()
+    store.put("videos", [{**r, "split": "test", "label": None} for r in test])
+    train = videos.slice(6).select(["video_id"])
+    # The face vectors exist only for the unlabelled test videos now.
+    store.commit(WriteBatch().delete("embeddings", train.append_column(
+        "encoder_id", pa.array([served["video"]] * train.num_rows))))
+    assert store.query("SELECT count(*) AS n FROM embeddings WHERE encoder_id = ?", [served["video"]]
+                       ).column("n")[0].as_py() > 0
+    con = store.connect()
+    assert "video" not in load_window_data(con, labelled=True).slices
+    assert "video" in load_window_data(con, labelled=False).slices
+    con.close()
+    assert "video" not in load_store_window_data(store, served).slices
+    res = tune_fusion(store, n_trials=2, families=FAST, show_progress=False, confirm_top=0, n_folds=3)
+    assert "video" not in res.model.modalities
