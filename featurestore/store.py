@@ -526,7 +526,8 @@ class FeatureStore:
         return chosen
 
     def load_embeddings(self, encoder_id: str, video_ids: Iterable[str] | None = None,
-                        snapshot: int | None = None, engine: str = "auto") -> tuple[pa.Table, np.ndarray]:
+                        snapshot: int | None = None, engine: str = "auto",
+                        con: duckdb.DuckDBPyConnection | None = None) -> tuple[pa.Table, np.ndarray]:
         """Full-matrix read of one feature set: (keys, float32 ``(n, dim)`` with NaN rows).
 
         ``keys`` holds ``video_id, window_idx, missing_reason`` sorted by (video_id,
@@ -535,11 +536,13 @@ class FeatureStore:
         (``ducklake_list_files``), applying their delete files; ``"duckdb"`` runs a query
         through the DuckLake extension; ``"auto"`` (default) takes the files where their layout
         is the one this reader knows and DuckDB otherwise. Both give the same rows (tested);
-        the files path is several times faster for a full matrix.
+        the files path is several times faster for a full matrix. ``con``: an open connection
+        of this store (at ``snapshot``) to reuse; opening one costs ~0.1 s.
         """
         if engine not in ("auto", "files", "duckdb"):
             raise ValueError(f"engine must be 'auto', 'files' or 'duckdb', got {engine!r}")
-        con = self.connect(snapshot=snapshot)
+        own = con is None
+        con = self.connect(snapshot=snapshot) if own else con
         try:
             dim = con.execute("SELECT dim FROM encoders WHERE encoder_id = ?", [encoder_id]).fetchone()
             snap = snapshot if snapshot is not None else self._snapshot_id(con)
@@ -553,7 +556,8 @@ class FeatureStore:
                 tbl = con.execute("SELECT video_id, window_idx, missing_reason, embedding FROM embeddings "
                                   "WHERE encoder_id = ?", [encoder_id]).to_arrow_table()
         finally:
-            con.close()
+            if own:
+                con.close()
         if video_ids is not None:
             tbl = tbl.filter(pc.is_in(tbl["video_id"], value_set=pa.array(list(video_ids), pa.string())))
         if tbl.num_rows == 0 and video_ids is None:

@@ -201,6 +201,8 @@ def load_store_window_data(store, encoders: dict[str, str], *, snapshot: int | N
         _check_labels(videos)
         keys = fetch_arrow(con, f"SELECT video_id, window_idx FROM windows WHERE video_id IN "
                                 f"(SELECT video_id FROM ({videos_sql})) ORDER BY video_id, window_idx")
+        vectors = {m: store.load_embeddings(encoders[m], snapshot=snapshot, con=con)
+                   for m in MODALITIES if encoders.get(m)}
     finally:
         con.close()
     if keys.num_rows == 0:
@@ -216,10 +218,7 @@ def load_store_window_data(store, encoders: dict[str, str], *, snapshot: int | N
     window_key = codes(keys["video_id"], keys["window_idx"])
     video_code_all = window_key >> 32
     blocks, slices, start = [], {}, 0
-    for m in MODALITIES:
-        if not encoders.get(m):
-            continue
-        k, M = store.load_embeddings(encoders[m], snapshot=snapshot)
+    for m, (k, M) in vectors.items():
         key = codes(k["video_id"], k["window_idx"])
         inside = key >= 0
         pos = np.searchsorted(window_key, key[inside])

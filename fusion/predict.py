@@ -84,7 +84,7 @@ def model_encoder_ids(model: FusionModel, row: dict | None = None) -> dict[str, 
 def check_store_matches(store: FeatureStore, con, model: FusionModel, encoder_ids: dict[str, str]) -> None:
     """Raise :class:`PredictError` unless ``con``'s ``fusion_vectors`` can serve the model: each
     of its modalities from the feature set it was trained on, at the dim it expects."""
-    stored = {r["encoder_id"]: r for r in con.execute(read_sql("encoder_inventory")).fetch_df().to_dict("records")}
+    stored = {r["encoder_id"]: r for r in con.execute(read_sql("encoder_inventory")).to_arrow_table().to_pylist()}
     for m in model.modalities:
         want = encoder_ids.get(m)
         if not want:

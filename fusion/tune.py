@@ -549,7 +549,7 @@ def current_encoders(con, dims: dict[str, int], served: dict[str, str]) -> dict:
     if relation_columns(con, "encoders") is not None:
         for m in dims:
             if served.get(m):
-                rows = con.execute(read_sql("fusion_served_encoder"), [served[m]]).fetch_df().to_dict("records")
+                rows = con.execute(read_sql("fusion_served_encoder"), [served[m]]).to_arrow_table().to_pylist()
                 found[m] = rows[0] if rows else {"encoder_id": served[m]}
     return {m: {**found.get(m, {}), "dim": d} for m, d in dims.items()}
 

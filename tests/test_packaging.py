@@ -1,0 +1,43 @@
+"""A non-editable install (a wheel) runs from any directory: SQL ships as package data."""
+import os
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def test_a_wheel_install_runs_embed_and_sql(tmp_path):
+    wheels = tmp_path / "wheels"
+    r = subprocess.run([sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "--no-build-isolation",
+                        "-w", str(wheels), str(REPO)], capture_output=True, text=True, cwd=tmp_path)
+    assert r.returncode == 0, r.stderr[-2000:]
+    wheel = next(wheels.glob("reels_emotion-*.whl"))
+    names = zipfile.ZipFile(wheel).namelist()
+    shipped = {n.rsplit("/", 1)[1] for n in names if n.startswith("featurestore/sql/") and n.endswith(".sql")}
+    assert shipped == {p.name for p in (REPO / "sql").glob("*.sql")}
+    target = tmp_path / "site"
+    r = subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--target", str(target),
+                        str(wheel)], capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr[-2000:]
+    # The installed copy, not this checkout: its own directory first on the path, run elsewhere.
+    env = {**os.environ, "PYTHONPATH": str(target)}
+    work = tmp_path / "elsewhere"
+    work.mkdir()
+    (work / "t1.txt").write_text("0\tsaya senang sekali\n1\tsaya senang sekali\n2\thari ini\n")
+    (work / "t2.txt").write_text("0\tsaya marah\n1\tkenapa begitu\n")
+    (work / "m.csv").write_text("id,video,emotion,transcript\na,,Senang,t1.txt\nb,,Marah,t2.txt\n")
+
+    def run(*args):
+        return subprocess.run([sys.executable, "-m", "featurestore", *args], capture_output=True,
+                              text=True, cwd=work, env=env, timeout=600)
+    where = subprocess.run([sys.executable, "-c", "import featurestore.sqlfiles as s; print(s.SQL_DIR)"],
+                           capture_output=True, text=True, cwd=work, env=env)
+    assert where.stdout.strip() == str(target / "featurestore" / "sql"), where.stderr
+    r = run("embed", "--store", "s", "--manifest", "m.csv", "--modalities", "text",
+            "--text-encoder", "e5-small", "--quiet")
+    assert r.returncode == 0, r.stderr[-3000:]
+    r = run("sql", "--store", "s", "--format", "csv",
+            "SELECT video_id, count(*) AS n, count(text) AS with_text FROM fusion_vectors GROUP BY 1 ORDER BY 1")
+    assert r.returncode == 0 and r.stdout.splitlines() == ["video_id,n,with_text", "a,3,3", "b,2,2"], r.stderr
