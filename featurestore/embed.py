@@ -1,11 +1,12 @@
 """The embed pipeline: manifest rows -> windows + embeddings in a feature store.
 
-Per video: decode once (PyAV), cut 1.0 s windows at a 0.5 s hop, transcribe
-once (or read the manifest's transcript), run each modality's encoder, and
-append the results as Parquet parts. Videos are processed in small chunks, and
-a chunk's parts are written before its videos are marked ``ok``, so a run killed
-at any moment loses at most the chunk in flight and a re-run picks up the rest
-(videos already embedded with the same encoder configuration are skipped).
+Per video: decode once (PyAV), cut 1.0 s windows at a 0.5 s hop, transcribe once (or read
+the manifest's transcript), run each modality's encoder, batched over a chunk of videos.
+A video is embedded for a modality only when the store has nothing computed from the same
+media, window geometry, encoder and (text) text source (``video_features``). Each chunk
+commits in one store transaction (windows, segments, embeddings, video_features and the
+videos' status together), so a run killed at any moment loses at most the chunk in flight
+and a re-run picks up the rest. An encoder that raises on one video fails that video only.
 """
 from __future__ import annotations
 

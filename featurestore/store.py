@@ -579,18 +579,29 @@ class FeatureStore:
         Returns counts: data files before and after, snapshots expired, files deleted.
         """
         con = self.connect(read_only=False)
+
+        def call(sql: str, retries: int = 50) -> list:
+            # Each maintenance step is its own transaction; one that loses a race with a
+            # writer's commit is run again (it re-plans against the new files).
+            for attempt in range(retries + 1):
+                try:
+                    return con.execute(sql).fetchall()
+                except duckdb.Error as exc:
+                    if not any(m in str(exc).lower() for m in _RETRYABLE) or attempt == retries:
+                        raise
+                    time.sleep(0.05 * (1 + random.random()))
+            return []
+
         try:
             before = _n_files(con)
-            con.execute(f"CALL ducklake_rewrite_data_files({sql_literal(LAKE)})")
-            con.execute(f"CALL ducklake_merge_adjacent_files({sql_literal(LAKE)})")
-            expired = deleted = 0
+            call(f"CALL ducklake_rewrite_data_files({sql_literal(LAKE)})")
+            call(f"CALL ducklake_merge_adjacent_files({sql_literal(LAKE)})")
+            expired = 0
             if expire_older_than:
-                expired = len(con.execute(
-                    f"CALL ducklake_expire_snapshots({sql_literal(LAKE)}, "
-                    f"older_than => now() - INTERVAL {sql_literal(expire_older_than)})").fetchall())
+                expired = len(call(f"CALL ducklake_expire_snapshots({sql_literal(LAKE)}, "
+                                   f"older_than => now() - INTERVAL {sql_literal(expire_older_than)})"))
             # Files that no snapshot needs any more (merged or rewritten, and expired).
-            deleted = len(con.execute(
-                f"CALL ducklake_cleanup_old_files({sql_literal(LAKE)}, cleanup_all => true)").fetchall())
+            deleted = len(call(f"CALL ducklake_cleanup_old_files({sql_literal(LAKE)}, cleanup_all => true)"))
             after = _n_files(con)
         except duckdb.Error as exc:
             raise StoreError(f"compact {self.root}: {exc}") from exc

@@ -84,7 +84,7 @@ def run_demo(out: Path, quick: bool = False, n_trials: int | None = None, seed: 
     print(f"""
 where everything lies:
   corpus       {out / 'corpus'} (manifest.csv, test_labels.csv, videos/)
-  store        {store.root} (catalog.duckdb, parts/)
+  store        {store.root} (a DuckLake: catalog.sqlite, data/)
   model        {result.model_dir}
   reports      {', '.join(str(p) for p in result.paths.values())}
   submission   {sub_path}

@@ -409,3 +409,35 @@ def test_a_trial_encoder_does_not_change_fusion_vectors(tmp_path, text_corpus):
         "SELECT e.name, count(DISTINCT x.video_id) AS n FROM encoders e JOIN embeddings x USING (encoder_id) "
         "GROUP BY 1").to_pylist()}
     assert inventory["mpnet"]["n"] == 2 and inventory["e5-small"]["n"] == 24
+
+
+def test_an_encoder_failure_fails_only_its_video(tmp_path, corpus):
+    """An exception inside an encoder on one decodable video, or output that breaks the
+    encoder contract, is recorded on that video; the chunk's other videos are stored."""
+    from featurestore.encoders.audio import LibrosaDescriptors
+
+    class FailsOnLongClips(LibrosaDescriptors):
+        """The real encoder, raising on clips over 4 s as a crashing model would."""
+        def encode_video(self, audio, windows):
+            if audio is not None and len(audio) > 4 * 16000:
+                raise RuntimeError("out of memory on a long clip")
+            return super().encode_video(audio, windows)
+
+    class BreaksTheContract(LibrosaDescriptors):
+        """The real encoder, returning one row short on clips over 4 s."""
+        def encode_video(self, audio, windows):
+            X, reasons = super().encode_video(audio, windows)
+            return (X[:-1], reasons[:-1]) if audio is not None and len(audio) > 4 * 16000 else (X, reasons)
+
+    (tmp_path / "m.csv").write_text(f"id,video,emotion\ntalk,{corpus / 'talk.mp4'},Joy\n"
+                                    f"voice,{corpus / 'voice.wav'},Joy\n")
+    for enc, message in ((FailsOnLongClips(device="cpu"), "out of memory on a long clip"),
+                         (BreaksTheContract(device="cpu"), "expected (")):
+        store = FeatureStore(tmp_path / type(enc).__name__)
+        report = Embedder(store, {"audio": enc}, progress=False, log=lambda m: None, chunk_size=2).run(
+            read_manifest(tmp_path / "m.csv"))
+        assert [f.video_id for f in report.failures] == ["talk"] and report.n_embedded == 1
+        rows = {r["video_id"]: r for r in store.query("SELECT video_id, status, error FROM videos").to_pylist()}
+        assert rows["voice"]["status"] == "ok" and rows["talk"]["status"] == "failed"
+        assert message in rows["talk"]["error"] and "audio encoder" in rows["talk"]["error"]
+        assert store.query("SELECT DISTINCT video_id FROM embeddings").column(0).to_pylist() == ["voice"]

@@ -333,3 +333,40 @@ def test_the_file_reader_equals_duckdb_in_every_state(tmp_path):
     same()
     same(snapshot=snap)
     assert rng is not None
+
+
+def test_compaction_while_a_writer_commits(tmp_path):
+    root = tmp_path / "s"
+    store = FeatureStore(root)
+    for k in range(4):
+        add_video(store, f"pre{k}", 3, {"audio": 16}, seed=k)
+    writer = subprocess.Popen([sys.executable, "-c", _WRITER.format(
+        repo=str(REPO), tests=str(REPO / "tests"), root=str(root), n=15, ids=["w1", "w2", "w3"], seed=7)],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    compactions = 0
+    while writer.poll() is None:
+        store.compact()
+        compactions += 1
+    out, err = writer.communicate()
+    assert writer.returncode == 0 and "done" in out, err
+    assert compactions >= 1
+    rows = store.query("""SELECT w.video_id, count(*) AS n, any_value(e.n) AS n_emb FROM windows w
+                          JOIN (SELECT video_id, count(*) AS n FROM embeddings GROUP BY 1) e USING (video_id)
+                          GROUP BY 1""").to_pylist()
+    assert {r["video_id"] for r in rows} == {"pre0", "pre1", "pre2", "pre3", "w1", "w2", "w3"}
+    assert all(r["n"] == r["n_emb"] for r in rows)
+
+
+def test_the_duckdb_command_line_client_reads_a_store(tmp_path):
+    exe = Path(sys.executable).parent / "duckdb"
+    if not exe.exists():
+        from conftest import require
+        require("the duckdb command-line client", "pip install duckdb-cli==1.5.5 (the dev extra)")
+    store = FeatureStore(tmp_path / "s")
+    add_video(store, "v1", 3, {"audio": 4})
+    store.close()
+    sql = (f"LOAD '{_packaged_extension('ducklake')}'; LOAD '{_packaged_extension('sqlite_scanner')}'; "
+           "ATTACH 'ducklake:sqlite:catalog.sqlite' AS store (READ_ONLY); "
+           "SELECT count(*) AS n FROM store.fusion_vectors;")
+    r = subprocess.run([str(exe), "-csv", "-c", sql], cwd=tmp_path / "s", capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0 and r.stdout.split() == ["n", "3"], r.stderr
