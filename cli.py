@@ -98,15 +98,11 @@ def cmd_predict(args) -> int:
     note = text_origin_note(store, model_id, args.split)
     if note:
         print(note, file=sys.stderr)
-    con = store.connect()
-    try:
-        tbl = con.sql(
-            "SELECT method, emotion, count(*) AS videos, round(avg(confidence), 3) AS mean_confidence "
-            "FROM video_predictions p JOIN videos v USING (video_id) "
-            "WHERE model_id = ? AND v.split = ? GROUP BY ALL ORDER BY method, videos DESC",
-            params=[model_id, args.split]).to_arrow_table()
-    finally:
-        con.close()
+    tbl = store.query(
+        "SELECT method, emotion, count(*) AS videos, round(avg(confidence), 3) AS mean_confidence "
+        "FROM video_predictions p JOIN videos v USING (video_id) "
+        "WHERE model_id = ? AND v.split = ? GROUP BY ALL ORDER BY method, videos DESC",
+        [model_id, args.split])
     print(f"model {model_id}: window probabilities written; video_predictions per method:")
     _print_table(tbl)
     return EXIT_OK
