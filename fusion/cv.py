@@ -143,8 +143,14 @@ def video_folds(labels: np.ndarray, groups: np.ndarray, n_folds: int = 5,
     if n_groups < n_folds:
         raise ValueError(f"only {n_groups} independent video group(s) for {n_folds}-fold CV; "
                          "label more videos or lower n_folds")
-    cv = StratifiedGroupKFold(n_splits=n_folds, shuffle=True, random_state=seed)
     rows = np.arange(len(labels))
+    if np.bincount(labels).max() < n_folds:
+        # No class has a member per fold (a tiny labelled set): stratifying is impossible, and
+        # scikit-learn refuses; plain grouped folds still keep every group on one side.
+        from sklearn.model_selection import GroupKFold
+        return [(tr, va) for tr, va in GroupKFold(n_splits=n_folds, shuffle=True, random_state=seed)
+                .split(rows, labels, groups)]
+    cv = StratifiedGroupKFold(n_splits=n_folds, shuffle=True, random_state=seed)
     import warnings
     with warnings.catch_warnings():
         # Rare classes (fewer members than folds) are expected; sklearn warns about them.

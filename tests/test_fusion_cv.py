@@ -121,3 +121,15 @@ def test_subsample_windows_evenly_spaced():
     pos = keep[codes[keep] == 2] - 13
     assert pos[0] == 0 and np.all(np.diff(pos) == 5)
     assert len(subsample_windows(codes, None)) == len(codes)
+
+
+def test_folds_for_a_labelled_set_smaller_than_the_folds_per_class():
+    """Two videos per class and three folds (the quick demo): grouped folds, no group split."""
+    labels = np.repeat(np.arange(8), 2)
+    groups = np.arange(16)
+    groups[[0, 1]] = 0                                   # one group of two videos
+    folds = video_folds(labels, groups, n_folds=3, seed=0)
+    assert len(folds) == 3
+    assert sorted(np.concatenate([va for _, va in folds]).tolist()) == list(range(16))
+    for tr, va in folds:
+        assert not set(groups[tr]) & set(groups[va])
