@@ -172,9 +172,11 @@ def cmd_use_encoders(args) -> int:
 
 
 def cmd_compact(args) -> int:
-    result = _store(args).compact(expire_older_than=args.expire_older_than)
+    result = _store(args).compact(expire_older_than=args.expire_older_than,
+                                  cleanup_older_than=args.cleanup_older_than)
     print(f"data files {result['data_files_before']} -> {result['data_files_after']}; "
-          f"{result['snapshots_expired']} snapshot(s) expired; {result['files_deleted']} file(s) deleted")
+          f"{result['snapshots_expired']} snapshot(s) expired; {result['files_deleted']} file(s) deleted, "
+          f"{result['files_waiting']} replaced file(s) kept for open readers until a later compact")
     return EXIT_OK
 
 
@@ -294,6 +296,8 @@ def build_parser() -> argparse.ArgumentParser:
                                   "snapshot needs (DuckLake maintenance; safe while others write)"))
     c.add_argument("--expire-older-than", help="also expire snapshots older than this interval "
                    "(e.g. '30 days'): time travel before it stops working")
+    c.add_argument("--cleanup-older-than", default="1 hour", help="delete the files compaction "
+                   "replaced once they are this old (default '1 hour': open readers may still read them)")
     c.set_defaults(func=cmd_compact)
 
     en = sub.add_parser("encoders", help="list the available encoders")

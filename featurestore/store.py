@@ -570,13 +570,18 @@ class FeatureStore:
         return keys.take(order), matrix[order.to_numpy()]
 
     # ------------------------------------------------------------------ maintenance
-    def compact(self, expire_older_than: str | None = None) -> dict[str, int]:
+    def compact(self, expire_older_than: str | None = None,
+                cleanup_older_than: str = "1 hour") -> dict[str, int]:
         """Merge small data files and rewrite files with many deletes, by DuckLake's own
         functions (safe while other processes read and write). With ``expire_older_than``
         (e.g. ``'30 days'``) snapshots older than that are expired and the files only they
         used are deleted: time travel before then, and models trained there, stop working.
+        Files that compaction replaced are deleted once they have waited ``cleanup_older_than``
+        (default ``'1 hour'``): a reader in the middle of a transaction may still read them
+        (measured: deleting them at once made an open reader see an empty table).
 
-        Returns counts: data files before and after, snapshots expired, files deleted.
+        Returns counts: data files before and after, snapshots expired, files deleted, and
+        files waiting to be deleted by a later ``compact``.
         """
         con = self.connect(read_only=False)
 
@@ -600,15 +605,25 @@ class FeatureStore:
             if expire_older_than:
                 expired = len(call(f"CALL ducklake_expire_snapshots({sql_literal(LAKE)}, "
                                    f"older_than => now() - INTERVAL {sql_literal(expire_older_than)})"))
-            # Files that no snapshot needs any more (merged or rewritten, and expired).
-            deleted = len(call(f"CALL ducklake_cleanup_old_files({sql_literal(LAKE)}, cleanup_all => true)"))
+            # Files that no snapshot needs any more (merged or rewritten, and expired), once no
+            # open reader can still be reading them. The age test is ours: with a SQLite catalog
+            # ducklake_cleanup_old_files(older_than => ...) deleted files scheduled a second
+            # earlier (DuckLake 1.5.5), so it runs only when every scheduled file is old enough.
+            n_scheduled, newest = con.execute(
+                f"SELECT count(*), max(CAST(schedule_start AS TIMESTAMPTZ)) < now() - INTERVAL "
+                f"{sql_literal(cleanup_older_than)} FROM __ducklake_metadata_{LAKE}."
+                "ducklake_files_scheduled_for_deletion").fetchone()
+            deleted = len(call(f"CALL ducklake_cleanup_old_files({sql_literal(LAKE)}, cleanup_all => true)")) \
+                if n_scheduled and newest else 0
             after = _n_files(con)
+            waiting = con.execute(f"SELECT count(*) FROM __ducklake_metadata_{LAKE}."
+                                  "ducklake_files_scheduled_for_deletion").fetchone()[0]
         except duckdb.Error as exc:
             raise StoreError(f"compact {self.root}: {exc}") from exc
         finally:
             con.close()
         return {"data_files_before": before, "data_files_after": after,
-                "snapshots_expired": expired, "files_deleted": deleted}
+                "snapshots_expired": expired, "files_deleted": deleted, "files_waiting": int(waiting)}
 
 
 _SNAPSHOT_COLUMN = "_ducklake_internal_snapshot_id"

@@ -81,3 +81,32 @@ def test_compact_command(tmp_path, text_manifest):
     assert r.returncode == 0 and n_after < n_before
     after = cli("sql", "--store", str(store), "--format", "csv", "SELECT * FROM windows ORDER BY ALL")
     assert after.stdout == before.stdout and after.stdout.count("\n") == 1 + 9
+
+
+def test_a_notebook_reading_the_store_does_not_stop_embed_or_compact(tmp_path, text_manifest):
+    """The README's way to query, a read-only attach in another process, held open while
+    `embed` and `compact` write; its next query sees their work."""
+    from featurestore.store import _packaged_extension
+    store = tmp_path / "s"
+    first = tmp_path / "first.csv"
+    first.write_text("\n".join(text_manifest.read_text().splitlines()[:2]).replace(
+        "t0.txt", str(text_manifest.parent / "t0.txt")) + "\n")
+    r = cli("embed", "--store", str(store), "--manifest", str(first), "--modalities", "text", "--quiet")
+    assert r.returncode == 0 and "embedded 1 video(s)" in r.stdout, (r.stdout, r.stderr)
+    notebook = subprocess.Popen([sys.executable, "-c", f"""
+import duckdb, sys, time
+con = duckdb.connect()
+con.execute("LOAD '{_packaged_extension('ducklake')}'"); con.execute("LOAD '{_packaged_extension('sqlite_scanner')}'")
+con.execute("ATTACH 'ducklake:sqlite:{store}/catalog.sqlite' AS s (READ_ONLY, DATA_PATH '{store}/data/', OVERRIDE_DATA_PATH true)")
+print(con.execute("SELECT count(*) FROM s.videos").fetchone()[0], flush=True)
+sys.stdin.readline()
+print(con.execute("SELECT count(*), min(video_id) FROM s.videos").fetchone(), flush=True)
+"""], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    assert notebook.stdout.readline().strip() == "1"
+    r = cli("embed", "--store", str(store), "--manifest", str(text_manifest), "--modalities", "text", "--quiet")
+    assert r.returncode == 1 and "embedded 2 video(s)" in r.stdout, r.stderr   # row 'c' is rejected
+    assert cli("compact", "--store", str(store)).returncode == 0
+    out, _ = notebook.communicate("\n", timeout=60)
+    assert out.strip() == "(3, 'a')"
+    q = cli("sql", "--store", str(store), "--format", "csv", "SELECT count(*) AS n FROM videos")
+    assert q.stdout.split() == ["n", "3"]
