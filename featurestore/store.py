@@ -44,7 +44,7 @@ STORE_FILE = "store.json"
 DATA_DIR = "data"
 LAKE = "store"               # the name the lake is attached under (and USE'd)
 STORE_FORMAT = "reels-emotion/ducklake"
-#: Bumped when sql/schema.sql changes; a store made by an older version is upgraded on open.
+#: Bumped when sql/schema.sql changes; recorded in ``store_commits.schema_version``.
 STORE_SCHEMA_VERSION = 1
 
 #: The groups of rows a write replaces as a whole: writing rows for a key first deletes every
@@ -191,6 +191,25 @@ class WriteBatch:
 
     def __bool__(self) -> bool:
         return bool(self.ops)
+
+
+def _key_filter(keys: pa.Table) -> tuple[str, list]:
+    """A WHERE clause matching the rows of ``keys`` (its columns are the key), with literal
+    values as parameters: ``video_id IN (?, ?)`` or ``(encoder_id = ? AND video_id IN (?))
+    OR ...``. Literal lists let DuckLake skip every data file whose statistics exclude them,
+    so a commit reads only the files that hold the replaced videos, not the whole table."""
+    cols = keys.column_names
+    rows = keys.to_pylist()
+    groups: dict[tuple, list] = {}
+    for r in rows:
+        groups.setdefault(tuple(r[c] for c in cols[:-1]), []).append(r[cols[-1]])
+    clauses, params = [], []
+    for prefix, values in groups.items():
+        parts = [f'"{c}" = ?' for c in cols[:-1]]
+        parts.append(f'"{cols[-1]}" IN ({", ".join("?" * len(values))})')
+        clauses.append("(" + " AND ".join(parts) + ")")
+        params += [*prefix, *values]
+    return " OR ".join(clauses), params
 
 
 def _check_table(table: str) -> None:
@@ -440,9 +459,8 @@ class FeatureStore:
                         cols = ", ".join(f'"{c}"' for c in rows.column_names)
                         con.execute(f'INSERT INTO "{table}" ({cols}) SELECT {cols} FROM {name}')
                     else:
-                        cond = " AND ".join(f'k."{c}" = t."{c}"' for c in rows.column_names)
-                        con.execute(f'DELETE FROM "{table}" AS t WHERE EXISTS '
-                                    f'(SELECT 1 FROM {name} AS k WHERE {cond})')
+                        where, params = _key_filter(rows)
+                        con.execute(f'DELETE FROM "{table}" WHERE {where}', params)
                 con.execute("COMMIT")
                 return self._snapshot_id(con)
             except duckdb.Error as exc:
@@ -527,7 +545,8 @@ class FeatureStore:
 
     def load_embeddings(self, encoder_id: str, video_ids: Iterable[str] | None = None,
                         snapshot: int | None = None, engine: str = "auto",
-                        con: duckdb.DuckDBPyConnection | None = None) -> tuple[pa.Table, np.ndarray]:
+                        con: duckdb.DuckDBPyConnection | None = None,
+                        sort: bool = True) -> tuple[pa.Table, np.ndarray]:
         """Full-matrix read of one feature set: (keys, float32 ``(n, dim)`` with NaN rows).
 
         ``keys`` holds ``video_id, window_idx, missing_reason`` sorted by (video_id,
@@ -537,7 +556,8 @@ class FeatureStore:
         through the DuckLake extension; ``"auto"`` (default) takes the files where their layout
         is the one this reader knows and DuckDB otherwise. Both give the same rows (tested);
         the files path is several times faster for a full matrix. ``con``: an open connection
-        of this store (at ``snapshot``) to reuse; opening one costs ~0.1 s.
+        of this store (at ``snapshot``) to reuse; opening one costs ~0.1 s. ``sort=False``
+        returns the rows in storage order (a caller that aligns them itself saves a copy).
         """
         if engine not in ("auto", "files", "duckdb"):
             raise ValueError(f"engine must be 'auto', 'files' or 'duckdb', got {engine!r}")
@@ -565,6 +585,8 @@ class FeatureStore:
         d = int(dim[0]) if dim else None
         matrix = lists_to_numpy(tbl["embedding"], d, f"embeddings of {encoder_id}")
         keys = tbl.select(["video_id", "window_idx", "missing_reason"])
+        if not sort:
+            return keys, matrix
         order = pc.sort_indices(keys, [("video_id", "ascending"), ("window_idx", "ascending")])
         # Rows are sorted as numpy takes: taking the list column in Arrow is far slower.
         return keys.take(order), matrix[order.to_numpy()]

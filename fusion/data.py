@@ -201,7 +201,7 @@ def load_store_window_data(store, encoders: dict[str, str], *, snapshot: int | N
         _check_labels(videos)
         keys = fetch_arrow(con, f"SELECT video_id, window_idx FROM windows WHERE video_id IN "
                                 f"(SELECT video_id FROM ({videos_sql})) ORDER BY video_id, window_idx")
-        vectors = {m: store.load_embeddings(encoders[m], snapshot=snapshot, con=con)
+        vectors = {m: store.load_embeddings(encoders[m], snapshot=snapshot, con=con, sort=False)
                    for m in MODALITIES if encoders.get(m)}
     finally:
         con.close()
@@ -217,29 +217,34 @@ def load_store_window_data(store, encoders: dict[str, str], *, snapshot: int | N
 
     window_key = codes(keys["video_id"], keys["window_idx"])
     video_code_all = window_key >> 32
-    blocks, slices, start = [], {}, 0
+    placed = {}   # modality -> (window rows, vector rows) of the vectors that have a window
     for m, (k, M) in vectors.items():
         key = codes(k["video_id"], k["window_idx"])
-        inside = key >= 0
-        pos = np.searchsorted(window_key, key[inside])
-        ok = (pos < len(window_key)) & (window_key[np.minimum(pos, len(window_key) - 1)] == key[inside])
-        block = np.full((len(window_key), M.shape[1]), np.nan, np.float32)
-        block[pos[ok]] = M[inside][ok]
-        present = np.unique(video_code_all[~np.isnan(block).any(axis=1)])
+        src = np.flatnonzero(key >= 0)
+        pos = np.minimum(np.searchsorted(window_key, key[src]), len(window_key) - 1)
+        hit = window_key[pos] == key[src]
+        rows, src = pos[hit], src[hit]
+        present = np.unique(video_code_all[rows[~np.isnan(M[src, 0])]]) if len(src) else []
         if len(present) == 0 or len(present) < MIN_MODALITY_COVERAGE * len(videos):
             continue
-        blocks.append(block)
-        slices[m] = slice(start, start + M.shape[1])
-        start += M.shape[1]
-    if not blocks:
+        placed[m] = (rows, src)
+    if not placed:
         raise LookupError("fusion_vectors has no modality that the videos have "
                           f"(feature sets {encoders})")
+    slices, start = {}, 0
+    for m in placed:
+        slices[m] = slice(start, start + vectors[m][1].shape[1])
+        start = slices[m].stop
+    # One allocation; each feature set's rows written into its columns in place.
+    X = np.full((len(window_key), start), np.nan, np.float32)
+    for m, (rows, src) in placed.items():
+        X[rows, slices[m]] = vectors[m][1][src]
     video_id = np.asarray(keys["video_id"].to_numpy(zero_copy_only=False)).astype(str)
     have = np.isin(videos["video_id"].to_numpy(dtype=str), np.unique(video_id))
     dropped = videos.loc[~have, "video_id"].tolist()
     videos = videos.loc[have].reset_index(drop=True)
     video_code = np.searchsorted(videos["video_id"].to_numpy(dtype=str), video_id)
-    return WindowData(X=np.concatenate(blocks, axis=1), video_id=video_id,
+    return WindowData(X=X, video_id=video_id,
                       window_idx=keys["window_idx"].to_numpy(zero_copy_only=False).astype(np.int32),
                       video_code=video_code.astype(np.int64), slices=slices,
                       videos=videos[["video_id", "label", "group"]], dropped_videos=dropped)
