@@ -152,12 +152,13 @@ class Embedder:
         self.log = log or (lambda msg: print(msg, file=sys.stderr))
 
     # ------------------------------------------------------------------ planning
-    def _expected_text_source(self, row: dict) -> str | None:
-        """The ``transcript_source`` this run gives ``row``'s windows (None: no text possible)."""
+    def _text_source(self, row: dict) -> str | None:
+        """The ``transcript_source`` this run gives ``row``'s windows (None: no text possible):
+        what is recorded, and what a stored video's text must match to be done."""
         tpath = row.get("transcript_path")
         if tpath:
-            tsv = Path(str(tpath)).suffix.lower() in (".txt", ".tsv")
-            return f"file:{tpath}" + ("" if tsv else f"#{self.unit}")
+            # Window TSV files fix each window's text themselves: no text unit applies.
+            return f"file:{tpath}" + ("" if _is_window_tsv(tpath) else f"#{self.unit}")
         if self.transcriber is None:
             return None
         return f"{self._asr_source_prefix()}#{self.unit}"
@@ -167,8 +168,9 @@ class Embedder:
 
         A video is done for an encoder when its ``video_features`` row matches the media
         fingerprint, the window geometry and (text) the text source of this run. Returns
-        the videos with work to do and the ``videos`` rows to refresh (manifest facts that
-        changed on videos with nothing to embed).
+        the videos with work to do (with their stored windows and reusable Whisper segments
+        read in the same pass) and the ``videos`` rows to refresh (manifest facts that changed
+        on videos with nothing to embed).
         """
         ids = [r["video_id"] for r in rows]
         con = self.store.connect()
@@ -181,8 +183,18 @@ class Embedder:
                     "SELECT * FROM video_features WHERE video_id IN (SELECT video_id FROM _plan_ids)"
                     ).to_arrow_table().to_pylist():
                 features[r["video_id"]][r["encoder_id"]] = r
+            todo, refresh = self._todo(rows, stored, features)
+            self._load_stored_windows(con, todo)
+            if self.transcriber is not None and "text" in self.encoders:
+                cached = self._cached_segments(con, [v for v in todo if "text" in v.todo
+                                                     and not v.row.get("transcript_path")])
+                for v in todo:
+                    v.cached_segments = cached.get(v.row["video_id"])
         finally:
             con.close()
+        return todo, refresh
+
+    def _todo(self, rows: Sequence[dict], stored: dict, features: dict) -> tuple[list[_Video], list[dict]]:
         todo, refresh = [], []
         for r in rows:
             old = stored.get(r["video_id"])
@@ -196,7 +208,7 @@ class Embedder:
                 ok = (f is not None and v.fingerprint is not None
                       and f["media_sha256"] == v.fingerprint[2]
                       and _same(f["window_s"], self.window_s) and _same(f["hop_s"], self.hop_s)
-                      and (m != "text" or f["text_source"] == self._expected_text_source(r)))
+                      and (m != "text" or f["text_source"] == self._text_source(r)))
                 if not ok:
                     v.todo.add(m)
             if v.todo:
@@ -206,7 +218,7 @@ class Embedder:
                 refresh.append({**old, **{c: r.get(c) for c in _META}, "updated_at": utcnow()})
         return todo, refresh
 
-    def _cached_segments(self, videos: Sequence[_Video]) -> dict[str, tuple[float, list]]:
+    def _cached_segments(self, con, videos: Sequence[_Video]) -> dict[str, tuple[float, list]]:
         """Stored Whisper segments of ``videos`` from this model and language, with words where
         word windows need them, computed from the same media: ``{video_id: (duration_s,
         segments)}``. A video whose speech Whisper found nothing in has none (it runs again)."""
@@ -215,12 +227,8 @@ class Embedder:
         want = {v.row["video_id"]: v.fingerprint[2] for v in videos if v.fingerprint}
         if not want:
             return {}
-        con = self.store.connect()
-        try:
-            found = con.execute(read_sql("embed_cached_segments"), [
-                list(want), self._asr_source_prefix(), self.unit == "word"]).fetchall()
-        finally:
-            con.close()
+        found = con.execute(read_sql("embed_cached_segments"), [
+            list(want), self._asr_source_prefix(), self.unit == "word"]).fetchall()
         out: dict[str, tuple[float, list]] = {}
         for vid, media_sha, duration, segs in found:
             if media_sha != want[vid]:
@@ -288,12 +296,6 @@ class Embedder:
         self.store.commit(batch)
 
     def _process_chunk(self, chunk: list[_Video], report: EmbedReport) -> None:
-        if self.transcriber is not None and "text" in self.encoders:
-            cached = self._cached_segments([v for v in chunk if "text" in v.todo
-                                            and not v.row.get("transcript_path")])
-            for v in chunk:
-                v.cached_segments = cached.get(v.row["video_id"])
-        self._load_stored_windows(chunk)
         for v in chunk:
             self._prepare(v, report)
         self._transcribe_chunk(chunk, report)
@@ -314,21 +316,18 @@ class Embedder:
                 report.n_windows += len(v.windows)
                 report.media_s += v.duration_s or 0.0
 
-    def _load_stored_windows(self, chunk: list[_Video]) -> None:
-        ids = [v.row["video_id"] for v in chunk if v.stored is not None]
+    @staticmethod
+    def _load_stored_windows(con, videos: list[_Video]) -> None:
+        ids = [v.row["video_id"] for v in videos if v.stored is not None]
         if not ids:
             return
-        con = self.store.connect()
-        try:
-            con.register("_chunk_ids", pa.table({"video_id": pa.array(ids, pa.string())}))
-            rows = con.execute("SELECT video_id, window_idx, start_s, end_s FROM windows WHERE video_id IN "
-                               "(SELECT video_id FROM _chunk_ids) ORDER BY video_id, window_idx").fetchall()
-        finally:
-            con.close()
+        con.register("_stored_ids", pa.table({"video_id": pa.array(ids, pa.string())}))
+        rows = con.execute("SELECT video_id, window_idx, start_s, end_s FROM windows WHERE video_id IN "
+                           "(SELECT video_id FROM _stored_ids) ORDER BY video_id, window_idx").fetchall()
         by_video = defaultdict(list)
         for vid, idx, s, e in rows:
             by_video[vid].append((int(idx), float(s), float(e)))
-        for v in chunk:
+        for v in videos:
             v.stored_windows = by_video.get(v.row["video_id"], [])
 
     def _chunk_batch(self, chunk: list[_Video], outputs) -> WriteBatch:
@@ -437,7 +436,7 @@ class Embedder:
                 v.windows = list(result.windows)
                 v.duration_s = v.windows[-1].end_s if v.windows else 0.0
             v.transcripts = list(result.texts)
-            v.transcript_source = f"file:{tpath}" + ("" if result.format == "tsv" else f"#{self.unit}")
+            v.transcript_source = self._text_source(v.row)
             if not v.windows:
                 raise ValueError(f"transcript {tpath} holds no windows")
             return
@@ -445,7 +444,7 @@ class Embedder:
             v.transcripts = [None] * len(v.windows)
             v.no_text_reason = REASON_NO_AUDIO
             # Recorded as this run's source, so the video counts as done for it.
-            v.transcript_source = self._expected_text_source(v.row)
+            v.transcript_source = self._text_source(v.row)
             return
         if self.transcriber is None:
             raise ValueError("no transcript in the manifest and ASR is off; pass a transcript "
@@ -486,7 +485,7 @@ class Embedder:
         from .asr import window_texts
 
         v.transcripts = window_texts(segments, v.windows, self.unit)
-        v.transcript_source = f"{self._asr_source_prefix()}#{self.unit}"
+        v.transcript_source = self._text_source(v.row)
 
     def _encode_isolated(self, modality: str, enc: Encoder, chunk: list[_Video]
                          ) -> dict[str, tuple[np.ndarray, list[str | None]]]:
@@ -600,20 +599,22 @@ def matching_text_unit(store: FeatureStore, rows: Sequence[dict] = ()) -> str:
     videos used words, or when nothing is known yet: each window then carries its own
     2-3 words (on the espeak-ng demo, 0.83 held-out macro-F1 against 0.27 by segment).
     """
-    def tsv(path) -> bool:
-        return bool(path) and Path(str(path)).suffix.lower() in (".txt", ".tsv")
-
-    if any(tsv(r.get("transcript_path")) for r in rows):
+    if any(_is_window_tsv(r.get("transcript_path")) for r in rows):
         return "segment"
     con = store.connect()
     try:
         sources = [s for (s,) in con.execute(read_sql("labelled_transcript_sources")).fetchall()]
     finally:
         con.close()
-    units = {"segment" if text_unit_of(s) is None and s and s.startswith("file:") and tsv(s[5:])
+    units = {"segment" if text_unit_of(s) is None and s and s.startswith("file:") and _is_window_tsv(s[5:])
              else text_unit_of(s) for s in sources}
     units.discard(None)
     return "segment" if units - {"word"} else "word"
+
+
+def _is_window_tsv(path) -> bool:
+    """A seed-format ``window_idx<TAB>text`` transcript (by suffix, as ``transcripts`` reads it)."""
+    return bool(path) and Path(str(path)).suffix.lower() in (".txt", ".tsv")
 
 
 def _same(a, b) -> bool:

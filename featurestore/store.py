@@ -151,7 +151,7 @@ class WriteBatch:
     """Changes committed together: deletes of row groups and inserts, in order.
 
     ``replace(table, rows)`` deletes every stored row sharing a ``REPLACE_KEYS[table]`` key with
-    ``rows`` and inserts ``rows``; ``delete(table, keys)`` only deletes. Rows are Arrow tables,
+    ``rows`` and inserts ``rows``; ``delete(table, keys)`` only deletes (``keys``: key columns). Rows are Arrow tables,
     pandas frames, dicts of columns or lists of row dicts; columns the table has and the rows
     lack are NULL.
     """
@@ -166,18 +166,9 @@ class WriteBatch:
             self.ops.append(("insert", table, rows))
         return self
 
-    def insert(self, table: str, rows) -> "WriteBatch":
-        rows = _as_table(rows)
-        _check_table(table)
-        if rows.num_rows:
-            self.ops.append(("insert", table, rows))
-        return self
-
-    def delete(self, table: str, keys, columns: Iterable[str] | None = None) -> "WriteBatch":
+    def delete(self, table: str, keys) -> "WriteBatch":
         _check_table(table)
         keys = _as_table(keys)
-        if columns is not None:
-            keys = keys.select(list(columns))
         if keys.num_rows:
             self.ops.append(("delete", table, _unique_rows(keys)))
         return self
@@ -191,6 +182,21 @@ class WriteBatch:
 
     def __bool__(self) -> bool:
         return bool(self.ops)
+
+
+def _with_retries(attempt, retries: int = 50):
+    """``attempt()``, run again with a growing random back-off while it loses commit races
+    with other writers (DuckLake conflicts, a busy catalog); other errors pass through."""
+    delay = 0.02
+    for n in range(retries + 1):
+        try:
+            return attempt()
+        except duckdb.Error as exc:
+            if not any(m in str(exc).lower() for m in _RETRYABLE) or n == retries:
+                raise
+            time.sleep(delay * (1 + random.random()))
+            delay = min(delay * 1.6, 1.0)
+    raise AssertionError("unreachable")
 
 
 def _key_filter(keys: pa.Table) -> tuple[str, list]:
@@ -341,9 +347,7 @@ class FeatureStore:
             self._install_schema(con)
         finally:
             con.close()
-        spec = catalog_spec if self.catalog.kind == "postgres" else f"sqlite:{CATALOG_FILE}"
-        if self.catalog.kind == "sqlite" and catalog_spec and catalog_spec.startswith("sqlite:"):
-            spec = catalog_spec
+        spec = catalog_spec or f"sqlite:{CATALOG_FILE}"
         tmp = self.root / (STORE_FILE + ".tmp")
         tmp.write_text(json.dumps({"format": STORE_FORMAT, "catalog": spec}, indent=2) + "\n")
         os.replace(tmp, self.root / STORE_FILE)
@@ -434,62 +438,63 @@ class FeatureStore:
         self.close()
 
     # ------------------------------------------------------------------ writing
-    def commit(self, batch: WriteBatch, retries: int = 50) -> int | None:
-        """Apply ``batch`` in one transaction; returns the new snapshot id (None if empty).
+    def commit(self, batch: WriteBatch, retries: int = 50) -> None:
+        """Apply ``batch`` in one transaction (``current_snapshot`` then names the result, as
+        long as no other process commits in between).
 
         A commit that loses a race with another writer is rolled back and run again from
         the start, up to ``retries`` times, with a random back-off.
         """
         if not batch:
-            return None
-        delay = 0.02
-        for attempt in range(retries + 1):
-            if self._writer is None:
-                self._writer = self.connect(read_only=False)
-            con = self._writer
-            registered: list[str] = []
+            return
+        try:
+            _with_retries(lambda: self._apply(batch), retries)
+        except duckdb.Error as exc:
+            raise StoreError(f"commit to {self.root} failed: {exc}") from exc
+
+    def _apply(self, batch: WriteBatch) -> None:
+        """One attempt at ``batch``'s transaction; rolled back if anything fails."""
+        if self._writer is None:
+            self._writer = self.connect(read_only=False)
+        con = self._writer
+        registered: list[str] = []
+        try:
+            con.execute("BEGIN")
+            con.execute("UPDATE store_commits SET seq = seq + 1")
+            for k, (op, table, rows) in enumerate(batch.ops):
+                name = f"_batch_{k}"
+                con.register(name, rows)
+                registered.append(name)
+                if op == "insert":
+                    cols = ", ".join(f'"{c}"' for c in rows.column_names)
+                    con.execute(f'INSERT INTO "{table}" ({cols}) SELECT {cols} FROM {name}')
+                else:
+                    where, params = _key_filter(rows)
+                    con.execute(f'DELETE FROM "{table}" WHERE {where}', params)
+            con.execute("COMMIT")
+        except duckdb.Error:
             try:
-                con.execute("BEGIN")
-                con.execute("UPDATE store_commits SET seq = seq + 1")
-                for k, (op, table, rows) in enumerate(batch.ops):
-                    name = f"_batch_{k}"
-                    con.register(name, rows)
-                    registered.append(name)
-                    if op == "insert":
-                        cols = ", ".join(f'"{c}"' for c in rows.column_names)
-                        con.execute(f'INSERT INTO "{table}" ({cols}) SELECT {cols} FROM {name}')
-                    else:
-                        where, params = _key_filter(rows)
-                        con.execute(f'DELETE FROM "{table}" WHERE {where}', params)
-                con.execute("COMMIT")
-                return self._snapshot_id(con)
-            except duckdb.Error as exc:
-                try:
-                    con.execute("ROLLBACK")
-                except duckdb.Error:
-                    pass
-                if not any(s in str(exc).lower() for s in _RETRYABLE) or attempt == retries:
-                    raise StoreError(f"commit to {self.root} failed: {exc}") from exc
-                time.sleep(delay * (1 + random.random()))
-                delay = min(delay * 1.6, 1.0)
-            finally:
-                for name in registered:
-                    con.unregister(name)
-        raise AssertionError("unreachable")
+                con.execute("ROLLBACK")
+            except duckdb.Error:
+                pass
+            raise
+        finally:
+            for name in registered:
+                con.unregister(name)
 
     @staticmethod
     def _snapshot_id(con) -> int:
         return int(con.execute(f"SELECT max(snapshot_id) FROM {LAKE}.snapshots()").fetchone()[0])
 
-    def put(self, table: str, rows) -> int | None:
+    def put(self, table: str, rows) -> None:
         """Replace ``rows``' groups in ``table`` (:class:`WriteBatch.replace`) in one commit."""
-        return self.commit(WriteBatch().replace(table, rows))
+        self.commit(WriteBatch().replace(table, rows))
 
     def write_embeddings(self, encoder_id: str, dim: int, video_id: Iterable[str],
                          window_idx: Iterable[int], matrix: np.ndarray,
-                         missing_reason: Iterable[str | None] | None = None) -> int | None:
+                         missing_reason: Iterable[str | None] | None = None) -> None:
         """Replace the embeddings of these videos under ``encoder_id`` (one commit)."""
-        return self.put("embeddings", embeddings_table(encoder_id, dim, video_id, window_idx,
+        self.put("embeddings", embeddings_table(encoder_id, dim, video_id, window_idx,
                                                        matrix, missing_reason))
 
     def register_encoder(self, name: str, modality: str, dim: int, version: str, config: dict,
@@ -607,17 +612,10 @@ class FeatureStore:
         """
         con = self.connect(read_only=False)
 
-        def call(sql: str, retries: int = 50) -> list:
+        def call(sql: str) -> list:
             # Each maintenance step is its own transaction; one that loses a race with a
             # writer's commit is run again (it re-plans against the new files).
-            for attempt in range(retries + 1):
-                try:
-                    return con.execute(sql).fetchall()
-                except duckdb.Error as exc:
-                    if not any(m in str(exc).lower() for m in _RETRYABLE) or attempt == retries:
-                        raise
-                    time.sleep(0.05 * (1 + random.random()))
-            return []
+            return _with_retries(lambda: con.execute(sql).fetchall())
 
         try:
             before = _n_files(con)

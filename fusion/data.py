@@ -164,20 +164,36 @@ def load_window_data(con, *, labelled: bool = True,
     _check_labels(videos)
     columns = ", ".join(f'f."{m}"' for m in dims)
     table = fetch_arrow(con, read_sql("fusion_window_vectors").format(columns=columns, videos=videos_sql))
-    if table.num_rows == 0:
+    _check_windows(table, videos, labelled)
+    X = np.concatenate([vectors_to_matrix(table[m], d, m) for m, d in dims.items()], axis=1)
+    return _window_data(X, table, videos, _slices(dims))
+
+
+def _check_windows(keys: pa.Table, videos: pd.DataFrame, labelled: bool) -> None:
+    if keys.num_rows == 0:
         what = "labelled training" if labelled else "embedded"
         raise LookupError(f"no windows in fusion_vectors for the {len(videos)} {what} video(s)")
-    X = np.concatenate([vectors_to_matrix(table[m], d, m) for m, d in dims.items()], axis=1)
-    video_id = np.asarray(table["video_id"].to_numpy(zero_copy_only=False)).astype(str)
-    window_idx = table["window_idx"].to_numpy(zero_copy_only=False).astype(np.int32)
-    have = np.isin(videos["video_id"].to_numpy(), np.unique(video_id))
-    dropped = videos.loc[~have, "video_id"].tolist()
-    videos = videos.loc[have].reset_index(drop=True)
-    video_code = np.searchsorted(videos["video_id"].to_numpy(dtype=str), video_id)
+
+
+def _slices(dims: dict[str, int]) -> dict[str, slice]:
+    """Modality -> its columns of the concatenated window vector, in ``dims`` order."""
     slices, start = {}, 0
     for m, d in dims.items():
         slices[m] = slice(start, start + d)
         start += d
+    return slices
+
+
+def _window_data(X: np.ndarray, keys: pa.Table, videos: pd.DataFrame,
+                 slices: dict[str, slice]) -> WindowData:
+    """:class:`WindowData` from the matrix, its rows' (video_id, window_idx) and the videos
+    asked for; videos with no window are left out and listed as dropped."""
+    video_id = np.asarray(keys["video_id"].to_numpy(zero_copy_only=False)).astype(str)
+    window_idx = keys["window_idx"].to_numpy(zero_copy_only=False).astype(np.int32)
+    have = np.isin(videos["video_id"].to_numpy(dtype=str), np.unique(video_id))
+    dropped = videos.loc[~have, "video_id"].tolist()
+    videos = videos.loc[have].reset_index(drop=True)
+    video_code = np.searchsorted(videos["video_id"].to_numpy(dtype=str), video_id)
     return WindowData(X=X, video_id=video_id, window_idx=window_idx,
                       video_code=video_code.astype(np.int64), slices=slices,
                       videos=videos[["video_id", "label", "group"]], dropped_videos=dropped)
@@ -205,9 +221,7 @@ def load_store_window_data(store, encoders: dict[str, str], *, snapshot: int | N
                    for m in MODALITIES if encoders.get(m)}
     finally:
         con.close()
-    if keys.num_rows == 0:
-        what = "labelled training" if labelled else "embedded"
-        raise LookupError(f"no windows in fusion_vectors for the {len(videos)} {what} video(s)")
+    _check_windows(keys, videos, labelled)
     ids = pa.array(videos["video_id"].astype(str).tolist(), pa.string())
 
     def codes(video_col, window_col) -> np.ndarray:
@@ -231,23 +245,12 @@ def load_store_window_data(store, encoders: dict[str, str], *, snapshot: int | N
     if not placed:
         raise LookupError("fusion_vectors has no modality that the videos have "
                           f"(feature sets {encoders})")
-    slices, start = {}, 0
-    for m in placed:
-        slices[m] = slice(start, start + vectors[m][1].shape[1])
-        start = slices[m].stop
+    slices = _slices({m: vectors[m][1].shape[1] for m in placed})
     # One allocation; each feature set's rows written into its columns in place.
-    X = np.full((len(window_key), start), np.nan, np.float32)
+    X = np.full((len(window_key), sum(s.stop - s.start for s in slices.values())), np.nan, np.float32)
     for m, (rows, src) in placed.items():
         X[rows, slices[m]] = vectors[m][1][src]
-    video_id = np.asarray(keys["video_id"].to_numpy(zero_copy_only=False)).astype(str)
-    have = np.isin(videos["video_id"].to_numpy(dtype=str), np.unique(video_id))
-    dropped = videos.loc[~have, "video_id"].tolist()
-    videos = videos.loc[have].reset_index(drop=True)
-    video_code = np.searchsorted(videos["video_id"].to_numpy(dtype=str), video_id)
-    return WindowData(X=X, video_id=video_id,
-                      window_idx=keys["window_idx"].to_numpy(zero_copy_only=False).astype(np.int32),
-                      video_code=video_code.astype(np.int64), slices=slices,
-                      videos=videos[["video_id", "label", "group"]], dropped_videos=dropped)
+    return _window_data(X, keys, videos, slices)
 
 
 # ------------------------------------------------------------------ pooling
