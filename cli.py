@@ -86,13 +86,14 @@ def cmd_tune(args) -> int:
                          study_name=args.study, storage=args.storage, n_folds=args.folds,
                          families=args.families, show_progress=not args.quiet,
                          confirm_top=args.confirm_top, confirm_repeats=args.confirm_repeats,
-                         encoders=_encoder_map(args.encoders))
+                         encoders=_encoder_map(args.encoders), estimate=args.estimate,
+                         estimate_trials=args.estimate_trials, decision_rule=args.decision_rule)
     print(result.summary() if hasattr(result, "summary") else result)
     return EXIT_OK
 
 
 def cmd_predict(args) -> int:
-    from fusion.predict import predict_store, text_origin_note
+    from fusion.predict import expected_score_note, predict_store, text_origin_note
     store = _store(args)
     model_id = predict_store(store, split=args.split, model_id=args.model)
     note = text_origin_note(store, model_id, args.split)
@@ -104,6 +105,7 @@ def cmd_predict(args) -> int:
         "WHERE model_id = ? AND v.split = ? GROUP BY ALL ORDER BY method, videos DESC",
         [model_id, args.split])
     print(f"model {model_id}: window probabilities written; video_predictions per method:")
+    print(f"  {expected_score_note(store, model_id, args.split)}")
     _print_table(tbl)
     return EXIT_OK
 
@@ -122,9 +124,16 @@ def cmd_predict_video(args) -> int:
 
 def cmd_export(args) -> int:
     from featurestore.export import export_submission
-    result = export_submission(_store(args), split=args.split, out_csv=args.out,
+    from featurestore.store import StoreError
+    from fusion.predict import expected_score_note
+    store = _store(args)
+    result = export_submission(store, split=args.split, out_csv=args.out,
                                method=args.method, model_id=args.model)
     print(result.summary() if hasattr(result, "summary") else result)
+    try:
+        print(f"  {expected_score_note(store, result.model_id, args.split)}")
+    except StoreError:  # predictions written by hand: no models row to read an estimate from
+        pass
     return EXIT_OK
 
 
@@ -249,12 +258,20 @@ def build_parser() -> argparse.ArgumentParser:
                    "--confirm-top (default 2)")
     t.add_argument("--encoders", help="train on these feature sets instead of the store's named "
                    "choice: modality=encoder_id[,...] (see `use-encoders`)")
+    t.add_argument("--estimate", choices=["nested", "off"], default="nested",
+                   help="nested (default): score the whole procedure on outer folds it never saw "
+                   "(about folds x estimate-trials / trials times the study's time); off: skip")
+    t.add_argument("--estimate-trials", type=int, help="trials of each inner study of the nested "
+                   "estimate (default min(trials, 10))")
+    t.add_argument("--decision-rule", choices=["auto", "on", "off"], default="auto",
+                   help="per-class log-probability offsets for macro-F1: auto (default) applies them "
+                   "when the nested estimate measured a gain")
     t.add_argument("--quiet", action="store_true")
     t.set_defaults(func=cmd_tune)
 
     pr = with_store(sub.add_parser("predict", help="score a split's windows and aggregate per video"))
     pr.add_argument("--split", default="test", choices=["train", "test"])
-    pr.add_argument("--model", help="model_id (default: best cross-validated)")
+    pr.add_argument("--model", help="model_id (default: the newest trained on the current labelled set)")
     pr.set_defaults(func=cmd_predict)
 
     pv = sub.add_parser("predict-video", help="embed and classify files that are not in a store")

@@ -64,6 +64,16 @@ class WindowData:
         """int64 (n_videos,): number of windows of each video."""
         return np.bincount(self.video_code, minlength=self.n_videos)
 
+    def take_videos(self, rows: np.ndarray) -> "WindowData":
+        """The windows of videos ``rows`` (sorted row numbers of ``videos``), re-coded 0..len-1."""
+        rows = np.asarray(rows, dtype=np.int64)
+        new_code = np.full(self.n_videos, -1, np.int64)
+        new_code[rows] = np.arange(len(rows))
+        keep = new_code[self.video_code] >= 0
+        return WindowData(X=self.X[keep], video_id=self.video_id[keep], window_idx=self.window_idx[keep],
+                          video_code=new_code[self.video_code[keep]], slices=dict(self.slices),
+                          videos=self.videos.iloc[rows].reset_index(drop=True))
+
 
 #: A modality enters training only when at least this share of the training videos have it
 #: in some window: a block that is NaN for nearly every training video teaches nothing, and

@@ -21,6 +21,7 @@ from featurestore.schema import AGGREGATIONS, CLASSES, N_CLASSES
 
 from .aggregate import aggregate_windows
 from .data import pool_numpy
+from .decision import apply_offsets
 
 WINDOW_FAMILIES = ("mlp", "lightgbm")
 POOLED_FAMILIES = ("pooled-lightgbm", "pooled-logreg")
@@ -42,6 +43,8 @@ class FusionModel:
         dims: modality -> expected dim.
         encoders: modality -> encoder lineage (id/name) that produced the training vectors.
         pool_stats: 'mean' | 'mean+std' for pooled families, else None.
+        offsets: per-class offsets added to the estimator's log-probabilities (the decision
+            rule for macro-F1, :mod:`fusion.decision`), or None.
     """
 
     family: str
@@ -55,6 +58,7 @@ class FusionModel:
     model_id: str | None = None
     lineage: dict = field(default_factory=dict)
     classes: tuple[str, ...] = CLASSES
+    offsets: np.ndarray | None = None
 
     @property
     def pooled(self) -> bool:
@@ -90,12 +94,12 @@ class FusionModel:
         """
         X = self._check(X)
         if not self.pooled:
-            return self.estimator.predict_proba(X)
+            return apply_offsets(self.estimator.predict_proba(X), self.offsets)
         if video_id is None:
             raise ValueError(f"family {self.family!r} pools windows per video: pass video_id (n_windows,)")
         uniq, codes = np.unique(np.asarray(video_id).astype(str), return_inverse=True)
         feats = pool_numpy(X, codes, len(uniq), self.slices(), self.pool_stats or "mean+std")
-        return self.estimator.predict_proba(feats)[codes]
+        return apply_offsets(self.estimator.predict_proba(feats), self.offsets)[codes]
 
     def predict_videos(self, X: np.ndarray, video_id: np.ndarray, window_idx: np.ndarray,
                        method: str | None = None) -> pd.DataFrame:
@@ -120,6 +124,7 @@ class FusionModel:
             "method": self.method, "classes": list(self.classes), "modalities": list(self.modalities),
             "dims": self.dims, "encoders": self.encoders, "pool_stats": self.pool_stats,
             "params": self.params, "estimator_file": estimator_file, "lineage": self.lineage,
+            "offsets": None if self.offsets is None else [float(b) for b in self.offsets],
         }
         path = directory / MODEL_FILE
         path.write_text(json.dumps(meta, indent=2, default=_json_default))
@@ -168,4 +173,5 @@ def load_model(path: str | Path, device: str = "auto") -> FusionModel:
                        modalities=tuple(meta["modalities"]), dims={k: int(v) for k, v in meta["dims"].items()},
                        params=meta.get("params", {}), encoders=meta.get("encoders", {}),
                        pool_stats=meta.get("pool_stats"), model_id=meta.get("model_id"),
-                       lineage=meta.get("lineage", {}))
+                       lineage=meta.get("lineage", {}),
+                       offsets=None if meta.get("offsets") is None else np.asarray(meta["offsets"], np.float64))

@@ -44,7 +44,7 @@ def resolve_model_path(store: FeatureStore, path: str) -> Path:
 
 def load_store_model(store: FeatureStore, model_id: str | None = None,
                      device: str = "auto") -> tuple[FusionModel, dict]:
-    """The named model, or the one with the highest ``cv_macro_f1``, and its ``models`` row."""
+    """The named model, or the newest trained on the current labelled set, and its ``models`` row."""
     con = store.connect()
     try:
         row = model_row(con, model_id)
@@ -164,7 +164,7 @@ def predict_store(store: FeatureStore, split: str = "test", model_id: str | None
                   batch_videos: int = 256, device: str = "auto", progress: bool = True) -> str:
     """Score every stored window of ``split``'s embedded videos; returns the model_id used.
 
-    The model is ``model_id`` or the one with the highest ``cv_macro_f1``. Window
+    The model is ``model_id`` or the newest trained on the current labelled set. Window
     probabilities (float32, ``schema.CLASSES`` order) are appended to the store as
     ``window_predictions``, one commit per ``batch_videos`` videos (a video's earlier rows
     from this model are replaced), and ``video_predictions`` shows them. Failed videos have no windows and
@@ -183,6 +183,22 @@ def predict_store(store: FeatureStore, split: str = "test", model_id: str | None
     finally:
         con.close()
     return model.model_id
+
+
+def expected_score_note(store: FeatureStore, model_id: str, split: str = "test") -> str:
+    """What ``model_id`` should score on ``split``'s videos (:func:`fusion.estimate.expected_score`
+    for a set of that many videos)."""
+    from .estimate import expected_score
+
+    con = store.connect()
+    try:
+        row = model_row(con, model_id)
+        n_videos = con.execute(read_sql("export_split_counts"), [split]).fetchone()[0]
+    finally:
+        con.close()
+    lineage = json.loads(row.get("lineage") or "{}")
+    lineage.setdefault("cv_macro_f1", row.get("cv_macro_f1"))
+    return expected_score(resolve_model_path(store, row["path"]), lineage, int(n_videos or 0))
 
 
 def text_origin_note(store: FeatureStore, model_id: str, split: str = "test") -> str | None:

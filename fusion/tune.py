@@ -9,6 +9,7 @@ its lineage and a report.
 """
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import socket
@@ -26,16 +27,20 @@ import pandas as pd
 from optuna.trial import TrialState
 from tqdm.auto import tqdm
 
+from featurestore.export import labelled_set
 from featurestore.schema import AGGREGATIONS, CLASSES
 
 from ._sql import fetch_arrow, read_sql, relation_columns
 from .aggregate import Aggregator, macro_f1
 from .cv import GroupReport, leakage_groups, subsample_windows, video_folds, video_transcripts
 from .data import WindowData, load_store_window_data, load_window_data, pool_video_vectors
+from .decision import apply_offsets, fit_offsets
+from .estimate import NestedEstimate, nested_estimate
 from .gbm import LGBMClassifier
 from .linear import LogRegClassifier
 from .mlp import MLPClassifier
 from .modelio import FAMILIES, POOLED_FAMILIES, WINDOW_FAMILIES, FusionModel
+from .oof import ARTIFACT_DIR, OOFArchive, OOFPredictions
 from .report import confusion, per_class_table, write_report
 
 FINISHED = (TrialState.COMPLETE, TrialState.PRUNED)
@@ -44,7 +49,12 @@ FINISHED = (TrialState.COMPLETE, TrialState.PRUNED)
 # ------------------------------------------------------------------ data for a study
 @dataclass
 class TuneData:
-    """Everything a trial needs, computed once per study."""
+    """Everything a trial needs, computed once per study.
+
+    ``labels`` is the label set of the study's one macro-F1: the classes present among
+    its labelled videos (:func:`fusion.aggregate.macro_f1` over them, on pooled
+    out-of-fold predictions of every video).
+    """
 
     data: WindowData
     y_video: np.ndarray            # int (n_videos,)
@@ -56,16 +66,42 @@ class TuneData:
     con: Any
     aggregator: Aggregator = field(default_factory=Aggregator)
     _pooled: dict[str, np.ndarray] = field(default_factory=dict)
+    _parent: tuple["TuneData", np.ndarray] | None = None
+
+    @property
+    def video_ids(self) -> np.ndarray:
+        return self.data.videos["video_id"].to_numpy(dtype=str)
 
     def pooled(self, stats: str) -> np.ndarray:
         """Video-level pooled features (SQL, cached per ``stats``)."""
         if stats not in self._pooled:
-            self._pooled[stats] = pool_video_vectors(self.con, self.data, stats)
+            if self._parent is not None:  # a subset pools nothing itself: rows of its parent's
+                parent, rows = self._parent
+                self._pooled[stats] = parent.pooled(stats)[rows]
+            else:
+                self._pooled[stats] = pool_video_vectors(self.con, self.data, stats)
         return self._pooled[stats]
 
     def fingerprint(self) -> dict:
+        """What the study's trials were scored on; a resumed study must see the same."""
+        labels = "\n".join(f"{v}\t{y}" for v, y in zip(self.video_ids, self.y_video))
         return {"n_videos": int(self.data.n_videos), "n_windows": int(len(self.data.X)),
-                "dims": self.data.dims, "n_groups": self.group_report.n_groups}
+                "dims": self.data.dims, "n_groups": self.group_report.n_groups,
+                "labels_sha256": hashlib.sha256(labels.encode()).hexdigest(),
+                "groups_sha256": hashlib.sha256(np.ascontiguousarray(self.groups, np.int64).tobytes()).hexdigest()}
+
+    def subset(self, rows: np.ndarray, n_folds: int, seed: int) -> "TuneData":
+        """The study data of videos ``rows`` only (an outer fold's training side), with its
+        own grouped folds: leakage groups are kept, so no group straddles the inner folds."""
+        rows = np.sort(np.asarray(rows))
+        data = self.data.take_videos(rows)
+        y = self.y_video[rows]
+        _, groups = np.unique(self.groups[rows], return_inverse=True)
+        report = replace(self.group_report, n_videos=len(rows), n_groups=int(groups.max()) + 1)
+        return TuneData(data=data, y_video=y, y_window=y[data.video_code], groups=groups,
+                        group_report=report, folds=video_folds(y, groups, n_folds, seed),
+                        labels=np.unique(y), con=self.con, aggregator=self.aggregator,
+                        _parent=(self, rows))
 
 
 def prepare(con, n_folds: int = 5, seed: int = 0, data: WindowData | None = None) -> TuneData:
@@ -198,32 +234,37 @@ def _window_blocks(data: WindowData) -> list[tuple[int, int]]:
 class CVResult:
     """Out-of-fold results of one configuration."""
 
-    method_scores: dict[str, float]           # method -> OOF video macro-F1
-    fold_scores: dict[str, list[float]]       # method -> per-fold macro-F1
+    method_scores: dict[str, float]           # method -> OOF video macro-F1 (the study's labels)
     oof_pred: dict[str, np.ndarray]           # method -> int (n_videos,) predicted class
+    oof: OOFPredictions                       # the out-of-fold window probabilities
     seconds: float
 
 
-def _fit_predict_fold(td: TuneData, config: Config, tr_v: np.ndarray, va_v: np.ndarray,
-                      seed: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Fit on videos ``tr_v``; return (probs, video_id, window_idx) for videos ``va_v``."""
+def fit_videos(td: TuneData, config: Config, rows: np.ndarray, seed: int) -> Any:
+    """``config`` fitted on videos ``rows``. Early-stopping splits inside the estimators are
+    drawn over the study's leakage groups, so a duplicate never sits on both sides of them."""
     data = td.data
     if config.family in POOLED_FAMILIES:
-        F = td.pooled(config.pool_stats)
         est = make_estimator(config, _pooled_blocks(data.dims, config.pool_stats), seed)
-        est.fit(F[tr_v], td.y_video[tr_v], groups=np.arange(len(tr_v)))
-        vids = data.videos["video_id"].to_numpy(dtype=str)[va_v]
-        return est.predict_proba(F[va_v]), vids, np.zeros(len(va_v), np.int32)
-    in_train = np.isin(data.video_code, tr_v)
-    rows = np.flatnonzero(in_train)
-    rows = rows[subsample_windows(data.video_code[rows], config.max_windows)]
-    codes = data.video_code[rows]
-    per_video = np.bincount(codes, minlength=data.n_videos)
-    weight = 1.0 / per_video[codes]  # every video weighs the same, whatever its length
+        return est.fit(td.pooled(config.pool_stats)[rows], td.y_video[rows], groups=td.groups[rows])
+    win = np.flatnonzero(np.isin(data.video_code, rows))
+    win = win[subsample_windows(data.video_code[win], config.max_windows)]
+    codes = data.video_code[win]
+    weight = 1.0 / np.bincount(codes, minlength=data.n_videos)[codes]  # every video weighs the same
     est = make_estimator(config, _window_blocks(data), seed)
-    est.fit(data.X[rows], td.y_window[rows], sample_weight=weight, groups=codes)
-    va_rows = np.flatnonzero(np.isin(data.video_code, va_v))
-    return est.predict_proba(data.X[va_rows]), data.video_id[va_rows], data.window_idx[va_rows]
+    return est.fit(data.X[win], td.y_window[win], sample_weight=weight, groups=td.groups[codes])
+
+
+def predict_videos(td: TuneData, config: Config, estimator: Any,
+                   rows: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(probs (n, 8), video_id, window_idx) of every window of videos ``rows``; pooled families
+    give one row per video (window_idx 0), which every aggregation maps to its argmax."""
+    data = td.data
+    if config.family in POOLED_FAMILIES:
+        return (estimator.predict_proba(td.pooled(config.pool_stats)[rows]), td.video_ids[rows],
+                np.zeros(len(rows), np.int32))
+    win = np.flatnonzero(np.isin(data.video_code, rows))
+    return estimator.predict_proba(data.X[win]), data.video_id[win], data.window_idx[win]
 
 
 def cross_validate(td: TuneData, config: Config, seed: int = 0, trial: optuna.Trial | None = None,
@@ -234,58 +275,37 @@ def cross_validate(td: TuneData, config: Config, seed: int = 0, trial: optuna.Tr
     predicted so far; a pruned trial raises ``optuna.TrialPruned``.
     """
     t0 = time.perf_counter()
-    vid_all = td.data.videos["video_id"].to_numpy(dtype=str)
+    vid_all = td.video_ids
     parts: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
     done_v: list[np.ndarray] = []
     bar = tqdm(total=len(td.folds), desc=f"  {config.family}", leave=False, disable=not progress)
     try:
         for f, (tr_v, va_v) in enumerate(td.folds):
-            parts.append(_fit_predict_fold(td, config, tr_v, va_v, seed))
+            parts.append(predict_videos(td, config, fit_videos(td, config, tr_v, seed), va_v))
             done_v.append(va_v)
             bar.update(1)
             if trial is not None:
                 seen = np.concatenate(done_v)
-                pred = td.aggregator.predict_codes(*_stack(parts), vid_all[seen], (config.method,))
+                oof = OOFPredictions.concat(parts)
+                pred = td.aggregator.predict_codes(oof.probs, oof.video_id, oof.window_idx,
+                                                   vid_all[seen], (config.method,))
                 trial.report(macro_f1(td.y_video[seen], pred[config.method], td.labels), f)
                 if trial.should_prune():
                     raise optuna.TrialPruned()
     finally:
         bar.close()
-    oof = td.aggregator.predict_codes(*_stack(parts), vid_all)
-    scores = {m: macro_f1(td.y_video, p, td.labels) for m, p in oof.items()}
-    folds = {m: [macro_f1(td.y_video[va], p[va]) for _, va in td.folds] for m, p in oof.items()}
-    return CVResult(scores, folds, oof, time.perf_counter() - t0)
-
-
-def _stack(parts):
-    return (np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts]),
-            np.concatenate([p[2] for p in parts]))
+    oof = OOFPredictions.concat(parts)
+    preds = td.aggregator.predict_codes(oof.probs, oof.video_id, oof.window_idx, vid_all)
+    scores = {m: macro_f1(td.y_video, p, td.labels) for m, p in preds.items()}
+    return CVResult(scores, preds, oof, time.perf_counter() - t0)
 
 
 def fit_final(td: TuneData, config: Config, seed: int = 0) -> Any:
     """Fit ``config`` on every labelled video (the deployed estimator)."""
-    data = td.data
-    all_v = np.arange(data.n_videos)
-    if config.family in POOLED_FAMILIES:
-        est = make_estimator(config, _pooled_blocks(data.dims, config.pool_stats), seed)
-        return est.fit(td.pooled(config.pool_stats), td.y_video, groups=all_v)
-    rows = subsample_windows(data.video_code, config.max_windows)
-    codes = data.video_code[rows]
-    weight = 1.0 / np.bincount(codes, minlength=data.n_videos)[codes]
-    est = make_estimator(config, _window_blocks(data), seed)
-    return est.fit(data.X[rows], td.y_window[rows], sample_weight=weight, groups=codes)
+    return fit_videos(td, config, np.arange(td.data.n_videos), seed)
 
 
 # ------------------------------------------------------------------ study plumbing
-def _encode_pred(pred: np.ndarray) -> str:
-    """Compact class-index string for trial user attrs (classes < 10)."""
-    return "".join(str(int(c)) if c >= 0 else "-" for c in pred)
-
-
-def _decode_pred(s: str) -> np.ndarray:
-    return np.array([-1 if ch == "-" else int(ch) for ch in s], dtype=np.int64)
-
-
 def config_from_trial(trial: optuna.trial.FrozenTrial, families: tuple[str, ...] = FAMILIES) -> Config:
     """Rebuild the Config a finished trial evaluated (replays its params through ``suggest``)."""
     fixed = optuna.trial.FixedTrial(trial.params)
@@ -348,7 +368,8 @@ class TuneResult:
     """Outcome of :func:`tune_fusion`.
 
     Attributes:
-        best_score: OOF video macro-F1 of the chosen (trial, method).
+        best_score: OOF video macro-F1 of the chosen (trial, method) on the study's fold
+            partition: the score that chose it, so optimistic; ``estimate`` is the honest one.
         best_params: the chosen trial's Optuna params (plus the chosen ``method``).
         family, method: chosen model family and aggregation.
         table: best score per (family, method) over finished trials, with trial counts.
@@ -356,9 +377,10 @@ class TuneResult:
         model_id, model_dir: where it was saved (None when no models dir was available).
         paths: report files (confusion_png, per_class_csv, history_png, model_json).
         per_class: precision/recall/F1 per class of the chosen configuration (OOF).
-        fold_scores: per-fold macro-F1 of the chosen configuration.
         groups: CV group counts. n_trials: finished trials in the study.
         confirmation: the best trials re-scored on other fold partitions (None when off).
+        estimate: the nested estimate of the whole procedure (None with ``estimate='off'``).
+        decision_rule: ``{"applied", "offsets", "reason"}``.
     """
 
     best_score: float
@@ -366,35 +388,42 @@ class TuneResult:
     family: str
     method: str
     table: pd.DataFrame
-    model: FusionModel
+    model: FusionModel | None
     model_id: str
     model_dir: Path | None
     paths: dict[str, Path]
     per_class: pd.DataFrame
-    fold_scores: list[float]
     groups: dict
     study_name: str
     storage: str | None
     n_trials: int
     seconds: float
     confirmation: Confirmation | None = None
+    estimate: NestedEstimate | None = None
+    decision_rule: dict = field(default_factory=dict)
 
     def summary(self) -> str:
         """Human-readable summary (what ``cli.py tune-fusion`` prints)."""
+        g = self.groups
         lines = [f"study {self.study_name!r} ({self.storage or 'in memory'}): {self.n_trials} finished trial(s) "
                  f"in {self.seconds:.1f} s",
-                 f"CV groups: {self.groups['n_videos']} videos -> {self.groups['n_groups']} groups "
-                 f"(merged: {self.groups['merged_by_transcript']} by transcript, "
-                 f"{self.groups['merged_by_embedding']} by embedding, "
-                 f"{self.groups['merged_by_manifest_group']} by manifest group)",
+                 f"CV groups: {g['n_videos']} videos -> {g['n_groups']} groups "
+                 f"(merged: {g['merged_by_transcript']} by transcript, "
+                 f"{g['merged_by_embedding']} by embedding, "
+                 f"{g['merged_by_manifest_group']} by manifest group)",
                  "", "best video macro-F1 (out of fold) per model family and aggregation:",
                  self.table.to_string(index=False, float_format=lambda v: f"{v:.4f}"), "",
-                 f"chosen: {self.family} + {self.method}: macro-F1 {self.best_score:.4f} "
-                 f"(folds: {', '.join(f'{s:.3f}' for s in self.fold_scores)})",
+                 f"chosen: {self.family} + {self.method}: macro-F1 {self.best_score:.4f} on the folds "
+                 "that chose it (optimistic)",
                  *([f"  the best of the {len(self.confirmation.candidates)} best trials over "
                     f"{len(self.confirmation.scores)} fold partitions: mean macro-F1 "
                     f"{self.confirmation.mean:.4f} ({', '.join(f'{x:.3f}' for x in self.confirmation.scores)})"]
                    if self.confirmation else []),
+                 *([self.estimate.describe()] if self.estimate else
+                   ["no estimate of the whole procedure (--estimate off): the score above chose the "
+                    "model and overstates what unseen videos will give"]),
+                 f"decision rule: {'applied' if self.decision_rule.get('applied') else 'not applied'} "
+                 f"({self.decision_rule.get('reason', '')})",
                  f"params: {json.dumps(self.best_params, default=str)}", "",
                  self.per_class.to_string(index=False, float_format=lambda v: f"{v:.3f}")]
         if self.model_dir is not None:
@@ -467,11 +496,10 @@ def confirm_best(td: TuneData, study: optuna.Study, trials: pd.DataFrame, famili
     whose mean beats it by more than ``min_gain``.
 
     With a few hundred videos one partition's score is noisy (±0.01–0.02 between fold
-    seeds for one configuration), so the study's single best trial is partly luck: on ten
-    held-out splits of the public transcripts the study's picks scored 0.215–0.230 where
-    the fixed default scored 0.24. Each candidate is a trial with its best aggregation
-    method; the other partitions are grouped and stratified like the study's, with seeds
-    ``seed + 1000 * r``.
+    seeds for one configuration), so the study's single best trial is partly luck. Each
+    candidate is a trial with its best aggregation method; the other partitions are
+    grouped and stratified like the study's, with seeds ``seed + 1000 * r``. Whether this
+    rule helps is for the nested estimate to say: it runs inside every outer fold.
     """
     done = trials[trials["state"] == "COMPLETE"]
     if top < 2 or repeats < 1 or len(done) < 2:
@@ -509,6 +537,141 @@ def confirm_best(td: TuneData, study: optuna.Study, trials: pd.DataFrame, famili
         if best["mean"] <= anchor["mean"] + min_gain:
             best = anchor
     return Confirmation(best["trial"], best["family"], best["method"], best["scores"], candidates)
+
+
+# ------------------------------------------------------------------ one study: search and selection
+@dataclass
+class Selection:
+    """The configuration a study chose, with its out-of-fold predictions on the study's folds."""
+
+    trial: int
+    config: Config                 # ``config.method`` is the chosen aggregation
+    score: float                   # macro-F1 on the study's partition (what chose it)
+    oof: OOFPredictions
+    oof_pred: np.ndarray           # int (n_videos,) predicted class per video (the chosen method)
+    params: dict
+    confirmation: Confirmation | None = None
+    n_trials: int = 0              # finished trials of the study
+
+
+def open_study(study_name: str, storage, seed: int, families: tuple[str, ...], n_trials: int,
+               td: TuneData) -> optuna.Study:
+    """Create or resume ``study_name``; a resumed study must have the same settings and data.
+
+    Raises:
+        ValueError: the study was created with other settings, or on other data (other
+            videos, labels, leakage groups or vectors): its scores and out-of-fold
+            predictions would not describe the data it would now be chosen on.
+    """
+    pruner = optuna.pruners.MedianPruner(n_startup_trials=5, n_warmup_steps=1)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        sampler = optuna.samplers.TPESampler(seed=seed, multivariate=True, group=True,
+                                             n_startup_trials=max(len(families) + 2, min(10, n_trials // 3)))
+        study = optuna.create_study(study_name=study_name, storage=storage, sampler=sampler,
+                                    pruner=pruner, direction="maximize", load_if_exists=True)
+    settings = {"seed": seed, "n_folds": len(td.folds), "families": list(families),
+                "search_space": SEARCH_SPACE_VERSION}
+    fingerprint = td.fingerprint()
+    old, old_data = study.user_attrs.get("settings"), study.user_attrs.get("data")
+    if old is None:
+        study.set_user_attr("settings", settings)
+        study.set_user_attr("data", fingerprint)
+        if not study.get_trials(deepcopy=False):
+            for params in default_trials(families):
+                study.enqueue_trial(params, skip_if_exists=True)
+        return study
+    if old != settings:
+        raise ValueError(f"study {study_name!r} was created with {old}, not {settings}: its scores "
+                         "are not comparable; use the same settings or a new --study name")
+    if old_data != fingerprint:
+        changed = [k for k in fingerprint if (old_data or {}).get(k) != fingerprint[k]]
+        raise ValueError(
+            f"study {study_name!r} was scored on other data ({(old_data or {}).get('n_videos')} labelled "
+            f"videos, {(old_data or {}).get('n_windows')} windows) than the store holds now "
+            f"({fingerprint['n_videos']} videos, {fingerprint['n_windows']} windows; changed: "
+            f"{', '.join(changed)}): its trials' scores and out-of-fold predictions describe the old "
+            "data; start a new study (omit --study, or give a new name)")
+    return study
+
+
+def run_study(td: TuneData, study: optuna.Study, families: tuple[str, ...], n_trials: int,
+              seed: int, archive: OOFArchive, timeout: float | None = None, progress: bool = False) -> None:
+    """Run ``study`` until it has ``n_trials`` finished trials (or ``timeout`` seconds pass)."""
+    def objective(trial: optuna.Trial) -> float:
+        config = suggest(trial, families)
+        trial.set_user_attr("method", config.method)
+        trial.set_user_attr("worker", f"{socket.gethostname()}:{os.getpid()}")
+        res = cross_validate(td, config, seed, trial=trial, progress=progress)
+        trial.set_user_attr("method_scores", res.method_scores)
+        trial.set_user_attr("seconds", round(res.seconds, 2))
+        archive.save(trial, res.oof)
+        return res.method_scores[config.method]
+
+    n_done = sum(t.state in FINISHED for t in study.get_trials(deepcopy=False))
+    remaining = max(0, n_trials - n_done)
+    if not remaining:
+        return
+    bar = tqdm(total=remaining, desc=f"tune-fusion {study.study_name}", disable=not progress)
+
+    def on_trial(study_: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
+        bar.update(1)
+        try:
+            bar.set_postfix(best=f"{study_.best_value:.4f}", last=trial.params.get("family"))
+        except ValueError:  # no complete trial yet
+            pass
+
+    try:
+        study.optimize(objective, n_trials=remaining, timeout=timeout,
+                       callbacks=[optuna.study.MaxTrialsCallback(n_trials, states=FINISHED), on_trial])
+    finally:
+        bar.close()
+
+
+def select(td: TuneData, study: optuna.Study, families: tuple[str, ...], seed: int, archive: OOFArchive,
+           confirm_top: int = 5, confirm_repeats: int = 2, progress: bool = False) -> Selection:
+    """The study's choice: its best (trial, method), or the confirmed one (:func:`confirm_best`).
+
+    Raises:
+        RuntimeError: no trial completed.
+    """
+    trials = _trials_frame(study)
+    table = summary_table(trials)
+    if table.empty:
+        raise RuntimeError(f"study {study.study_name!r} has no complete trial; raise --timeout or --trials")
+    row = _choose(table, trials)
+    number, method, score = int(row["trial"]), str(row["method"]), float(row["best_macro_f1"])
+    confirmed = confirm_best(td, study, trials, families, seed, confirm_top, confirm_repeats, progress=progress)
+    if confirmed is not None:
+        number, method = confirmed.trial, confirmed.method
+        score = confirmed.scores[0]
+    trial = study.get_trials(deepcopy=False)[number]
+    config = config_from_trial(trial, families)
+    config.method = method
+    try:
+        oof = archive.load(study.study_name, trial)
+    except LookupError:  # a trial of another worker without an artifact store: score it again
+        oof = cross_validate(td, config, seed).oof
+    pred = td.aggregator.predict_codes(oof.probs, oof.video_id, oof.window_idx, td.video_ids, (method,))[method]
+    return Selection(trial=number, config=config, score=score, oof=oof, oof_pred=pred,
+                     params={**trial.params, "method": method}, confirmation=confirmed,
+                     n_trials=int(len(trials)))
+
+
+def tune_and_select(td: TuneData, families: tuple[str, ...], n_trials: int, seed: int,
+                    confirm_top: int = 5, confirm_repeats: int = 2, name: str = "inner") -> Selection:
+    """A fresh in-memory study on ``td``: the same search, defaults and selection as
+    :func:`tune_fusion` (the nested estimate runs this inside every outer fold)."""
+    archive = OOFArchive()
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    study = open_study(name, None, seed, families, n_trials, td)
+    run_study(td, study, families, n_trials, seed, archive)
+    return select(td, study, families, seed, archive, confirm_top, confirm_repeats)
+
+
+def decision_offsets(td: TuneData, sel: Selection) -> np.ndarray:
+    """Per-class log-probability offsets fitted on the selection's out-of-fold predictions."""
+    return fit_offsets(sel.oof, td.y_video, td.video_ids, sel.config.method, td.labels, td.aggregator)
 
 
 def _store_parts(store_or_con, encoders: dict[str, str] | None = None):
@@ -554,14 +717,19 @@ def current_encoders(con, dims: dict[str, int], served: dict[str, str]) -> dict:
     return {m: {**found.get(m, {}), "dim": d} for m, d in dims.items()}
 
 
+ESTIMATES = ("nested", "off")
+DECISION_RULES = ("auto", "on", "off")
+
+
 # ------------------------------------------------------------------ public entry point
 def tune_fusion(store_or_con, n_trials: int = 30, timeout: float | None = None, seed: int = 0,
                 study_name: str | None = None, storage: str | None = None, n_folds: int = 5,
                 families: tuple[str, ...] | list[str] | None = None, show_progress: bool = True,
                 *, models_dir: str | Path | None = None, refit: bool = True,
                 confirm_top: int = 5, confirm_repeats: int = 2,
-                encoders: dict[str, str] | None = None) -> TuneResult:
-    """Tune, refit and save the fusion model.
+                encoders: dict[str, str] | None = None, estimate: str = "nested",
+                estimate_trials: int | None = None, decision_rule: str = "auto") -> TuneResult:
+    """Tune, estimate, refit and save the fusion model.
 
     Args:
         store_or_con: a ``featurestore.store.FeatureStore``, its directory, or a DuckDB
@@ -570,27 +738,37 @@ def tune_fusion(store_or_con, n_trials: int = 30, timeout: float | None = None, 
             study runs only the remainder; several workers sharing a storage split them.
         timeout: stop starting new trials after this many seconds.
         seed: seeds the folds, the sampler and every estimator.
-        study_name: create or resume this study (default: a new ``fusion-<utc time>``).
+        study_name: create or resume this study (default: a new ``fusion-<utc time>``). A
+            resumed study must have been run on the same labelled videos, groups and vectors.
         storage: Optuna storage URL (``sqlite:///f.db``, ``postgresql://user@host/db``) or
             journal file path; default ``<store>/optuna.db``, or in memory for a bare connection.
-        n_folds: CV folds (over leakage groups of videos).
+        n_folds: CV folds (over leakage groups of videos); also the nested estimate's outer folds.
         families: subset of ``fusion.modelio.FAMILIES`` (default: all).
         show_progress: tqdm bars for trials and folds.
         models_dir: where to save the refitted model (default: ``store.models_dir``);
             with a bare connection and no models_dir nothing is written.
-        refit: refit the best configuration on all labelled videos (else model is None).
+        refit: refit the chosen configuration on all labelled videos (else model is None,
+            and neither the estimate nor the decision rule runs: a tuning-only worker).
         confirm_top, confirm_repeats: the ``confirm_top`` best trials are scored again on
             ``confirm_repeats`` other fold partitions and the best mean wins
             (:func:`confirm_best`); 0 keeps the study's single best trial. Only with ``refit``.
         encoders: ``{modality: encoder_id}`` feature sets to train on instead of the store's
             named choice (``use-encoders``) for those modalities; recorded in the lineage.
+        estimate: 'nested' runs the whole procedure (a study of ``estimate_trials`` trials,
+            the same selection, the decision rule, the refit) inside each of ``n_folds`` outer
+            folds and scores the outer videos (:mod:`fusion.estimate`); it costs about
+            ``n_folds * estimate_trials / n_trials`` times the study. 'off' skips it.
+        estimate_trials: trials of each inner study (default ``min(n_trials, 10)``).
+        decision_rule: 'on' fits per-class log-probability offsets for macro-F1
+            (:mod:`fusion.decision`) on the chosen trial's out-of-fold predictions; 'auto'
+            does so only when the nested estimate measured a gain; 'off' never.
 
     Returns:
         :class:`TuneResult`.
 
     Raises:
         ValueError: unknown family, too few groups for ``n_folds``, or a resumed study
-            whose seed / folds / families differ (its trials would not be comparable).
+            whose settings or data differ (its trials would not be comparable).
         RuntimeError: no trial finished (e.g. ``timeout`` too short).
     """
     t_start = time.perf_counter()
@@ -599,98 +777,59 @@ def tune_fusion(store_or_con, n_trials: int = 30, timeout: float | None = None, 
     if unknown:
         raise ValueError(f"unknown model famil{'y' if len(unknown) == 1 else 'ies'} {unknown}; "
                          f"choose from {list(FAMILIES)}")
+    if estimate not in ESTIMATES:
+        raise ValueError(f"estimate={estimate!r}; choose from {ESTIMATES}")
+    if decision_rule not in DECISION_RULES:
+        raise ValueError(f"decision_rule={decision_rule!r}; choose from {DECISION_RULES}")
     store, con, root, snapshot, served_ids = _store_parts(store_or_con, encoders)
     data = load_store_window_data(store, served_ids, snapshot=snapshot) if store is not None else None
     td = prepare(con, n_folds, seed, data)
     storage_obj = resolve_storage(storage, root)
+    archive = OOFArchive(root / ARTIFACT_DIR if root is not None else None)
     study_name = study_name or f"fusion-{datetime.now(timezone.utc):%Y%m%dT%H%M%S}-{uuid.uuid4().hex[:4]}"
-
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    pruner = optuna.pruners.MedianPruner(n_startup_trials=5, n_warmup_steps=1)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-        sampler = optuna.samplers.TPESampler(seed=seed, multivariate=True, group=True,
-                                             n_startup_trials=max(len(families) + 2, min(10, n_trials // 3)))
-        study = optuna.create_study(study_name=study_name, storage=storage_obj, sampler=sampler,
-                                    pruner=pruner, direction="maximize", load_if_exists=True)
-    settings = {"seed": seed, "n_folds": n_folds, "families": list(families)}
-    old = study.user_attrs.get("settings")
-    if old is None:
-        study.set_user_attr("settings", settings)
-        study.set_user_attr("data", td.fingerprint())
-        if not study.get_trials(deepcopy=False):
-            for params in default_trials(families):
-                study.enqueue_trial(params, skip_if_exists=True)
-    elif old != settings:
-        raise ValueError(f"study {study_name!r} was created with {old}, not {settings}: its scores "
-                         "are not comparable; use the same settings or a new --study name")
-
-    def objective(trial: optuna.Trial) -> float:
-        config = suggest(trial, families)
-        trial.set_user_attr("method", config.method)
-        trial.set_user_attr("worker", f"{socket.gethostname()}:{os.getpid()}")
-        res = cross_validate(td, config, seed, trial=trial, progress=show_progress)
-        trial.set_user_attr("method_scores", res.method_scores)
-        trial.set_user_attr("fold_scores", res.fold_scores)
-        trial.set_user_attr("oof_pred", {m: _encode_pred(p) for m, p in res.oof_pred.items()})
-        trial.set_user_attr("seconds", round(res.seconds, 2))
-        return res.method_scores[config.method]
-
-    n_done = sum(t.state in FINISHED for t in study.get_trials(deepcopy=False))
-    remaining = max(0, n_trials - n_done)
-    if remaining:
-        bar = tqdm(total=remaining, desc=f"tune-fusion {study_name}", disable=not show_progress)
-
-        def on_trial(study_: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
-            bar.update(1)
-            try:
-                bar.set_postfix(best=f"{study_.best_value:.4f}", last=trial.params.get("family"))
-            except ValueError:  # no complete trial yet
-                pass
-
-        try:
-            study.optimize(objective, n_trials=remaining, timeout=timeout,
-                           callbacks=[optuna.study.MaxTrialsCallback(n_trials, states=FINISHED), on_trial])
-        finally:
-            bar.close()
-
+    study = open_study(study_name, storage_obj, seed, families, n_trials, td)
+    run_study(td, study, families, n_trials, seed, archive, timeout, show_progress)
     trials = _trials_frame(study)
     table = summary_table(trials)
-    if table.empty:
-        raise RuntimeError(f"study {study_name!r} has no complete trial; raise --timeout or --trials")
-    best_row = _choose(table, trials)
-    # Choosing the model to refit; tuning-only workers (refit=False) leave it to the one that refits.
-    confirmed = confirm_best(td, study, trials, families, seed, confirm_top, confirm_repeats,
-                             progress=show_progress) if refit else None
-    if confirmed is not None:
-        best_row = table.iloc[0].copy()
-        best_row["trial"], best_row["method"] = confirmed.trial, confirmed.method
-        best_row["family"] = confirmed.family
-        best_row["best_macro_f1"] = confirmed.scores[0]
-    best_trial = study.get_trials(deepcopy=False)[int(best_row["trial"])]
-    method = str(best_row["method"])
-    config = config_from_trial(best_trial, families)
-    config.method = method
-    y_pred = _decode_pred(best_trial.user_attrs["oof_pred"][method])
-    fold_scores = best_trial.user_attrs["fold_scores"][method]
+    # Tuning-only workers (refit=False) leave confirmation and the estimate to the one that refits.
+    sel = select(td, study, families, seed, archive, confirm_top if refit else 0, confirm_repeats,
+                 progress=show_progress)
+    config, method = sel.config, sel.config.method
+
+    nested = None
+    if refit and estimate == "nested":
+        nested = nested_estimate(td, lambda sub, name: tune_and_select(
+            sub, families, estimate_trials or min(n_trials, 10), seed, confirm_top, confirm_repeats, name),
+            fit_videos, predict_videos, decision_offsets, seed=seed, progress=show_progress)
+    rule = _decide_rule(decision_rule, nested, refit)
+    if rule["applied"]:
+        rule["offsets"] = [round(float(b), 4) for b in decision_offsets(td, sel)]
+    offsets = np.array(rule["offsets"]) if rule["applied"] else None
+    y_pred = sel.oof_pred
+    if offsets is not None:
+        y_pred = td.aggregator.predict_codes(apply_offsets(sel.oof.probs, offsets), sel.oof.video_id,
+                                             sel.oof.window_idx, td.video_ids, (method,))[method]
     per_class = per_class_table(td.y_video, y_pred)
-    best_params = {**best_trial.params, "method": method}
 
     model_id = f"fusion-{datetime.now(timezone.utc):%Y%m%dT%H%M%S}-{config.family}-{method}-{uuid.uuid4().hex[:6]}"
     dims = td.data.dims
+    n_labelled, labels_sha = labelled_set(con)
     lineage = {
-        "study": study_name, "storage": _describe_storage(storage_obj), "trial": best_trial.number,
-        "cv_macro_f1": float(best_row["best_macro_f1"]), "fold_scores": fold_scores,
+        "study": study_name, "storage": _describe_storage(storage_obj), "trial": sel.trial,
+        "cv_macro_f1": sel.score, "macro_f1_labels": [CLASSES[k] for k in td.labels],
         "confusion": confusion(td.y_video, y_pred).tolist(), "classes": list(CLASSES),
-        "params": best_params, "config": config.as_dict(), "n_folds": n_folds, "seed": seed,
+        "params": sel.params, "config": config.as_dict(), "n_folds": n_folds, "seed": seed,
         "groups": td.group_report.as_dict(), "n_videos": td.data.n_videos,
         "n_windows": int(len(td.data.X)), "columns": list(dims), "dims": dims,
+        "labels_sha256": labels_sha, "n_labelled": n_labelled,
+        "estimate": nested.as_dict() if nested else None, "decision_rule": rule,
         "store_snapshot": store_snapshot(con, snapshot), "trained_at": datetime.now(timezone.utc).isoformat(),
     }
-    if confirmed is not None:
+    if sel.confirmation is not None:
+        c = sel.confirmation
         lineage["confirmation"] = {"fold_seeds": [seed + 1000 * r for r in range(confirm_repeats + 1)],
-                                   "mean_macro_f1": confirmed.mean, "scores": confirmed.scores,
-                                   "candidates": confirmed.candidates}
+                                   "mean_macro_f1": c.mean, "scores": c.scores, "candidates": c.candidates}
     if "text" in dims and store is not None:
         from featurestore.embed import matching_text_unit, text_origins
         # How new files' ASR text must be windowed to look like the training windows.
@@ -705,21 +844,40 @@ def tune_fusion(store_or_con, n_trials: int = 30, timeout: float | None = None, 
         estimator = fit_final(td, config, seed)
         model = FusionModel(family=config.family, method=method, estimator=estimator,
                             modalities=tuple(dims), dims=dims, params=config.params, encoders=served,
-                            pool_stats=config.pool_stats, model_id=model_id, lineage=lineage)
+                            pool_stats=config.pool_stats, model_id=model_id, lineage=lineage,
+                            offsets=offsets)
         target = Path(models_dir) if models_dir is not None else (Path(store.models_dir) if store else None)
         if target is not None:
             model_dir = target / model_id
             paths["model_json"] = model.save(model_dir)
+            if nested is not None:
+                paths["nested_predictions"] = nested.save_predictions(model_dir)
+            headline = (nested.headline(rule["applied"]) if nested else
+                        f"OOF macro-F1 {sel.score:.3f} on the folds that chose it")
             paths.update(write_report(model_dir, td.y_video, y_pred, trials,
-                                      f"{config.family} + {method}: OOF macro-F1 {best_row['best_macro_f1']:.3f}"))
+                                      f"{config.family} + {method}: {headline}"))
             if store is not None:
-                _register_model(store, model, float(best_row["best_macro_f1"]), model_dir, snapshot)
-    return TuneResult(best_score=float(best_row["best_macro_f1"]), best_params=best_params,
-                      family=config.family, method=method, table=table, model=model, model_id=model_id,
-                      model_dir=model_dir, paths=paths, per_class=per_class, fold_scores=fold_scores,
-                      groups=td.group_report.as_dict(), study_name=study_name,
+                _register_model(store, model, sel.score, model_dir, snapshot)
+    return TuneResult(best_score=sel.score, best_params=sel.params, family=config.family, method=method,
+                      table=table, model=model, model_id=model_id, model_dir=model_dir, paths=paths,
+                      per_class=per_class, groups=td.group_report.as_dict(), study_name=study_name,
                       storage=_describe_storage(storage_obj), n_trials=int(len(trials)),
-                      seconds=time.perf_counter() - t_start, confirmation=confirmed)
+                      seconds=time.perf_counter() - t_start, confirmation=sel.confirmation,
+                      estimate=nested, decision_rule=rule)
+
+
+def _decide_rule(mode: str, nested: NestedEstimate | None, refit: bool) -> dict:
+    """Whether the decision rule is applied, and why (``{"applied", "offsets", "reason"}``)."""
+    if not refit or mode == "off":
+        return {"applied": False, "offsets": None, "reason": "off" if refit else "no refit"}
+    if mode == "on":
+        return {"applied": True, "offsets": None, "reason": "--decision-rule on"}
+    if nested is None:
+        return {"applied": False, "offsets": None,
+                "reason": "auto without a nested estimate to measure it (--estimate off)"}
+    gain = nested.rule_gain
+    return {"applied": gain > 0, "offsets": None,
+            "reason": f"auto: the nested estimate measured {gain:+.4f} macro-F1 with it"}
 
 
 def _register_model(store, model: FusionModel, score: float, model_dir: Path, snapshot: int | None) -> None:

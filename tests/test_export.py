@@ -1,10 +1,12 @@
 """Submission export: one named row per manifest id, manifest order, prior for the rest."""
 import csv
+import json
+from datetime import datetime, timezone
 
 import numpy as np
 import pytest
 
-from featurestore.export import ExportError, export_submission
+from featurestore.export import ExportError, export_submission, labelled_set
 from featurestore.schema import CLASSES
 from featurestore.store import FeatureStore, StoreError
 
@@ -39,9 +41,16 @@ def store(tmp_path):
     for vid, cls in predicted.items():
         _one_hot_windows(s, "m-good", vid, cls)
     _one_hot_windows(s, "m-good", "tr0", "Anger")   # train predictions must not leak into a test export
+    con = s.connect()
+    n, sha = labelled_set(con)
+    con.close()
+    # m-good was trained on today's labels; m-unpredicted, newer and better scored, on other ones.
     s.put("models", [
-        {"model_id": "m-good", "family": "mlp", "method": "mean", "cv_macro_f1": 0.6, "path": "x"},
-        {"model_id": "m-unpredicted", "family": "mlp", "method": "mean", "cv_macro_f1": 0.4, "path": "y"},
+        {"model_id": "m-good", "family": "mlp", "method": "mean", "cv_macro_f1": 0.6, "path": "x",
+         "lineage": json.dumps({"labels_sha256": sha, "n_labelled": n}), "created_at": datetime(2026, 1, 1, tzinfo=timezone.utc)},
+        {"model_id": "m-unpredicted", "family": "mlp", "method": "mean", "cv_macro_f1": 0.7, "path": "y",
+         "lineage": json.dumps({"labels_sha256": "0" * 64, "n_labelled": 3}),
+         "created_at": datetime(2026, 2, 1, tzinfo=timezone.utc)},
     ])
     return s
 
@@ -76,7 +85,7 @@ def test_method_choice_and_tied_prior(store, tmp_path):
     res = export_submission(store, "test", tmp_path / "a.csv", method="max", model_id="m-good")
     assert res.method == "max" and res.prior == "Surprise"
     store.put("videos", [{"video_id": "tr10", "split": "train", "label": "Trust", "status": "ok"}])
-    res = export_submission(store, "test", tmp_path / "b.csv")
+    res = export_submission(store, "test", tmp_path / "b.csv", model_id="m-good")
     assert res.prior == "Trust"
     assert dict(_read(tmp_path / "b.csv")[1:])["t5"] == "Trust"
 

@@ -1,10 +1,12 @@
 """predict_store and the store's window -> video aggregation SQL."""
 import json
+from datetime import datetime, timezone
 
 import numpy as np
 import pandas as pd
 import pytest
 
+from featurestore.export import labelled_set
 from featurestore.schema import AGGREGATIONS, CLASSES, HOP_S, MIN_LAST_WINDOW_S, WINDOW_S
 from featurestore.store import FeatureStore
 from fusion.gbm import LGBMClassifier
@@ -138,8 +140,12 @@ def _save_model(store, model_id, family, estimator, method="mean", cv=0.5, encod
                         pool_stats="mean" if family.startswith("pooled") else None)
     path = store.models_dir / model_id
     model.save(path)
+    con = store.connect()
+    n, sha = labelled_set(con)
+    con.close()
     store.put("models", [{"model_id": model_id, "family": family, "method": method, "cv_macro_f1": cv,
-                                 "path": str(path), "lineage": "{}",
+                                 "path": str(path), "created_at": datetime.now(timezone.utc),
+                                 "lineage": json.dumps({"labels_sha256": sha, "n_labelled": n}),
                                  "encoders": json.dumps(encoders or {m: f"{m}-{d}" for m, d in DIMS.items()})}])
     return model
 
@@ -151,7 +157,6 @@ def fitted(tmp_path_factory):
     n_train = len(y)
     gbm = LGBMClassifier(n_estimators=25, num_leaves=4, min_child_samples=2, early_stopping_rounds=0,
                          n_jobs=1).fit(X[:n_train], y)
-    window_model = _save_model(store, "gbm-1", "lightgbm", gbm, method="majority", cv=0.7)
     # A pooled (one row per video) family: needs each video's windows together.
     from fusion.data import pool_numpy
     vids = np.array([k[0] for k in keys])
@@ -160,14 +165,15 @@ def fitted(tmp_path_factory):
     feats = pool_numpy(X[:n_train], codes, len(uniq), slices, "mean")
     yv = np.array([y[codes == c][0] for c in range(len(uniq))])
     logreg = LogRegClassifier(C=1.0).fit(feats, yv)
-    pooled_model = _save_model(store, "pooled-1", "pooled-logreg", logreg, method="mean", cv=0.6)
+    pooled_model = _save_model(store, "pooled-1", "pooled-logreg", logreg, method="mean", cv=0.8)
+    window_model = _save_model(store, "gbm-1", "lightgbm", gbm, method="majority", cv=0.7)
     return store, X, keys, window_model, pooled_model
 
 
 def test_predict_store_writes_one_row_per_window(fitted):
     store, X, keys, window_model, _ = fitted
     model_id = predict_store(store, split="test", batch_videos=2, progress=False)
-    assert model_id == "gbm-1"                        # highest cv_macro_f1
+    assert model_id == "gbm-1"          # the newest trained on these labels, not the best scored
     con = store.connect()                             # the catalog, as plain duckdb would see it
     got = con.execute("SELECT video_id, window_idx, probs FROM window_predictions "
                       "WHERE model_id = 'gbm-1' ORDER BY video_id, window_idx").fetchall()
