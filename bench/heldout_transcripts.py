@@ -1,0 +1,249 @@
+"""Does the nested estimate predict held-out scores? Fresh grouped splits of the public transcripts.
+
+Seeds, announced before the first run and never used for any choice: **100-119**. For each
+seed the 498 reels of ``/work/shared/data/reels-transcripts`` are cut into a training part
+and a held-out quarter (StratifiedGroupKFold(4, shuffle, random_state=seed), fold 0 held
+out, over the leakage groups of ``featurestore.duplicates``, so no duplicate straddles the
+cut). Then, as a user runs them, on a copy of one store that already holds the reels' text
+vectors (``embed`` of the full manifest, done once):
+
+    cli.py embed --manifest train.csv --modalities text          # labels of the training part
+    cli.py embed --manifest heldout.csv --split test --modalities text   # no emotion column
+    cli.py tune-fusion --trials 30 --seed 0 --quiet              # nested estimate on (default)
+    cli.py predict --split test
+    cli.py export-submission --split test --out submission.csv
+
+and the submission is scored against the hidden labels with the project's one macro-F1
+(``fusion.aggregate.macro_f1`` over the classes of the training part). Beside it, on the
+same split, from the same stored vectors: the pooled logistic regression alone (C=0.05, no
+neighbour vote), the previous default (the pooled-logreg default trial, with its 10-neighbour
+vote), and the chosen model with and without the decision rule (offsets fitted on its
+study's out-of-fold predictions, as ``--decision-rule on`` would).
+
+    .venv/bin/python -m bench.heldout_transcripts --splits 20        # seeds 100..119
+    .venv/bin/python -m bench.heldout_transcripts --splits 4 --trials 10   # a quick look
+
+Writes ``bench/out/heldout_transcripts.json`` (per split) and prints the summary.
+"""
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+DATA = Path(os.environ.get("REELS_TRANSCRIPTS", "/work/shared/data/reels-transcripts"))
+OUT = ROOT / "bench" / "out"
+FIRST_SEED = 100
+
+
+def cli(*args: str, quiet: bool = True) -> str:
+    proc = subprocess.run([sys.executable, str(ROOT / "cli.py"), *args], capture_output=True, text=True)
+    if proc.returncode != 0:
+        raise RuntimeError(f"cli.py {' '.join(args)} failed ({proc.returncode}):\n{proc.stderr[-3000:]}")
+    return proc.stdout
+
+
+def manifest_rows() -> list[dict]:
+    with open(DATA / "labels.csv", newline="", encoding="utf-8") as fh:
+        rows = list(csv.DictReader(fh))
+    for r in rows:
+        r["transcript"] = str((DATA / r["transcript"]).resolve())
+    return rows
+
+
+def write_manifest(path: Path, rows: list[dict], with_labels: bool) -> None:
+    cols = ["id", "video", "emotion", "transcript"] if with_labels else ["id", "video", "transcript"]
+    with open(path, "w", newline="", encoding="utf-8") as fh:
+        w = csv.DictWriter(fh, fieldnames=cols, extrasaction="ignore")
+        w.writeheader()
+        w.writerows(rows)
+
+
+def base_store(path: Path, rows: list[dict]) -> Path:
+    """A store holding every reel's text vectors (embedded once; each split copies it)."""
+    if (path / "store.json").exists():
+        return path
+    man = path.parent / "all.csv"
+    write_manifest(man, rows, with_labels=True)
+    cli("embed", "--store", str(path), "--manifest", str(man), "--modalities", "text", "--quiet")
+    return path
+
+
+def leakage_groups_of(store_path: Path):
+    """(video ids, labels, group per video) of the base store by the project's one definition."""
+    from featurestore.store import FeatureStore
+    from fusion.tune import _store_parts, prepare
+    from fusion.data import load_store_window_data
+    store, con, _, snapshot, served = _store_parts(FeatureStore(store_path, create=False))
+    td = prepare(con, 5, 0, load_store_window_data(store, served, snapshot=snapshot))
+    return td
+
+
+def split_of(td, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    from sklearn.model_selection import StratifiedGroupKFold
+    import warnings
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)
+        tr, te = next(StratifiedGroupKFold(4, shuffle=True, random_state=seed).split(
+            td.y_video, td.y_video, td.groups))
+    return np.sort(tr), np.sort(te)
+
+
+def baseline_scores(td, tr: np.ndarray, te: np.ndarray, labels: np.ndarray) -> dict[str, float]:
+    """Held-out macro-F1 of fixed pooled configurations fitted on the training part."""
+    from fusion.aggregate import macro_f1
+    from fusion.tune import Config, fit_videos, predict_videos
+    configs = {
+        "logreg_C0.05": Config("pooled-logreg", "mean", {"class_weight": "balanced", "C": 0.05,
+                                                         "knn_weight": 0.0}, pool_stats="mean"),
+        "previous_default": Config("pooled-logreg", "mean", {"class_weight": "balanced", "C": 0.05,
+                                                             "knn_weight": 0.3, "knn_k": 10}, pool_stats="mean"),
+    }
+    out = {}
+    for name, config in configs.items():
+        est = fit_videos(td, config, tr, 0)
+        probs, _, _ = predict_videos(td, config, est, te)
+        out[name] = macro_f1(td.y_video[te], probs.argmax(axis=1), labels)
+    return out
+
+
+def chosen_with_and_without_rule(store_path: Path, truth: dict[str, int], labels: np.ndarray) -> dict:
+    """Held-out macro-F1 of the chosen model as deployed, without offsets, and with offsets
+    fitted on its study's out-of-fold predictions (what ``--decision-rule on`` deploys)."""
+    import optuna
+    from featurestore.schema import CLASSES
+    from featurestore.store import FeatureStore
+    from fusion.aggregate import aggregate_windows, macro_f1
+    from fusion.data import load_store_window_data
+    from fusion.decision import fit_offsets
+    from fusion.oof import ARTIFACT_DIR, OOFArchive
+    from fusion.predict import load_store_model, model_encoder_ids
+
+    store = FeatureStore(store_path, create=False)
+    model, row = load_store_model(store, device="cpu")
+    lineage = json.loads(row["lineage"])
+    data = load_store_window_data(store, model_encoder_ids(model, row), labelled=False)
+    keep = np.isin(data.video_id, list(truth))
+    X, vid, widx = data.X[keep], data.video_id[keep], data.window_idx[keep]
+    X = X[:, np.concatenate([np.arange(data.slices[m].start, data.slices[m].stop) for m in model.modalities])]
+    ids = np.array(sorted(truth))
+    y = np.array([truth[v] for v in ids])
+
+    def score(offsets) -> float:
+        model.offsets = offsets
+        pred = aggregate_windows(model.predict_proba(X, vid), vid, widx, model.method)
+        lookup = dict(zip(pred["video_id"], pred["emotion"]))
+        return macro_f1(y, np.array([CLASSES.index(lookup[v]) if v in lookup else -1 for v in ids]), labels)
+
+    deployed = model.offsets
+    study = optuna.load_study(study_name=lineage["study"], storage=f"sqlite:///{store.root / 'optuna.db'}")
+    trial = study.get_trials(deepcopy=False)[lineage["trial"]]
+    oof = OOFArchive(store.root / ARTIFACT_DIR).load(lineage["study"], trial)
+    train = store.query("SELECT video_id, label FROM videos WHERE label IS NOT NULL ORDER BY video_id").to_pylist()
+    tv = np.array([r["video_id"] for r in train])
+    ty = np.array([CLASSES.index(r["label"]) for r in train])
+    offsets = fit_offsets(oof, ty, tv, model.method, np.unique(ty))
+    return {"without_rule": score(None), "with_rule": score(offsets),
+            "deployed": score(deployed), "rule_applied": deployed is not None}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--splits", type=int, default=20, help="splits, seeds 100.. (default 20: 100-119)")
+    ap.add_argument("--trials", type=int, default=30)
+    ap.add_argument("--work", type=Path, default=Path("/tmp/bench-heldout"))
+    args = ap.parse_args()
+    from featurestore.schema import CLASSES
+    from fusion.aggregate import macro_f1
+
+    OUT.mkdir(parents=True, exist_ok=True)
+    args.work.mkdir(parents=True, exist_ok=True)
+    rows = manifest_rows()
+    by_id = {r["id"]: r for r in rows}
+    base = base_store(args.work / "base", rows)
+    td = leakage_groups_of(base)
+    ids = td.video_ids
+    results = []
+    out_path = OUT / "heldout_transcripts.json"
+    for seed in range(FIRST_SEED, FIRST_SEED + args.splits):
+        tr, te = split_of(td, seed)
+        d = args.work / f"split-{seed}"
+        shutil.rmtree(d, ignore_errors=True)
+        d.mkdir()
+        shutil.copytree(base, d / "store")
+        write_manifest(d / "train.csv", [by_id[v] for v in ids[tr]], with_labels=True)
+        write_manifest(d / "heldout.csv", [by_id[v] for v in ids[te]], with_labels=False)
+        s = str(d / "store")
+        cli("embed", "--store", s, "--manifest", str(d / "train.csv"), "--modalities", "text", "--quiet")
+        cli("embed", "--store", s, "--manifest", str(d / "heldout.csv"), "--split", "test",
+            "--modalities", "text", "--quiet")
+        t0 = time.perf_counter()
+        summary = cli("tune-fusion", "--store", s, "--trials", str(args.trials), "--seed", "0", "--quiet")
+        tune_s = time.perf_counter() - t0
+        cli("predict", "--store", s, "--split", "test")
+        export = cli("export-submission", "--store", s, "--split", "test", "--out", str(d / "submission.csv"))
+        with open(d / "submission.csv", newline="") as fh:
+            sub = {r["id"]: r["emotion"] for r in csv.DictReader(fh)}
+        truth = {v: CLASSES.index(by_id[v]["emotion"]) for v in ids[te]}
+        labels = np.unique(td.y_video[tr])
+        y = np.array([truth[v] for v in sorted(truth)])
+        pred = np.array([CLASSES.index(sub[v]) for v in sorted(truth)])
+        heldout = macro_f1(y, pred, labels)
+        from featurestore.store import FeatureStore
+        store = FeatureStore(s, create=False)
+        lineage = json.loads(store.query("SELECT lineage FROM models").column("lineage")[0].as_py())
+        est = lineage["estimate"]
+        rule = lineage["decision_rule"]["applied"]
+        estimate = est["rule_macro_f1"] if rule else est["macro_f1"]
+        interval = est["rule_interval"] if rule else est["interval"]
+        expected_line = next((ln.strip() for ln in export.splitlines() if "expected macro-F1" in ln), "")
+        r = {"seed": seed, "n_train": int(len(tr)), "n_heldout": int(len(te)), "heldout": heldout,
+             "estimate": estimate, "interval": interval, "gap": estimate - heldout,
+             "in_interval": interval[0] <= heldout <= interval[1], "expected_line": expected_line,
+             "selection_score": lineage["cv_macro_f1"], "chosen": lineage["config"]["family"] + "+" + lineage["config"]["method"],
+             "rule_applied": rule, "tune_seconds": round(tune_s, 1),
+             **baseline_scores(td, tr, te, labels), **chosen_with_and_without_rule(Path(s), truth, labels)}
+        results.append(r)
+        out_path.write_text(json.dumps(results, indent=2, default=float))
+        print(f"seed {seed}: held-out {heldout:.3f}, estimate {estimate:.3f} [{interval[0]:.3f}, {interval[1]:.3f}], "
+              f"selection {r['selection_score']:.3f}, logreg {r['logreg_C0.05']:.3f}, previous default "
+              f"{r['previous_default']:.3f}, chosen w/o rule {r['without_rule']:.3f} / with {r['with_rule']:.3f} "
+              f"({r['chosen']}; {tune_s:.0f} s)", flush=True)
+        shutil.rmtree(d / "store", ignore_errors=True)  # keep the manifests and the submission
+    report(results)
+
+
+def report(results: list[dict]) -> None:
+    def stat(key: str) -> str:
+        v = np.array([r[key] for r in results], float)
+        return f"{v.mean():.3f} ± {v.std(ddof=1) / np.sqrt(len(v)) if len(v) > 1 else 0:.3f} (SE)"
+    n = len(results)
+    gaps = np.array([r["gap"] for r in results])
+    diff = np.array([r["deployed"] - r["logreg_C0.05"] for r in results])
+    print(f"\n{n} fresh held-out splits (seeds {results[0]['seed']}-{results[-1]['seed']}), "
+          f"~{results[0]['n_heldout']} held-out reels each:")
+    print(f"  held-out macro-F1 of the submission: {stat('heldout')}")
+    print(f"  nested estimate:                     {stat('estimate')}")
+    print(f"  selection score (what chose it):     {stat('selection_score')}")
+    print(f"  mean |estimate - held-out| = {np.abs(gaps).mean():.3f}; mean signed gap {gaps.mean():+.3f}; "
+          f"held-out inside the estimate's interval on {sum(r['in_interval'] for r in results)}/{n} splits")
+    for key in ("logreg_C0.05", "previous_default", "without_rule", "with_rule", "deployed"):
+        print(f"  held-out {key:<18} {stat(key)}")
+    print(f"  deployed - logreg alone: {diff.mean():+.3f} ± {diff.std(ddof=1) / np.sqrt(n) if n > 1 else 0:.3f} (SE, paired)")
+    print(f"  tune-fusion (30 trials + nested estimate) wall time: "
+          f"{np.mean([r['tune_seconds'] for r in results]):.0f} s per split on this machine")
+
+
+if __name__ == "__main__":
+    main()
