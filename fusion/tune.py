@@ -30,7 +30,7 @@ from featurestore.schema import AGGREGATIONS, CLASSES
 
 from ._sql import fetch_arrow, read_sql, relation_columns
 from .aggregate import Aggregator, macro_f1
-from .cv import GroupReport, leakage_groups, subsample_windows, video_folds, video_transcripts
+from .cv import GroupReport, leakage_groups, subsample_windows, video_evidence, video_folds
 from .data import WindowData, load_store_window_data, load_window_data, pool_video_vectors
 from .gbm import LGBMClassifier
 from .linear import LogRegClassifier
@@ -72,7 +72,7 @@ def prepare(con, n_folds: int = 5, seed: int = 0, data: WindowData | None = None
     """Load labelled windows (unless ``data`` holds them), form leakage groups and the video folds."""
     data = data if data is not None else load_window_data(con, labelled=True)
     y_video = data.video_labels()
-    groups, report = leakage_groups(data, video_transcripts(con, data.videos["video_id"].to_numpy()))
+    groups, report = leakage_groups(data, video_evidence(con, data.videos["video_id"].to_numpy()))
     folds = video_folds(y_video, groups, n_folds, seed)
     return TuneData(data=data, y_video=y_video, y_window=y_video[data.video_code], groups=groups,
                     group_report=report, folds=folds, labels=np.unique(y_video), con=con)
@@ -383,10 +383,7 @@ class TuneResult:
         """Human-readable summary (what ``cli.py tune-fusion`` prints)."""
         lines = [f"study {self.study_name!r} ({self.storage or 'in memory'}): {self.n_trials} finished trial(s) "
                  f"in {self.seconds:.1f} s",
-                 f"CV groups: {self.groups['n_videos']} videos -> {self.groups['n_groups']} groups "
-                 f"(merged: {self.groups['merged_by_transcript']} by transcript, "
-                 f"{self.groups['merged_by_embedding']} by embedding, "
-                 f"{self.groups['merged_by_manifest_group']} by manifest group)",
+                 f"CV groups: {self.groups['description']}",
                  "", "best video macro-F1 (out of fold) per model family and aggregation:",
                  self.table.to_string(index=False, float_format=lambda v: f"{v:.4f}"), "",
                  f"chosen: {self.family} + {self.method}: macro-F1 {self.best_score:.4f} "
