@@ -145,8 +145,7 @@ def centred_unit(V: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Centre float (n, d) ``V`` by the mean of its non-NaN rows and scale rows to unit length.
 
     Returns ``(unit float64 (n, d), centred norm (n,), present bool (n,))``; rows that are
-    absent (NaN) or centred to zero get a zero unit row, so every cosine with them is 0 and
-    they never reach a threshold.
+    absent (NaN) or centred to zero get a zero unit row, so they never reach a threshold.
     """
     V = np.asarray(V, dtype=np.float64)
     present = ~np.isnan(V).any(axis=1)
@@ -272,7 +271,9 @@ def duplicate_pairs(video_ids, transcripts: list[str | None] | None = None,
     for m, V in vectors.items():
         unit, norm, present = units[m]
         shared = present[a] & present[b]
-        sim = np.where(shared, np.einsum("ij,ij->i", unit[a], unit[b]), np.nan)
+        # A vector centred to zero (every compared video has the same one) has no direction.
+        defined = shared & (norm[a] > 0) & (norm[b] > 0)
+        sim = np.where(defined, np.einsum("ij,ij->i", unit[a], unit[b]), np.nan)
         sims[m] = sim
         if m not in deciding:
             continue
