@@ -50,7 +50,8 @@ TRANSCRIPT_JACCARD = 0.5
 #: the five shingles around it.
 SHINGLE_CHARS = 5
 #: Texts shorter than this (normalised characters) or with fewer distinct shingles only match
-#: exactly: a Jaccard over three shingles is noise ("ya ampun" vs "ya allah").
+#: exactly: over a few shingles the Jaccard says little ("terima kasih" and "terima kasih
+#: semua", two unrelated thank-yous, score 0.57).
 MIN_NEAR_CHARS = 15
 MIN_NEAR_SHINGLES = 3
 #: Near-duplicate vectors: centred cosine of per-video mean-pooled vectors, in every deciding
@@ -116,9 +117,10 @@ def near_transcript_pairs(B: sparse.csr_matrix, eligible: np.ndarray,
 
     Exact: the intersections are one sparse product ``B[rows] @ B.T`` per block of ``CHUNK``
     rows, so work grows with the number of pairs sharing a shingle (quadratic in the worst
-    case) but memory stays one block. At thousands of videos that is well under a second;
-    MinHash would only pay off from hundreds of thousands, at the price of missing and
-    inventing pairs near the threshold.
+    case) but memory stays one block. On the 498 real transcripts (1.5 M characters) the
+    products take 0.05 s (building the shingles 1.1 s); 5,000 synthetic texts that share
+    shingles in every pair take about 5 s in all. MinHash would only pay off from tens of
+    thousands of videos, at the price of missing and inventing pairs near the threshold.
     """
     rows = np.flatnonzero(eligible)
     if len(rows) < 2 or B.shape[1] == 0:

@@ -13,7 +13,8 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from featurestore.pooling import POOL_STATS, assemble_pooled, pool_numpy, pooled_feature_names
+# Pooling lives in featurestore (the audit pools as CV does); fusion's callers import it from here.
+from featurestore.pooling import POOL_STATS, assemble_pooled, pool_numpy, pooled_feature_names  # noqa: F401
 from featurestore.schema import CLASSES, MODALITIES
 from featurestore.store import lists_to_numpy
 
