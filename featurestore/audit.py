@@ -3,13 +3,12 @@
 Every query is a named file ``sql/audit_*.sql`` run on an in-memory DuckDB
 connection over the store's views, so the audit never takes the catalog's lock.
 
-Duplicates are found four ways: the same ``path``, byte-identical media
-(SHA-256 of each existing file), identical concatenated transcripts, and
-cosine similarity of per-video mean-pooled embeddings of each modality,
-centred by the mean over all videos (sentence encoders are anisotropic: raw
-cosines of unrelated videos sit near 0.96).
-Only modalities with at least ``min_dim`` values decide near duplicates: the
-cosine of two 3-D vectors is high for most unrelated videos.
+Duplicates are the ones ``featurestore.duplicates`` defines, the same pairs CV leakage
+groups merge: the same ``path``, the same media bytes (SHA-256 of each existing file, or the
+fingerprint stored on ingest), identical or near-identical transcripts (Jaccard of character
+shingles), and near-identical per-video mean-pooled embeddings (centred cosine in every
+deciding modality, those with at least ``min_dim`` values). The pairs are computed in numpy
+and registered in the audit's DuckDB connection, where the ``audit_*`` queries read them.
 """
 from __future__ import annotations
 
@@ -19,8 +18,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import duckdb
+import numpy as np
 import pandas as pd
 
+from . import duplicates
+from .pooling import pooled_means
 from .schema import CLASSES, MODALITIES
 from .sqlfiles import read_sql, sql_literal
 from .store import FeatureStore, StoreError
@@ -60,6 +62,7 @@ class AuditReport:
         """Readable fixed-width tables; long tables show their first ``max_rows`` rows."""
         p = self.params
         out = [f"Audit of {p.get('store')} (near-duplicate threshold {p.get('threshold')}, "
+               f"near-transcript Jaccard {p.get('transcript_jaccard')}, "
                f"deciding modalities: {', '.join(p.get('deciding_modalities') or []) or 'none'}, "
                f"media hashed: {p.get('media_hashed', 0)} files)"]
         out += [f"note: {n}" for n in self.notes]
@@ -106,31 +109,50 @@ def _jsonable(v):
     return v
 
 
-def audit(store: FeatureStore, threshold: float = 0.98, min_dim: int = 16,
-          hash_media: bool = True) -> AuditReport:
+def audit(store: FeatureStore, threshold: float = duplicates.VECTOR_COSINE,
+          min_dim: int = duplicates.MIN_DECIDING_DIM, hash_media: bool = True,
+          transcript_jaccard: float = duplicates.TRANSCRIPT_JACCARD) -> AuditReport:
     """Audit ``store``; returns an :class:`AuditReport`.
 
     Parameters
     ----------
-    threshold : cosine similarity of per-video pooled vectors at or above which
-        two videos are near duplicates (in every deciding modality both have).
+    threshold : centred cosine similarity of per-video pooled vectors at or above which two
+        videos are near duplicates (in every deciding modality both have).
     min_dim : modalities whose chosen encoder has fewer dims report similarity
         but do not decide near duplicates.
-    hash_media : hash every video file that exists (reads each file once) so
-        byte-identical files under different ids are caught.
+    hash_media : hash every video file that exists (reads each file once) so byte-identical
+        files under different ids are caught even where the stored fingerprint is missing
+        or stale; without it only the fingerprints stored on ingest are compared.
+    transcript_jaccard : shingle Jaccard similarity at or above which two (long enough)
+        transcripts are near duplicates.
     """
     if not 0.0 < threshold <= 1.0:
         raise ValueError(f"threshold={threshold}: a cosine similarity in (0, 1] is needed, e.g. 0.98")
+    if not 0.0 < transcript_jaccard <= 1.0:
+        raise ValueError(f"transcript_jaccard={transcript_jaccard}: a Jaccard similarity in (0, 1] "
+                         f"is needed, e.g. {duplicates.TRANSCRIPT_JACCARD}")
     chosen = store.feature_sets()
     con = store.connect()
     try:
         deciding = _setup_encoders(con, chosen, min_dim)
-        con.execute(read_sql("audit_pooled"))
-        con.execute(read_sql("audit_transcripts"))
         n_hashed = _setup_media(con) if hash_media else _empty_media(con)
-        sim_columns = ",\n           ".join(
-            f"max(similarity) FILTER (WHERE modality = {sql_literal(m)}) AS {m}_sim" for m in MODALITIES)
-        con.execute(read_sql("audit_pairs").format(threshold=float(threshold), sim_columns=sim_columns))
+        ids = [v for (v,) in con.execute(read_sql("audit_videos")).fetchall()]
+        evidence = duplicates.video_evidence(con, ids)
+        hashed = dict(con.execute("SELECT video_id, sha256 FROM audit_media").fetchall())
+        media = [hashed.get(v) or s for v, s in zip(ids, evidence["sha256"])]
+        vectors = _pooled_vectors(store, con, chosen, ids)
+        pairs = duplicates.duplicate_pairs(ids, evidence["transcript"].tolist(), vectors, media,
+                                           evidence["path"].tolist(), transcript_jaccard=transcript_jaccard,
+                                           cosine=threshold, min_dim=min_dim)
+        for m in MODALITIES:                      # one similarity column per modality, compared or not
+            if f"{m}_sim" not in pairs:
+                pairs[f"{m}_sim"] = np.nan
+        sims = [f"{m}_sim" for m in MODALITIES]
+        pairs = pairs[[c for c in pairs.columns if c not in sims] + sims]
+        codes, _ = duplicates.leakage_groups(ids, pairs)
+        con.register("audit_duplicate_pairs", pairs)
+        con.register("audit_duplicate_members", _members(ids, codes, pairs))
+        con.execute(read_sql("audit_pairs"))
         classes = "[" + ", ".join(sql_literal(c) for c in CLASSES) + "]"
         tables = {
             "status": _df(con, read_sql("audit_status")),
@@ -152,9 +174,43 @@ def audit(store: FeatureStore, threshold: float = 0.98, min_dim: int = 16,
         notes.append(f"no modality has >= {min_dim} dims, so only path, media and transcript "
                      "duplicates are found (lower min_dim to compare small vectors)")
     params = {"store": str(store.root), "threshold": float(threshold), "min_dim": int(min_dim),
+              "transcript_jaccard": float(transcript_jaccard),
               "deciding_modalities": deciding, "media_hashed": n_hashed,
               "encoders": {m: c["encoder_id"] for m, c in chosen.items()}}
     return AuditReport(tables=tables, params=params, notes=notes)
+
+
+def _pooled_vectors(store: FeatureStore, con: duckdb.DuckDBPyConnection, chosen: dict[str, dict],
+                    ids: list[str]) -> dict[str, np.ndarray]:
+    """Modality -> float32 (len(ids), dim): each video's mean embedding over its stored windows
+    (``pooling.pooled_means``, as CV pools), all-NaN rows where it has none."""
+    pos = pd.Index(ids)
+    win = con.execute(read_sql("audit_window_keys")).df()
+    wkey = (pos.get_indexer(win["video_id"]).astype(np.int64) << 32) | win["window_idx"].to_numpy(np.int64)
+    out = {}
+    for m in MODALITIES:
+        c = chosen.get(m)
+        if not c:
+            continue
+        try:
+            keys, M = store.load_embeddings(c["encoder_id"], con=con, sort=False)
+        except StoreError:                        # a chosen feature set without vectors yet
+            continue
+        code = pos.get_indexer(keys["video_id"].to_numpy(zero_copy_only=False)).astype(np.int64)
+        key = (code << 32) | keys["window_idx"].to_numpy(zero_copy_only=False).astype(np.int64)
+        keep = (code >= 0) & np.isin(key, wkey)
+        out[m] = pooled_means(M[keep], code[keep], len(ids), {m: slice(0, M.shape[1])})[m]
+    return out
+
+
+def _members(ids: list[str], codes: np.ndarray, pairs: pd.DataFrame) -> pd.DataFrame:
+    """``(video_id, group_id)`` of every video in a duplicate pair; group_id is the smallest
+    video_id of its connected component."""
+    in_pair = set(pairs["video_a"]) | set(pairs["video_b"])
+    df = pd.DataFrame({"video_id": ids, "code": codes})
+    df = df[df["video_id"].isin(in_pair)]
+    df["group_id"] = df.groupby("code")["video_id"].transform("min")
+    return df[["video_id", "group_id"]].reset_index(drop=True)
 
 
 def _setup_encoders(con: duckdb.DuckDBPyConnection, chosen: dict[str, dict], min_dim: int) -> list[str]:

@@ -25,3 +25,13 @@ def read_sql(name: str) -> str:
 def sql_literal(value: str) -> str:
     """A single-quoted SQL string literal (for paths and ids spliced into DDL)."""
     return "'" + str(value).replace("'", "''") + "'"
+
+
+def relation_columns(con, name: str) -> dict[str, str] | None:
+    """``{column: duckdb type}`` of relation ``name`` on DuckDB connection ``con``, or None
+    when it does not exist."""
+    try:
+        rows = con.execute(f'DESCRIBE "{name}"').fetchall()
+    except Exception:  # duckdb raises CatalogException subclasses; any failure means absent
+        return None
+    return {r[0]: r[1] for r in rows}

@@ -2,7 +2,7 @@
 project's one loader, ``featurestore.sqlfiles.read_sql``."""
 from __future__ import annotations
 
-from featurestore.sqlfiles import read_sql
+from featurestore.sqlfiles import read_sql, relation_columns
 
 __all__ = ["read_sql", "strip_statement", "fetch_arrow", "relation_columns", "scalar"]
 
@@ -18,15 +18,6 @@ def fetch_arrow(con, sql: str):
     if hasattr(rel, "to_arrow_table"):
         return rel.to_arrow_table()
     return rel.arrow()  # older duckdb
-
-
-def relation_columns(con, name: str) -> dict[str, str] | None:
-    """``{column: duckdb type}`` of relation ``name``, or None when it does not exist."""
-    try:
-        rows = con.execute(f'DESCRIBE "{name}"').fetchall()
-    except Exception:  # duckdb raises CatalogException subclasses; any failure means absent
-        return None
-    return {r[0]: r[1] for r in rows}
 
 
 def scalar(con, sql: str):

@@ -1,130 +1,97 @@
 """Leakage-safe cross-validation at the video level.
 
 Windows of one video are strongly correlated, and re-uploads of one reel share
-their speech and pixels, so folds are built over *groups* of videos:
-a video, plus every video with the same transcript, the same pooled embedding,
-or the same manifest ``group`` (creator account / speaker). No group is ever
-split between the training and validation side of a fold.
+their speech and pixels, so folds are built over *groups* of videos: a video,
+plus every video that ``featurestore.duplicates`` calls its duplicate (same
+media, identical or near-identical transcript, near-identical pooled vectors:
+the definition the data audit uses too), plus every video with the same
+manifest ``group`` (creator account / speaker). No group is ever split between
+the training and validation side of a fold.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
 from sklearn.model_selection import StratifiedGroupKFold
 
-from ._sql import fetch_arrow, read_sql, relation_columns
-from .data import WindowData, pool_numpy
+from featurestore import duplicates
+from featurestore.duplicates import video_evidence
+from featurestore.pooling import pooled_means
 
+from .data import WindowData
 
-class UnionFind:
-    """Disjoint sets over ``0..n-1`` with path halving and union by size."""
-
-    def __init__(self, n: int) -> None:
-        self.parent = np.arange(n)
-        self.size = np.ones(n, dtype=np.int64)
-
-    def find(self, i: int) -> int:
-        parent = self.parent
-        while parent[i] != i:
-            parent[i] = parent[parent[i]]
-            i = parent[i]
-        return int(i)
-
-    def union(self, a: int, b: int) -> bool:
-        """Merge the sets of ``a`` and ``b``; True when they were different sets."""
-        ra, rb = self.find(a), self.find(b)
-        if ra == rb:
-            return False
-        if self.size[ra] < self.size[rb]:
-            ra, rb = rb, ra
-        self.parent[rb] = ra
-        self.size[ra] += self.size[rb]
-        return True
-
-    def union_keys(self, keys: list | np.ndarray) -> int:
-        """Merge all indices sharing a key (None/NaN keys ignored); returns merges made."""
-        first: dict = {}
-        merges = 0
-        for i, k in enumerate(keys):
-            if k is None or (isinstance(k, float) and np.isnan(k)):
-                continue
-            if k in first:
-                merges += self.union(first[k], i)
-            else:
-                first[k] = i
-        return merges
-
-    def labels(self) -> np.ndarray:
-        """int64 (n,): dense group id per element (0..n_groups-1, in first-seen order)."""
-        roots = np.array([self.find(i) for i in range(len(self.parent))])
-        _, codes = np.unique(roots, return_inverse=True)
-        return codes.astype(np.int64)
+__all__ = ["GroupReport", "leakage_groups", "video_evidence", "video_folds", "subsample_windows"]
 
 
 @dataclass
 class GroupReport:
-    """How the CV groups were formed (counts of videos and merges)."""
+    """How the CV groups were formed.
+
+    ``merged``: rule of ``featurestore.duplicates.RULES`` -> videos that rule alone merged;
+    ``thresholds``: the duplicate thresholds used; ``pairs``: the duplicate pairs
+    (``duplicates.duplicate_pairs``; not part of :meth:`as_dict`).
+    """
 
     n_videos: int
     n_groups: int
-    merged_by_transcript: int
-    merged_by_embedding: int
-    merged_by_manifest_group: int
+    merged: dict[str, int]
+    thresholds: dict[str, float | int] = field(default_factory=dict)
+    deciding_modalities: list[str] = field(default_factory=list)
+    pairs: pd.DataFrame = field(default_factory=pd.DataFrame, repr=False, compare=False)
 
-    def as_dict(self) -> dict[str, int]:
-        return dict(self.__dict__)
+    def describe(self) -> str:
+        """One line, e.g. "498 videos -> 470 groups (merged: 28 by transcript, ...)"."""
+        m = self.merged
+        return (f"{self.n_videos} videos -> {self.n_groups} groups (merged: "
+                f"{m.get('transcript', 0)} by transcript, {m.get('near_transcript', 0)} by near transcript, "
+                f"{m.get('vectors', 0)} by pooled vectors, {m.get('media', 0)} by media, "
+                f"{m.get('manifest_group', 0)} by manifest group)")
 
-
-def video_transcripts(con, video_ids: np.ndarray) -> list[str | None]:
-    """Normalised full transcript per video (``sql/fusion_video_transcripts.sql``), None if silent.
-
-    Returns all None when the connection has no ``windows`` relation with transcripts.
-    """
-    cols = relation_columns(con, "windows")
-    if cols is None or "transcript" not in cols:
-        return [None] * len(video_ids)
-    t = fetch_arrow(con, read_sql("fusion_video_transcripts")).to_pandas()
-    lookup = dict(zip(t["video_id"].astype(str), t["transcript"]))
-    return [lookup.get(v) for v in video_ids]
-
-
-def _embedding_keys(data: WindowData) -> list[bytes | None]:
-    """Per video, the bytes of its pooled mean vector rounded to 5 decimals (None if empty)."""
-    pooled = pool_numpy(data.X, data.video_code, data.n_videos, data.slices, stats="mean")
-    frac_cols = np.cumsum([d + 1 for d in data.dims.values()]) - 1
-    means = np.delete(pooled, frac_cols, axis=1)
-    keys: list[bytes | None] = []
-    rounded = np.round(means.astype(np.float64), 5)
-    empty = np.isnan(rounded).all(axis=1)
-    rounded = np.where(np.isnan(rounded), np.inf, rounded)  # NaN != NaN would defeat equality
-    for row, is_empty in zip(rounded, empty):
-        keys.append(None if is_empty else row.tobytes())
-    return keys
+    def as_dict(self) -> dict:
+        """JSON-able: counts, merges per rule, thresholds, deciding modalities, the description."""
+        return {"n_videos": int(self.n_videos), "n_groups": int(self.n_groups),
+                "merged": {k: int(v) for k, v in self.merged.items()},
+                "thresholds": dict(self.thresholds), "deciding_modalities": list(self.deciding_modalities),
+                "n_pairs": int(len(self.pairs)), "description": self.describe()}
 
 
-def leakage_groups(data: WindowData, transcripts: list[str | None] | None = None) -> tuple[np.ndarray, GroupReport]:
+def leakage_groups(data: WindowData, evidence: pd.DataFrame | None = None) -> tuple[np.ndarray, GroupReport]:
     """Group id per video (rows of ``data.videos``) that CV must never split.
 
-    Videos are merged (union-find) when their transcripts are identical, their pooled
-    embeddings are identical, or they share a non-NULL manifest ``group``.
-
+    Args:
+        data: the windows; each video's mean-pooled vector per modality is compared
+            (``featurestore.pooling.pooled_means``, centred over ``data``'s videos).
+        evidence: :func:`video_evidence` rows (video_id, transcript, sha256, path) for the
+            videos; None (or a video missing from it) compares vectors only.
     Returns:
         (int64 (n_videos,) group ids, GroupReport).
     """
     n = data.n_videos
-    uf = UnionFind(n)
-    transcripts = transcripts if transcripts is not None else [None] * n
-    by_text = uf.union_keys([t if t else None for t in transcripts])
-    by_emb = uf.union_keys(_embedding_keys(data))
-    manifest = data.videos["group"].tolist() if "group" in data.videos else [None] * n
-    by_group = uf.union_keys([None if (g is None or pd.isna(g) or str(g).strip() == "") else str(g)
-                              for g in manifest])
-    codes = uf.labels()
-    return codes, GroupReport(n_videos=n, n_groups=int(codes.max()) + 1 if n else 0,
-                              merged_by_transcript=by_text, merged_by_embedding=by_emb,
-                              merged_by_manifest_group=by_group)
+    ids = data.videos["video_id"].astype(str).tolist()
+    if evidence is not None:
+        missing = [c for c in ("video_id", "transcript") if c not in evidence]
+        if missing:
+            raise ValueError(f"evidence lacks column(s) {missing}; it has {list(evidence.columns)} "
+                             "(build it with video_evidence(con, video_ids))")
+        ev = evidence.drop_duplicates("video_id").assign(video_id=lambda d: d["video_id"].astype(str)) \
+            .set_index("video_id").reindex(ids)
+        ev = ev.astype(object).where(ev.notna(), None)
+        transcripts, media, paths = (ev[c].tolist() if c in ev else None
+                                     for c in ("transcript", "sha256", "path"))
+    else:
+        transcripts = media = paths = None
+    vectors = pooled_means(data.X, data.video_code, n, data.slices)
+    pairs = duplicates.duplicate_pairs(ids, transcripts, vectors, media, paths)
+    manifest = data.videos["group"].tolist() if "group" in data.videos else None
+    codes, merged = duplicates.leakage_groups(ids, pairs, manifest)
+    thresholds = {"transcript_jaccard": duplicates.TRANSCRIPT_JACCARD,
+                  "vector_cosine": duplicates.VECTOR_COSINE,
+                  "min_deciding_dim": duplicates.MIN_DECIDING_DIM}
+    deciding = [m for m, d in data.dims.items() if d >= duplicates.MIN_DECIDING_DIM]
+    return codes, GroupReport(n_videos=n, n_groups=int(codes.max()) + 1 if n else 0, merged=merged,
+                              thresholds=thresholds, deciding_modalities=deciding, pairs=pairs)
 
 
 def video_folds(labels: np.ndarray, groups: np.ndarray, n_folds: int = 5,

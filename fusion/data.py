@@ -12,8 +12,9 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
-from scipy import sparse
 
+# Pooling lives in featurestore (the audit pools as CV does); fusion's callers import it from here.
+from featurestore.pooling import POOL_STATS, assemble_pooled, pool_numpy, pooled_feature_names  # noqa: F401
 from featurestore.schema import CLASSES, MODALITIES
 from featurestore.store import lists_to_numpy
 
@@ -264,31 +265,6 @@ def load_store_window_data(store, encoders: dict[str, str], *, snapshot: int | N
 
 
 # ------------------------------------------------------------------ pooling
-POOL_STATS = ("mean", "mean+std")
-
-
-def pooled_feature_names(dims: dict[str, int], stats: str) -> list[str]:
-    """Column names of :func:`pool_numpy` / :func:`pool_video_vectors` output."""
-    names: list[str] = []
-    for m, d in dims.items():
-        names += [f"{m}_mean_{i}" for i in range(d)]
-        if stats == "mean+std":
-            names += [f"{m}_std_{i}" for i in range(d)]
-        names.append(f"{m}_frac")
-    return names
-
-
-def _assemble_pooled(blocks: dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]],
-                     stats: str) -> np.ndarray:
-    parts = []
-    for mean, std, frac in blocks.values():
-        parts.append(mean)
-        if stats == "mean+std":
-            parts.append(std)
-        parts.append(frac[:, None])
-    return np.concatenate(parts, axis=1).astype(np.float32)
-
-
 def pool_video_vectors(con, data: WindowData, stats: str = "mean+std") -> np.ndarray:
     """Video-level features pooled in SQL (``sql/pool_video_vectors.sql``).
 
@@ -318,35 +294,5 @@ def pool_video_vectors(con, data: WindowData, stats: str = "mean+std") -> np.nda
             blocks[m] = (mean, std, n_present / np.maximum(counts, 1))
     finally:
         con.unregister("_fusion_pool_ids")
-    return _assemble_pooled(blocks, stats)
+    return assemble_pooled(blocks, stats)
 
-
-def pool_numpy(X: np.ndarray, video_code: np.ndarray, n_videos: int,
-               slices: dict[str, slice], stats: str = "mean+std") -> np.ndarray:
-    """The pooling of ``sql/pool_video_vectors.sql`` in numpy, for windows held in memory.
-
-    Args:
-        X: float32 (n_windows, d) with NaN rows per missing modality.
-        video_code: int (n_windows,) in [0, n_videos).
-    Returns:
-        float32 (n_videos, p): same layout as :func:`pool_video_vectors`.
-    """
-    if stats not in POOL_STATS:
-        raise ValueError(f"stats must be one of {POOL_STATS}, got {stats!r}")
-    counts = np.bincount(video_code, minlength=n_videos).astype(np.float64)
-    blocks = {}
-    for m, s in slices.items():
-        block = X[:, s].astype(np.float64)
-        present = ~np.isnan(block).any(axis=1)
-        # Sparse (video x window) indicator: one matmul sums every video's windows at once.
-        ind = sparse.csr_matrix((np.ones(int(present.sum())),
-                                 (video_code[present], np.arange(int(present.sum())))),
-                                shape=(n_videos, int(present.sum())))
-        rows = block[present]
-        n_present = np.asarray(ind.sum(axis=1)).ravel()
-        with np.errstate(invalid="ignore", divide="ignore"):
-            mean = (ind @ rows) / n_present[:, None]
-            centred = rows - mean[video_code[present]]
-            std = np.sqrt((ind @ (centred * centred)) / n_present[:, None])
-        blocks[m] = (mean, std, n_present / np.maximum(counts, 1))
-    return _assemble_pooled(blocks, stats)

@@ -32,7 +32,7 @@ from featurestore.schema import AGGREGATIONS, CLASSES
 
 from ._sql import fetch_arrow, read_sql, relation_columns
 from .aggregate import Aggregator, macro_f1
-from .cv import GroupReport, leakage_groups, subsample_windows, video_folds, video_transcripts
+from .cv import GroupReport, leakage_groups, subsample_windows, video_evidence, video_folds
 from .data import WindowData, load_store_window_data, load_window_data, pool_video_vectors
 from .decision import apply_offsets, fit_offsets
 from .estimate import NestedEstimate, nested_estimate
@@ -108,7 +108,7 @@ def prepare(con, n_folds: int = 5, seed: int = 0, data: WindowData | None = None
     """Load labelled windows (unless ``data`` holds them), form leakage groups and the video folds."""
     data = data if data is not None else load_window_data(con, labelled=True)
     y_video = data.video_labels()
-    groups, report = leakage_groups(data, video_transcripts(con, data.videos["video_id"].to_numpy()))
+    groups, report = leakage_groups(data, video_evidence(con, data.videos["video_id"].to_numpy()))
     folds = video_folds(y_video, groups, n_folds, seed)
     return TuneData(data=data, y_video=y_video, y_window=y_video[data.video_code], groups=groups,
                     group_report=report, folds=folds, labels=np.unique(y_video), con=con)
@@ -404,13 +404,9 @@ class TuneResult:
 
     def summary(self) -> str:
         """Human-readable summary (what ``cli.py tune-fusion`` prints)."""
-        g = self.groups
         lines = [f"study {self.study_name!r} ({self.storage or 'in memory'}): {self.n_trials} finished trial(s) "
                  f"in {self.seconds:.1f} s",
-                 f"CV groups: {g['n_videos']} videos -> {g['n_groups']} groups "
-                 f"(merged: {g['merged_by_transcript']} by transcript, "
-                 f"{g['merged_by_embedding']} by embedding, "
-                 f"{g['merged_by_manifest_group']} by manifest group)",
+                 f"CV groups: {self.groups['description']}",
                  "", "best video macro-F1 (out of fold) per model family and aggregation:",
                  self.table.to_string(index=False, float_format=lambda v: f"{v:.4f}"), "",
                  f"chosen: {self.family} + {self.method}: macro-F1 {self.best_score:.4f} on the folds "

@@ -1,17 +1,10 @@
--- audit_groups: duplicate pairs joined into groups (connected components: a~b
--- and b~c put a, b, c in one group), with each group's labels. A group with
--- several labels is one clip labelled inconsistently. group_id is the
--- smallest video_id of the group.
-WITH RECURSIVE edges AS (
-    SELECT video_a AS a, video_b AS b FROM audit_pairs
-    UNION
-    SELECT video_b, video_a FROM audit_pairs
-), reach(node, root) AS (
-    SELECT a, a FROM edges
-    UNION
-    SELECT e.b, r.root FROM reach AS r JOIN edges AS e ON e.a = r.node
-), members AS (
-    SELECT node AS video_id, min(root) AS group_id FROM reach GROUP BY node
+-- audit_groups: duplicate pairs joined into groups (connected components: a~b and b~c put
+-- a, b, c in one group; featurestore.duplicates.leakage_groups, the components CV keeps on one
+-- side of a fold, registered as audit_duplicate_members), with each group's labels. A group
+-- with several labels is one clip labelled inconsistently. group_id is the smallest video_id
+-- of the group.
+WITH members AS (
+    SELECT video_id, group_id FROM audit_duplicate_members
 ), label_counts AS (
     SELECT m.group_id, v.label, count(*) AS n
     FROM members AS m JOIN videos AS v USING (video_id)

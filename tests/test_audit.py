@@ -163,3 +163,53 @@ def test_bad_threshold(planted):
     store, _ = planted
     with pytest.raises(ValueError, match="threshold=1.5"):
         audit(store, threshold=1.5)
+
+
+def test_audit_and_cv_agree_on_the_duplicates(planted):
+    """The pairs the audit lists are exactly the pairs CV leakage groups merge, and its
+    duplicate groups are CV's groups of more than one video (same videos, one definition)."""
+    from fusion.cv import leakage_groups, video_evidence
+    from fusion.data import load_store_window_data
+
+    store, _ = planted
+    # CV compares the fingerprints stored on ingest; the audit's extra file hashing is off so
+    # that both see the same evidence.
+    report = audit(store, hash_media=False)
+    listed = set(zip(report["duplicates"].video_a, report["duplicates"].video_b))
+    data = load_store_window_data(store, {m: c["encoder_id"] for m, c in store.feature_sets().items()},
+                                  labelled=False)
+    ids = data.videos["video_id"].tolist()
+    con = store.connect()
+    try:
+        groups, cv = leakage_groups(data, video_evidence(con, ids))
+    finally:
+        con.close()
+    assert len(ids) == 15                           # every stored video but v_fail (no windows)
+    assert listed == set(zip(cv.pairs.video_a, cv.pairs.video_b)) and len(listed) == 6
+    assert cv.merged["vectors"] == 3 and cv.merged["transcript"] == 1 and cv.merged["media"] == 1
+    dup = report["duplicates"].set_index(["video_a", "video_b"])
+    cvp = cv.pairs.set_index(["video_a", "video_b"])
+    for col in ("audio_sim", "text_sim", "transcript_jaccard"):
+        np.testing.assert_allclose(dup.loc[sorted(listed), col].astype(float),
+                                   cvp.loc[sorted(listed), col].astype(float), rtol=1e-6)
+    cv_groups = {}
+    for vid, g in zip(ids, groups):
+        cv_groups.setdefault(g, []).append(vid)
+    assert sorted(" ".join(sorted(m)) for m in cv_groups.values() if len(m) > 1) == \
+        sorted(report["duplicate_groups"]["videos"])
+
+
+def test_near_duplicate_transcripts_are_listed(tmp_path):
+    store = FeatureStore(tmp_path / "s")
+    said = {"a": "Hari ini aku senang sekali, karena bertemu teman lama di pasar pagi.",
+            "b": "hari ini AKU senang sekali karena ketemu teman lama di pasar pagi!",
+            "c": "Besok kita berangkat ke Bandung naik kereta pertama jam lima."}
+    for vid, text in said.items():
+        store.put("videos", [{"video_id": vid, "split": "train", "label": "Joy", "status": "ok",
+                              "path": f"/nowhere/{vid}.mp4"}])
+        store.put("windows", [{"video_id": vid, "window_idx": 0, "start_s": 0.0, "end_s": 1.0,
+                               "transcript": text}])
+    dup = audit(store)["duplicates"]
+    assert dup[["kind", "video_a", "video_b"]].values.tolist() == [["transcript", "a", "b"]]
+    assert bool(dup.near_transcript[0]) and not bool(dup.same_transcript[0])
+    assert 0.5 <= dup.transcript_jaccard[0] < 1

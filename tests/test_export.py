@@ -95,7 +95,7 @@ def test_refusals_leave_the_old_file(store, tmp_path):
     out.write_text("old\n")
     with pytest.raises(ExportError, match=r"model m-unpredicted has no predictions .* m-good \(4 videos\)"):
         export_submission(store, "test", out, model_id="m-unpredicted")
-    with pytest.raises(StoreError, match="no model 'nope'.*m-good, m-unpredicted"):
+    with pytest.raises(StoreError, match="no model 'nope'.*newest first.*m-unpredicted, m-good"):
         export_submission(store, "test", out, model_id="nope")
     with pytest.raises(ExportError, match="unknown aggregation method 'median'"):
         export_submission(store, "test", out, method="median")
