@@ -2,12 +2,16 @@
 
 Per video, the mean e5-small vector of its windows (as the pooled families see
 it); the fusion package's own ``LogRegClassifier`` (balanced class weights);
-scored two ways, both grouped by identical transcript:
+scored two ways, both grouped by the project's leakage groups
+(``fusion.tune.prepare``: ``featurestore.duplicates`` on transcripts and pooled
+vectors, what tuning uses), and both with the project's one macro-F1
+(``fusion.aggregate.macro_f1``):
 
 * grouped stratified 5-fold CV, video macro-F1 of the pooled out-of-fold
-  predictions, for three fold seeds;
+  predictions over the classes of all labelled videos, for three fold seeds;
 * ten held-out 20 % splits (the first fold of ``StratifiedGroupKFold(5)``
-  with seeds 0..9), macro-F1 on the held-out videos.
+  with seeds 0..9), macro-F1 on the held-out videos over the classes of the
+  split's training videos.
 
     .venv/bin/python -m bench.logreg_c [--C 0.01 0.05 0.2]
     .venv/bin/python -m bench.logreg_c --knn     # C=0.05 alone vs blended with a neighbour vote
@@ -24,15 +28,16 @@ from __future__ import annotations
 import argparse
 
 import numpy as np
-from sklearn.metrics import f1_score
 from sklearn.model_selection import StratifiedGroupKFold
 
 from bench.tune_transcripts import DATA, build_con
+from fusion.aggregate import macro_f1
 from fusion.linear import LogRegClassifier
+from fusion.tune import prepare
 
 
 def pooled(con) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(X mean text vector per video, y labels, groups = identical-transcript ids)."""
+    """(X mean text vector per video, y labels, groups = the project's leakage groups)."""
     from fusion.data import load_window_data
 
     data = load_window_data(con)
@@ -41,10 +46,8 @@ def pooled(con) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     ok = ~np.isnan(data.X).any(axis=1)
     np.add.at(X, data.video_code[ok], data.X[ok])
     X /= np.maximum(np.bincount(data.video_code[ok], minlength=len(videos)), 1)[:, None]
-    grp = dict(con.execute("""
-        SELECT video_id, md5(string_agg(coalesce(transcript, ''), '|' ORDER BY window_idx))
-        FROM windows GROUP BY video_id""").fetchall())
-    return X, videos["label"].to_numpy(), np.array([grp[v] for v in videos["video_id"]])
+    groups = prepare(con, 5, 0, data).groups  # rows of data.videos, as X
+    return X, videos["label"].to_numpy(), groups
 
 
 def scores(X, y, groups, C: float, cv_seeds: int = 3, **knn) -> tuple[list[float], list[float]]:
@@ -53,11 +56,11 @@ def scores(X, y, groups, C: float, cv_seeds: int = 3, **knn) -> tuple[list[float
         pred = np.empty(len(y), dtype=object)
         for tr, va in StratifiedGroupKFold(5, shuffle=True, random_state=seed).split(X, y, groups):
             pred[va] = _fit_predict(X, y, tr, va, C, **knn)
-        cv.append(f1_score(y, pred, average="macro"))
+        cv.append(macro_f1(y, pred, np.unique(y)))
     held = []
     for seed in range(10):
         tr, va = next(StratifiedGroupKFold(5, shuffle=True, random_state=seed).split(X, y, groups))
-        held.append(f1_score(y[va], _fit_predict(X, y, tr, va, C, **knn), average="macro"))
+        held.append(macro_f1(y[va], _fit_predict(X, y, tr, va, C, **knn), np.unique(y[tr])))
     return cv, held
 
 
@@ -77,7 +80,7 @@ def main(argv: list[str] | None = None) -> None:
     X, y, groups = pooled(build_con(DATA))
     if a.knn:
         return compare_knn(X, y, groups)
-    print(f"{len(y)} videos, {len(set(groups))} transcript groups; `python -m bench.logreg_c`")
+    print(f"{len(y)} videos, {len(set(groups))} leakage groups; `python -m bench.logreg_c`")
     print("| C | grouped 5-fold CV (3 seeds) | held-out 20 % (10 splits) |\n|---|---|---|")
     for C in a.C:
         cv, held = scores(X, y, groups, C)

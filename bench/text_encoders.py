@@ -2,11 +2,16 @@
 
 Per video: window transcripts -> encoder -> NaN-aware mean over windows -> one
 vector (zeros for a video without speech). Grouped stratified 5-fold CV by
-video (videos with byte-identical transcripts share a group, so duplicates never
-straddle train and test), standardised features + logistic regression
-(class_weight="balanced"), video-level macro-F1 (over the classes present in
-each fold) mean ± std over folds. Baselines in the same folds: TF-IDF + LR,
-always-Surprise.
+video, grouped by the project's one definition of duplicate videos
+(``featurestore.duplicates``: identical or near-identical transcripts -- windows
+concatenated as ``sql/video_evidence.sql`` does -- and the same media fingerprint,
+which for a transcript-only video is the SHA-256 of its transcript file, as the
+store computes it; pooled vectors are not compared, so the groups do not depend on
+the encoder), so duplicates never straddle train and test. Standardised features +
+logistic regression (class_weight="balanced"); scored with the project's one
+macro-F1 (``fusion.aggregate.macro_f1``) on the pooled out-of-fold predictions of
+every video, over the classes of the labelled set. Baselines in the same folds:
+TF-IDF + LR, always-Surprise.
 
 Embeddings of distinct texts are cached in bench/out/ (per encoder_id), so an
 interrupted run resumes where it stopped; texts/s counts only encoding time.
@@ -47,8 +52,8 @@ def read_windows(path: Path) -> list[str | None]:
 
 
 def load(data: Path) -> tuple[list[str], list[list[str | None]], np.ndarray, np.ndarray]:
-    """(video ids, window texts per video, labels, duplicate-transcript groups)."""
-    ids, texts, labels, groups = [], [], [], []
+    """(video ids, window texts per video, labels, leakage groups (:func:`leakage_groups`))."""
+    ids, texts, labels, files = [], [], [], []
     with open(data / "labels.csv", newline="", encoding="utf-8") as fh:
         for row in csv.DictReader(fh):
             if row["emotion"] not in CLASSES:
@@ -58,9 +63,42 @@ def load(data: Path) -> tuple[list[str], list[list[str | None]], np.ndarray, np.
             ids.append(row["id"])
             texts.append(read_windows(path))
             labels.append(row["emotion"])
-            groups.append(hashlib.sha256(path.read_bytes()).hexdigest())
-    _, group_ids = np.unique(groups, return_inverse=True)
-    return ids, texts, np.array(labels), group_ids
+            files.append(path)
+    groups, _ = leakage_groups(ids, texts, files)
+    return ids, texts, np.array(labels), groups
+
+
+def leakage_groups(ids: list[str], videos: list[list[str | None]],
+                   files: list[Path]) -> tuple[np.ndarray, dict[str, int]]:
+    """Leakage groups of transcript-only videos by the project's one definition.
+
+    ``featurestore.duplicates`` on what a store would hold for them: the transcript of
+    ``sql/video_evidence.sql`` (``duplicates.video_evidence`` over the windows ``videos``,
+    window texts in order, None = no speech) and, as media fingerprint, the SHA-256 of
+    each transcript file in ``files`` (the store's ``media_sha256`` of a video without
+    media). No vectors: nothing is embedded yet.
+
+    Returns ``(int64 (n,) group per video, videos merged per rule)``
+    (``duplicates.leakage_groups``).
+    """
+    import duckdb
+    import pyarrow as pa
+
+    from featurestore import duplicates
+
+    rows = [(v, i, t) for v, wins in zip(ids, videos) for i, t in enumerate(wins)]
+    windows = pa.table({"video_id": pa.array([r[0] for r in rows], pa.string()),
+                        "window_idx": pa.array([r[1] for r in rows], pa.int32()),
+                        "transcript": pa.array([r[2] for r in rows], pa.string())})
+    con = duckdb.connect(":memory:")
+    try:
+        con.register("windows", windows)
+        evidence = duplicates.video_evidence(con, ids)
+    finally:
+        con.close()
+    media = [hashlib.sha256(Path(f).read_bytes()).hexdigest() for f in files]
+    pairs = duplicates.duplicate_pairs(ids, evidence["transcript"].tolist(), media=media)
+    return duplicates.leakage_groups(ids, pairs)
 
 
 def _load_cache(path: Path) -> tuple[dict[str, np.ndarray], float, int]:
@@ -132,18 +170,20 @@ def throughput(name: str, videos: list[list[str | None]], n: int) -> float:
     return (len(texts) - 8) / (time.perf_counter() - t0)
 
 
-def cv_scores(make_model, X, y: np.ndarray, groups: np.ndarray, seed: int, n_splits: int) -> list[float]:
-    from sklearn.metrics import f1_score
+def cv_score(make_model, X, y: np.ndarray, groups: np.ndarray, seed: int, n_splits: int) -> float:
+    """Macro-F1 (``fusion.aggregate.macro_f1``, over the classes of ``y``) of the pooled
+    out-of-fold predictions of grouped stratified ``n_splits``-fold CV."""
     from sklearn.model_selection import StratifiedGroupKFold
 
+    from fusion.aggregate import macro_f1
+
     cv = StratifiedGroupKFold(n_splits=n_splits, shuffle=True, random_state=seed)
-    scores = []
+    pred = np.empty(len(y), dtype=object)
     for tr, te in cv.split(np.zeros(len(y)), y, groups):
         model = make_model()
         model.fit(X[tr] if not isinstance(X, list) else [X[i] for i in tr], y[tr])
-        pred = model.predict(X[te] if not isinstance(X, list) else [X[i] for i in te])
-        scores.append(f1_score(y[te], pred, average="macro", zero_division=0))
-    return scores
+        pred[te] = model.predict(X[te] if not isinstance(X, list) else [X[i] for i in te])
+    return macro_f1(y, pred.astype(str), np.unique(y))
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -170,7 +210,7 @@ def main(argv: list[str] | None = None) -> int:
 
     ids, videos, y, groups = load(args.data)
     args.cache.mkdir(parents=True, exist_ok=True)
-    print(f"{len(ids)} videos, {len(set(groups))} transcript groups, "
+    print(f"{len(ids)} videos, {len(set(groups))} leakage groups, "
           f"{sum(len(v) for v in videos)} windows; classes: "
           + ", ".join(f"{c} {int((y == c).sum())}" for c in CLASSES), flush=True)
 
@@ -182,21 +222,22 @@ def main(argv: list[str] | None = None) -> int:
         X, st = video_vectors(name, videos, args.cache)
         if args.throughput:
             st["texts_per_s"] = throughput(name, videos, args.throughput)
-        s = cv_scores(lambda: make_pipeline(StandardScaler(), lr()), X, y, groups, args.seed, args.folds)
+        s = cv_score(lambda: make_pipeline(StandardScaler(), lr()), X, y, groups, args.seed, args.folds)
         rows.append((f"{name} mean + LR", st["dim"], s, st))
     docs = [" ".join(dict.fromkeys(t for t in v if t)) for v in videos]
-    s = cv_scores(lambda: make_pipeline(TfidfVectorizer(ngram_range=(1, 2), min_df=2, sublinear_tf=True),
+    s = cv_score(lambda: make_pipeline(TfidfVectorizer(ngram_range=(1, 2), min_df=2, sublinear_tf=True),
                                         LogisticRegression(class_weight="balanced", C=10.0, max_iter=5000)),
                   docs, y, groups, args.seed, args.folds)
     rows.append(("TF-IDF(1-2 gram) + LR", None, s, None))
-    s = cv_scores(lambda: DummyClassifier(strategy="constant", constant="Surprise"),
+    s = cv_score(lambda: DummyClassifier(strategy="constant", constant="Surprise"),
                   np.zeros((len(y), 1)), y, groups, args.seed, args.folds)
     rows.append(("always-Surprise", None, s, None))
 
-    print(f"\nvideo-level macro-F1, StratifiedGroupKFold({args.folds}, seed={args.seed}), LR C={args.C}")
+    print(f"\nvideo-level macro-F1 of the pooled out-of-fold predictions, "
+          f"StratifiedGroupKFold({args.folds}, seed={args.seed}), LR C={args.C}")
     print(f"{'method':<24} {'dim':>5} {'macro-F1':>15} {'texts/s':>9} {'distinct/windows':>17} {'load s':>7}")
     for name, dim, s, st in rows:
-        f1 = f"{np.mean(s):.3f} ± {np.std(s):.3f}"
+        f1 = f"{s:.3f}"
         extra = (f"{st['texts_per_s']:9.1f} {st['distinct']:>8}/{st['windows']:<8} {st['load_s']:7.1f}"
                  if st else f"{'':>9} {'':>17} {'':>7}")
         print(f"{name:<24} {dim or '':>5} {f1:>15} {extra}")

@@ -139,7 +139,7 @@ def baselines(con, seed: int) -> list[dict]:
         res = cross_validate(td, config, seed)
         for m in AGGREGATIONS:
             rows.append({"family": config.family, "method": m, "macro_f1": res.method_scores[m],
-                         "fold_mean": float(np.mean(res.fold_scores[m])), "seconds": res.seconds})
+                         "seconds": res.seconds})
         print(f"{config.family:16s} " + " ".join(f"{m}={res.method_scores[m]:.3f}" for m in AGGREGATIONS)
               + f"  ({res.seconds:.1f} s)", flush=True)
     y = td.y_video
@@ -172,7 +172,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"\n{args.trials}-trial study wall time: {wall:.0f} s on {os.cpu_count()} cores")
         result["study"] = {"trials": args.trials, "wall_s": wall, "best_score": res.best_score,
                            "family": res.family, "method": res.method, "params": res.best_params,
-                           "fold_scores": res.fold_scores,
+                           "estimate": res.estimate.as_dict() if res.estimate is not None else None,
                            "table": res.table.to_dict(orient="records"), "model_dir": str(res.model_dir)}
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(result, indent=2, default=str))
