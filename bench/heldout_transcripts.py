@@ -31,6 +31,7 @@ import argparse
 import csv
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -208,9 +209,12 @@ def main() -> None:
         estimate = est["rule_macro_f1"] if rule else est["macro_f1"]
         interval = est["rule_interval"] if rule else est["interval"]
         expected_line = next((ln.strip() for ln in export.splitlines() if "expected macro-F1" in ln), "")
+        m = re.search(r"such videos: mean ([0-9.]+), \d+% of such sets ([0-9.]+)-([0-9.]+)", expected_line)
+        set_mean, set_lo, set_hi = (float(m.group(i)) for i in (1, 2, 3)) if m else (np.nan,) * 3
         r = {"seed": seed, "n_train": int(len(tr)), "n_heldout": int(len(te)), "heldout": heldout,
              "estimate": estimate, "interval": interval, "gap": estimate - heldout,
              "in_interval": interval[0] <= heldout <= interval[1], "expected_line": expected_line,
+             "set_mean": set_mean, "set_range": [set_lo, set_hi], "in_set_range": set_lo <= heldout <= set_hi,
              "selection_score": lineage["cv_macro_f1"], "chosen": lineage["config"]["family"] + "+" + lineage["config"]["method"],
              "rule_applied": rule, "tune_seconds": round(tune_s, 1),
              **baseline_scores(td, tr, te, labels), **chosen_with_and_without_rule(Path(s), truth, labels)}
@@ -237,7 +241,10 @@ def report(results: list[dict]) -> None:
     print(f"  nested estimate:                     {stat('estimate')}")
     print(f"  selection score (what chose it):     {stat('selection_score')}")
     print(f"  mean |estimate - held-out| = {np.abs(gaps).mean():.3f}; mean signed gap {gaps.mean():+.3f}; "
-          f"held-out inside the estimate's interval on {sum(r['in_interval'] for r in results)}/{n} splits")
+          f"held-out inside the estimate's interval on {sum(r['in_interval'] for r in results)}/{n} splits, "
+          f"inside the range export-submission gives for a set of its size on "
+          f"{sum(r['in_set_range'] for r in results)}/{n}")
+    print(f"  export-submission's expected mean for a set of that size: {stat('set_mean')}")
     for key in ("logreg_C0.05", "previous_default", "without_rule", "with_rule", "deployed"):
         print(f"  held-out {key:<18} {stat(key)}")
     print(f"  deployed - logreg alone: {diff.mean():+.3f} ± {diff.std(ddof=1) / np.sqrt(n) if n > 1 else 0:.3f} (SE, paired)")

@@ -655,13 +655,14 @@ def select(td: TuneData, study: optuna.Study, families: tuple[str, ...], seed: i
 
 
 def tune_and_select(td: TuneData, families: tuple[str, ...], n_trials: int, seed: int,
-                    confirm_top: int = 5, confirm_repeats: int = 2, name: str = "inner") -> Selection:
+                    confirm_top: int = 5, confirm_repeats: int = 2, name: str = "inner",
+                    timeout: float | None = None) -> Selection:
     """A fresh in-memory study on ``td``: the same search, defaults and selection as
     :func:`tune_fusion` (the nested estimate runs this inside every outer fold)."""
     archive = OOFArchive()
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     study = open_study(name, None, seed, families, n_trials, td)
-    run_study(td, study, families, n_trials, seed, archive)
+    run_study(td, study, families, n_trials, seed, archive, timeout)
     return select(td, study, families, seed, archive, confirm_top, confirm_repeats)
 
 
@@ -754,7 +755,8 @@ def tune_fusion(store_or_con, n_trials: int = 30, timeout: float | None = None, 
             the same selection, the decision rule, the refit) inside each of ``n_folds`` outer
             folds and scores the outer videos (:mod:`fusion.estimate`); it costs about
             ``n_folds * estimate_trials / n_trials`` times the study. 'off' skips it.
-        estimate_trials: trials of each inner study (default ``min(n_trials, 10)``).
+        estimate_trials: trials of each inner study (default ``min(n_trials, 10)``); with
+            ``timeout``, each inner study also stops after ``timeout * estimate_trials / n_trials`` s.
         decision_rule: 'on' fits per-class log-probability offsets for macro-F1
             (:mod:`fusion.decision`) on the chosen trial's out-of-fold predictions; 'auto'
             does so only when the nested estimate measured a gain; 'off' never.
@@ -795,8 +797,12 @@ def tune_fusion(store_or_con, n_trials: int = 30, timeout: float | None = None, 
 
     nested = None
     if refit and estimate == "nested":
+        inner_trials = estimate_trials or min(n_trials, 10)
+        # Under --timeout each inner study gets the study's time per trial, so the estimate
+        # costs about what its trials would in the study.
+        inner_timeout = timeout * inner_trials / max(n_trials, 1) if timeout else None
         nested = nested_estimate(td, lambda sub, name: tune_and_select(
-            sub, families, estimate_trials or min(n_trials, 10), seed, confirm_top, confirm_repeats, name),
+            sub, families, inner_trials, seed, confirm_top, confirm_repeats, name, inner_timeout),
             fit_videos, predict_videos, decision_offsets, seed=seed, progress=show_progress)
     rule = _decide_rule(decision_rule, nested, refit)
     if rule["applied"]:
