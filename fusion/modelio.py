@@ -24,7 +24,7 @@ from .data import pool_numpy
 from .decision import apply_offsets
 
 WINDOW_FAMILIES = ("mlp", "lightgbm")
-POOLED_FAMILIES = ("pooled-lightgbm", "pooled-logreg")
+POOLED_FAMILIES = ("pooled-lightgbm", "pooled-logreg", "stacked")
 FAMILIES = WINDOW_FAMILIES + POOLED_FAMILIES
 FORMAT_VERSION = 1
 MODEL_FILE = "fusion_model.json"
