@@ -87,7 +87,8 @@ def cmd_tune(args) -> int:
                          families=args.families, show_progress=not args.quiet,
                          confirm_top=args.confirm_top, confirm_repeats=args.confirm_repeats,
                          encoders=_encoder_map(args.encoders), estimate=args.estimate,
-                         estimate_trials=args.estimate_trials, decision_rule=args.decision_rule)
+                         estimate_trials=args.estimate_trials, decision_rule=args.decision_rule,
+                         ensemble=args.ensemble)
     print(result.summary() if hasattr(result, "summary") else result)
     return EXIT_OK
 
@@ -266,6 +267,9 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--decision-rule", choices=["auto", "on", "off"], default="auto",
                    help="per-class log-probability offsets for macro-F1: auto (default) applies them "
                    "when the nested estimate measured a gain")
+    t.add_argument("--ensemble", choices=["auto", "on", "off"], default="auto",
+                   help="ensemble selection over the trials: auto (default) deploys it when the nested "
+                   "estimate scored it above the single model")
     t.add_argument("--quiet", action="store_true")
     t.set_defaults(func=cmd_tune)
 

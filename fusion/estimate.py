@@ -111,6 +111,8 @@ class NestedEstimate:
     interval: tuple[float, float]
     rule_macro_f1: float
     rule_interval: tuple[float, float]
+    ensemble_macro_f1: float
+    ensemble_interval: tuple[float, float]
     n_videos: int
     n_groups: int
     outer_folds: int
@@ -122,6 +124,7 @@ class NestedEstimate:
     y_true: np.ndarray = field(default=None, repr=False)       # int (n_videos,)
     y_pred: np.ndarray = field(default=None, repr=False)       # int (n_videos,) outer-fold prediction
     y_pred_rule: np.ndarray = field(default=None, repr=False)  # the same with the decision rule
+    y_pred_ensemble: np.ndarray = field(default=None, repr=False)  # the ensemble's (single where none)
     groups: np.ndarray = field(default=None, repr=False)       # int (n_videos,) leakage groups
     labels: np.ndarray = field(default=None, repr=False)       # the macro-F1 label set
 
@@ -129,9 +132,18 @@ class NestedEstimate:
     def rule_gain(self) -> float:
         return self.rule_macro_f1 - self.macro_f1
 
-    def headline(self, with_rule: bool = False) -> str:
-        s, (lo, hi) = ((self.rule_macro_f1, self.rule_interval) if with_rule
-                       else (self.macro_f1, self.interval))
+    @property
+    def ensemble_gain(self) -> float:
+        """How much the ensemble beat the better of the single model with and without the rule."""
+        return self.ensemble_macro_f1 - max(self.macro_f1, self.rule_macro_f1)
+
+    def figure(self, variant: str) -> tuple[float, tuple[float, float]]:
+        """(macro-F1, interval) of 'single', 'rule' or 'ensemble'."""
+        return {"single": (self.macro_f1, self.interval), "rule": (self.rule_macro_f1, self.rule_interval),
+                "ensemble": (self.ensemble_macro_f1, self.ensemble_interval)}[variant]
+
+    def headline(self, variant: str = "single") -> str:
+        s, (lo, hi) = self.figure(variant)
         return f"nested estimate macro-F1 {s:.3f} ({self.level:.0%} interval {lo:.3f}-{hi:.3f})"
 
     def describe(self) -> str:
@@ -140,7 +152,9 @@ class NestedEstimate:
         return (f"nested estimate of the whole procedure (what unseen videos should give): macro-F1 "
                 f"{self.macro_f1:.4f}, {self.level:.0%} interval {self.interval[0]:.3f}-{self.interval[1]:.3f} "
                 f"(bootstrap over {self.n_groups} groups of {self.n_videos} videos); with the decision rule "
-                f"{self.rule_macro_f1:.4f} ({self.rule_interval[0]:.3f}-{self.rule_interval[1]:.3f})\n"
+                f"{self.rule_macro_f1:.4f} ({self.rule_interval[0]:.3f}-{self.rule_interval[1]:.3f}); "
+                f"the ensemble {self.ensemble_macro_f1:.4f} "
+                f"({self.ensemble_interval[0]:.3f}-{self.ensemble_interval[1]:.3f})\n"
                 f"  {self.outer_folds} outer folds x {self.inner_trials}-trial inner studies in "
                 f"{self.seconds:.0f} s; chosen per fold: {chosen}")
 
@@ -150,6 +164,7 @@ class NestedEstimate:
             return pa.array([CLASSES[c] if c >= 0 else None for c in codes], pa.string())
         table = pa.table({"video_id": pa.array(self.video_id.astype(str)), "label": name(self.y_true),
                           "predicted": name(self.y_pred), "predicted_with_rule": name(self.y_pred_rule),
+                          "predicted_by_ensemble": name(self.y_pred_ensemble),
                           "cv_group": pa.array(self.groups.astype(np.int64))})
         meta = {"macro_f1_labels": [CLASSES[k] for k in self.labels], "level": self.level}
         table = table.replace_schema_metadata({"nested_estimate": json.dumps(meta)})
@@ -160,13 +175,15 @@ class NestedEstimate:
     def as_dict(self) -> dict:
         return {"macro_f1": self.macro_f1, "interval": list(self.interval), "level": self.level,
                 "rule_macro_f1": self.rule_macro_f1, "rule_interval": list(self.rule_interval),
+                "ensemble_macro_f1": self.ensemble_macro_f1, "ensemble_interval": list(self.ensemble_interval),
                 "n_videos": self.n_videos, "n_groups": self.n_groups, "outer_folds": self.outer_folds,
                 "inner_trials": self.inner_trials, "seconds": round(self.seconds, 1),
                 "method": "nested grouped CV; percentile group bootstrap", "choices": self.choices}
 
 
 def nested_estimate(td: Any, tune: Callable[[Any, str], Any], fit: Callable, predict: Callable,
-                    offsets: Callable, seed: int = 0, progress: bool = False) -> NestedEstimate:
+                    offsets: Callable, seed: int = 0, progress: bool = False,
+                    ensemble: tuple[Callable, Callable] | None = None) -> NestedEstimate:
     """Score the whole procedure on ``td``'s outer folds (its own grouped partition).
 
     Args:
@@ -175,12 +192,16 @@ def nested_estimate(td: Any, tune: Callable[[Any, str], Any], fit: Callable, pre
         fit: ``(TuneData, Config, rows, seed) -> estimator``; predict: ``(TuneData, Config,
             estimator, rows) -> (probs, video_id, window_idx)``; offsets: ``(TuneData,
             Selection) -> offsets``: the refit, prediction and decision rule of the procedure.
+        ensemble: ``(fit_members(TuneData, Selection, rows, seed) -> members,
+            predict(TuneData, members, rows) -> video probabilities)`` for the inner study's
+            ensemble (``Selection.ensemble``); where it has one member it is the single model.
     """
     t0 = time.perf_counter()
     n = td.data.n_videos
     vids = td.video_ids
     plain = np.full(n, -1, np.int64)
     ruled = np.full(n, -1, np.int64)
+    ens = np.full(n, -1, np.int64)
     choices = []
     inner_trials = 0
     for f, (tr, va) in enumerate(tqdm(td.folds, desc="nested estimate", disable=not progress)):
@@ -194,8 +215,16 @@ def nested_estimate(td: Any, tune: Callable[[Any, str], Any], fit: Callable, pre
         method = sel.config.method
         plain[va] = td.aggregator.predict_codes(probs, v, w, vids[va], (method,))[method]
         ruled[va] = td.aggregator.predict_codes(apply_offsets(probs, b), v, w, vids[va], (method,))[method]
+        ens[va] = plain[va]
+        n_members = 1
+        if ensemble is not None and sel.ensemble is not None and sel.ensemble.n_members > 1:
+            members = ensemble[0](inner, sel, np.arange(inner.data.n_videos), seed)
+            P = ensemble[1](td, members, va)
+            ens[va] = np.where(np.isnan(P).any(axis=1) | (P.sum(axis=1) == 0), -1, P.argmax(axis=1))
+            n_members = sel.ensemble.n_members
         choices.append({"fold": f, "family": sel.config.family, "method": method,
                         "inner_score": round(sel.score, 4), "n_outer_videos": int(len(va)),
+                        "ensemble_members": n_members,
                         "offsets": [round(float(x), 3) for x in b]})
     score = macro_f1(td.y_video, plain, td.labels)
     rule_score = macro_f1(td.y_video, ruled, td.labels)
@@ -203,9 +232,12 @@ def nested_estimate(td: Any, tune: Callable[[Any, str], Any], fit: Callable, pre
         macro_f1=score, interval=group_bootstrap(td.y_video, plain, td.groups, td.labels, seed=seed),
         rule_macro_f1=rule_score,
         rule_interval=group_bootstrap(td.y_video, ruled, td.groups, td.labels, seed=seed),
+        ensemble_macro_f1=macro_f1(td.y_video, ens, td.labels),
+        ensemble_interval=group_bootstrap(td.y_video, ens, td.groups, td.labels, seed=seed),
         n_videos=n, n_groups=int(len(np.unique(td.groups))), outer_folds=len(td.folds),
         inner_trials=inner_trials, seconds=time.perf_counter() - t0, choices=choices,
-        video_id=vids, y_true=td.y_video, y_pred=plain, y_pred_rule=ruled, groups=td.groups, labels=td.labels)
+        video_id=vids, y_true=td.y_video, y_pred=plain, y_pred_rule=ruled, y_pred_ensemble=ens,
+        groups=td.groups, labels=td.labels)
 
 
 def expected_score(model_dir: str | Path, lineage: dict, n_videos: int | None = None) -> str:
@@ -216,10 +248,12 @@ def expected_score(model_dir: str | Path, lineage: dict, n_videos: int | None = 
         cv = lineage.get("cv_macro_f1")
         told = f"; the selection score {cv:.3f} chose the model and overstates it" if cv is not None else ""
         return f"expected macro-F1: unknown (trained with --estimate off{told})"
-    applied = bool((lineage.get("decision_rule") or {}).get("applied"))
-    score, (lo, hi) = ((est["rule_macro_f1"], est["rule_interval"]) if applied else (est["macro_f1"], est["interval"]))
+    variant = lineage.get("variant") or ("rule" if (lineage.get("decision_rule") or {}).get("applied") else "single")
+    key = {"single": "", "rule": "rule_", "ensemble": "ensemble_"}[variant]
+    score, (lo, hi) = est[f"{key}macro_f1"], est[f"{key}interval"]
+    what = {"single": "", "rule": ", decision rule applied", "ensemble": ", the ensemble"}[variant]
     line = (f"expected macro-F1 {score:.3f} ({est.get('level', LEVEL):.0%} interval {lo:.3f}-{hi:.3f}: "
-            f"nested estimate over {est['n_videos']} labelled videos{', decision rule applied' if applied else ''})")
+            f"nested estimate over {est['n_videos']} labelled videos{what})")
     path = Path(model_dir) / PREDICTIONS_FILE
     if n_videos and path.exists():
         t = pq.read_table(path)
@@ -229,7 +263,8 @@ def expected_score(model_dir: str | Path, lineage: dict, n_videos: int | None = 
             return np.array([lookup.get(v, -1) for v in t.column(col).to_pylist()], np.int64)
         meta = json.loads(t.schema.metadata[b"nested_estimate"])
         labels = np.array([lookup[c] for c in meta["macro_f1_labels"]])
-        mean, a, b = test_set_interval(codes("label"), codes("predicted_with_rule" if applied else "predicted"),
+        column = {"single": "predicted", "rule": "predicted_with_rule", "ensemble": "predicted_by_ensemble"}[variant]
+        mean, a, b = test_set_interval(codes("label"), codes(column),
                                        t.column("cv_group").to_numpy(), labels, n_videos)
         line += (f"; for a set of {n_videos} such videos: mean {mean:.3f}, {est.get('level', LEVEL):.0%} of "
                  f"such sets {a:.3f}-{b:.3f}")

@@ -22,10 +22,13 @@ from featurestore.schema import AGGREGATIONS, CLASSES, N_CLASSES
 from .aggregate import aggregate_windows
 from .data import pool_numpy
 from .decision import apply_offsets
+from .ensemble import combine
 
 WINDOW_FAMILIES = ("mlp", "lightgbm")
 POOLED_FAMILIES = ("pooled-lightgbm", "pooled-logreg", "stacked")
 FAMILIES = WINDOW_FAMILIES + POOLED_FAMILIES
+#: A weighted ensemble of fitted models of the families above (:mod:`fusion.ensemble`).
+ENSEMBLE = "ensemble"
 FORMAT_VERSION = 1
 MODEL_FILE = "fusion_model.json"
 
@@ -59,10 +62,13 @@ class FusionModel:
     lineage: dict = field(default_factory=dict)
     classes: tuple[str, ...] = CLASSES
     offsets: np.ndarray | None = None
+    members: list["FusionModel"] = field(default_factory=list)
+    member_weights: list[float] = field(default_factory=list)
 
     @property
     def pooled(self) -> bool:
-        return self.family in POOLED_FAMILIES
+        """True when every window of a video gets the video's probabilities (needs video_id)."""
+        return self.family in POOLED_FAMILIES or self.family == ENSEMBLE
 
     @property
     def n_features(self) -> int:
@@ -98,6 +104,16 @@ class FusionModel:
         if video_id is None:
             raise ValueError(f"family {self.family!r} pools windows per video: pass video_id (n_windows,)")
         uniq, codes = np.unique(np.asarray(video_id).astype(str), return_inverse=True)
+        if self.family == ENSEMBLE:
+            # Each member's video probabilities (the mean over the video's windows, as the
+            # 'mean' aggregation gives), weighted: the probabilities ensemble selection chose on.
+            counts = np.bincount(codes, minlength=len(uniq)).astype(np.float64)[:, None]
+            parts = []
+            for member in self.members:
+                p = np.zeros((len(uniq), N_CLASSES))
+                np.add.at(p, codes, member.predict_proba(X, video_id).astype(np.float64))
+                parts.append(p / counts)
+            return apply_offsets(combine(parts, self.member_weights), self.offsets)[codes]
         feats = pool_numpy(X, codes, len(uniq), self.slices(), self.pool_stats or "mean+std")
         return apply_offsets(self.estimator.predict_proba(feats), self.offsets)[codes]
 
@@ -113,7 +129,13 @@ class FusionModel:
         """Write the model under ``directory`` (created); returns the ``fusion_model.json`` path."""
         directory = Path(directory)
         directory.mkdir(parents=True, exist_ok=True)
-        if self.family == "mlp":
+        members = []
+        if self.family == ENSEMBLE:
+            estimator_file = None
+            for i, (member, w) in enumerate(zip(self.members, self.member_weights)):
+                member.save(directory / "members" / f"m{i}")
+                members.append({"path": f"members/m{i}", "weight": float(w)})
+        elif self.family == "mlp":
             self.estimator.save(directory)
             estimator_file = "mlp.json"
         else:
@@ -125,6 +147,7 @@ class FusionModel:
             "dims": self.dims, "encoders": self.encoders, "pool_stats": self.pool_stats,
             "params": self.params, "estimator_file": estimator_file, "lineage": self.lineage,
             "offsets": None if self.offsets is None else [float(b) for b in self.offsets],
+            "members": members,
         }
         path = directory / MODEL_FILE
         path.write_text(json.dumps(meta, indent=2, default=_json_default))
@@ -157,21 +180,25 @@ def load_model(path: str | Path, device: str = "auto") -> FusionModel:
         raise ValueError(f"{meta_path}: model classes {meta['classes']} differ from schema.CLASSES "
                          f"{list(CLASSES)}; retrain the model")
     family = meta["family"]
-    if family not in FAMILIES:
-        raise ValueError(f"{meta_path}: unknown family {family!r}; expected one of {FAMILIES}")
+    if family not in FAMILIES + (ENSEMBLE,):
+        raise ValueError(f"{meta_path}: unknown family {family!r}; expected one of {FAMILIES + (ENSEMBLE,)}")
     if meta["method"] not in AGGREGATIONS:
         raise ValueError(f"{meta_path}: unknown aggregation {meta['method']!r}")
     directory = meta_path.parent
-    if family == "mlp":
+    members = [load_model(directory / m["path"], device=device) for m in meta.get("members") or []]
+    if family == ENSEMBLE:
+        estimator = None
+    elif family == "mlp":
         from .mlp import MLPClassifier
         estimator = MLPClassifier.load(directory, device=device)
     else:
         estimator = joblib.load(directory / meta["estimator_file"])
-    if getattr(estimator, "n_classes", N_CLASSES) != N_CLASSES:
+    if estimator is not None and getattr(estimator, "n_classes", N_CLASSES) != N_CLASSES:
         raise ValueError(f"{meta_path}: estimator predicts {estimator.n_classes} classes, expected {N_CLASSES}")
     return FusionModel(family=family, method=meta["method"], estimator=estimator,
                        modalities=tuple(meta["modalities"]), dims={k: int(v) for k, v in meta["dims"].items()},
                        params=meta.get("params", {}), encoders=meta.get("encoders", {}),
                        pool_stats=meta.get("pool_stats"), model_id=meta.get("model_id"),
                        lineage=meta.get("lineage", {}),
-                       offsets=None if meta.get("offsets") is None else np.asarray(meta["offsets"], np.float64))
+                       offsets=None if meta.get("offsets") is None else np.asarray(meta["offsets"], np.float64),
+                       members=members, member_weights=[float(m["weight"]) for m in meta.get("members") or []])

@@ -35,11 +35,12 @@ from .aggregate import Aggregator, macro_f1
 from .cv import GroupReport, leakage_groups, subsample_windows, video_evidence, video_folds
 from .data import WindowData, load_store_window_data, load_window_data, pool_video_vectors
 from .decision import apply_offsets, fit_offsets
+from .ensemble import MAX_CANDIDATES, EnsembleSelection, combine, select_ensemble, video_probs
 from .estimate import NestedEstimate, nested_estimate
 from .gbm import LGBMClassifier
 from .linear import LogRegClassifier
 from .mlp import MLPClassifier
-from .modelio import FAMILIES, POOLED_FAMILIES, WINDOW_FAMILIES, FusionModel
+from .modelio import ENSEMBLE, FAMILIES, POOLED_FAMILIES, WINDOW_FAMILIES, FusionModel
 from .oof import ARTIFACT_DIR, OOFArchive, OOFPredictions
 from .stacking import SpecialistStack
 from .report import confusion, per_class_table, write_report
@@ -414,6 +415,8 @@ class TuneResult:
     confirmation: Confirmation | None = None
     estimate: NestedEstimate | None = None
     decision_rule: dict = field(default_factory=dict)
+    variant: str = "single"
+    ensemble: EnsembleSelection | None = None
 
     def summary(self) -> str:
         """Human-readable summary (what ``cli.py tune-fusion`` prints)."""
@@ -431,8 +434,12 @@ class TuneResult:
                  *([self.estimate.describe()] if self.estimate else
                    ["no estimate of the whole procedure (--estimate off): the score above chose the "
                     "model and overstates what unseen videos will give"]),
+                 *([f"ensemble selection over the trials: {self.ensemble.n_members} member(s), OOF macro-F1 "
+                    f"{self.ensemble.score:.4f} vs {self.ensemble.best_single:.4f} for the best trial"]
+                   if self.ensemble else []),
                  f"decision rule: {'applied' if self.decision_rule.get('applied') else 'not applied'} "
                  f"({self.decision_rule.get('reason', '')})",
+                 f"deployed: {self.variant}" + (f" ({self.model_id})" if self.model is not None else ""),
                  f"params: {json.dumps(self.best_params, default=str)}", "",
                  self.per_class.to_string(index=False, float_format=lambda v: f"{v:.3f}")]
         if self.model_dir is not None:
@@ -561,6 +568,8 @@ class Selection:
     params: dict
     confirmation: Confirmation | None = None
     n_trials: int = 0              # finished trials of the study
+    ensemble: EnsembleSelection | None = None
+    member_configs: dict[int, Config] = field(default_factory=dict)  # trial -> config, ensemble members
 
 
 def open_study(study_name: str, storage, seed: int, families: tuple[str, ...], n_trials: int,
@@ -662,9 +671,44 @@ def select(td: TuneData, study: optuna.Study, families: tuple[str, ...], seed: i
     except LookupError:  # a trial of another worker without an artifact store: score it again
         oof = cross_validate(td, config, seed).oof
     pred = td.aggregator.predict_codes(oof.probs, oof.video_id, oof.window_idx, td.video_ids, (method,))[method]
+    ensemble, member_configs = _ensemble(td, study, trials, families, archive)
     return Selection(trial=number, config=config, score=score, oof=oof, oof_pred=pred,
                      params={**trial.params, "method": method}, confirmation=confirmed,
-                     n_trials=int(len(trials)))
+                     n_trials=int(len(trials)), ensemble=ensemble, member_configs=member_configs)
+
+
+def _ensemble(td: TuneData, study: optuna.Study, trials: pd.DataFrame, families: tuple[str, ...],
+              archive: OOFArchive) -> tuple[EnsembleSelection | None, dict[int, Config]]:
+    """Ensemble selection over the best complete trials whose out-of-fold predictions are kept."""
+    done = trials[trials["state"] == "COMPLETE"].sort_values("value", ascending=False)
+    by_number = {t.number: t for t in study.get_trials(deepcopy=False)}
+    probs, configs = {}, {}
+    for number in done["number"].astype(int).tolist()[:MAX_CANDIDATES]:
+        try:
+            oof = archive.load(study.study_name, by_number[number])
+        except LookupError:
+            continue
+        probs[number] = video_probs(oof, td.video_ids)
+        configs[number] = config_from_trial(by_number[number], families)
+    if len(probs) < 2:
+        return None, {}
+    ens = select_ensemble(probs, td.y_video, td.labels)
+    return ens, {t: configs[t] for t in ens.weights}
+
+
+def fit_ensemble_members(td: TuneData, sel: Selection, rows: np.ndarray, seed: int) -> list[tuple[Config, Any, float]]:
+    """(config, estimator fitted on videos ``rows``, weight) of each member of ``sel.ensemble``."""
+    return [(sel.member_configs[t], fit_videos(td, sel.member_configs[t], rows, seed), w)
+            for t, w in sel.ensemble.weights.items()]
+
+
+def predict_ensemble(td: TuneData, members: list[tuple[Config, Any, float]], rows: np.ndarray) -> np.ndarray:
+    """float32 (len(rows), k): the members' weighted video probabilities for videos ``rows``."""
+    parts = []
+    for config, est, _ in members:
+        probs, vid, widx = predict_videos(td, config, est, rows)
+        parts.append(video_probs(OOFPredictions(probs, vid, widx), td.video_ids[rows]))
+    return combine(parts, [w for _, _, w in members])
 
 
 def tune_and_select(td: TuneData, families: tuple[str, ...], n_trials: int, seed: int,
@@ -738,7 +782,8 @@ def tune_fusion(store_or_con, n_trials: int = 30, timeout: float | None = None, 
                 *, models_dir: str | Path | None = None, refit: bool = True,
                 confirm_top: int = 5, confirm_repeats: int = 2,
                 encoders: dict[str, str] | None = None, estimate: str = "nested",
-                estimate_trials: int | None = None, decision_rule: str = "auto") -> TuneResult:
+                estimate_trials: int | None = None, decision_rule: str = "auto",
+                ensemble: str = "auto") -> TuneResult:
     """Tune, estimate, refit and save the fusion model.
 
     Args:
@@ -773,6 +818,9 @@ def tune_fusion(store_or_con, n_trials: int = 30, timeout: float | None = None, 
         decision_rule: 'on' fits per-class log-probability offsets for macro-F1
             (:mod:`fusion.decision`) on the chosen trial's out-of-fold predictions; 'auto'
             does so only when the nested estimate measured a gain; 'off' never.
+        ensemble: 'auto' deploys the ensemble selected over the study's trials
+            (:mod:`fusion.ensemble`) when the nested estimate scored it above the single
+            model; 'on' whenever it has more than one member; 'off' never.
 
     Returns:
         :class:`TuneResult`.
@@ -792,6 +840,8 @@ def tune_fusion(store_or_con, n_trials: int = 30, timeout: float | None = None, 
         raise ValueError(f"estimate={estimate!r}; choose from {ESTIMATES}")
     if decision_rule not in DECISION_RULES:
         raise ValueError(f"decision_rule={decision_rule!r}; choose from {DECISION_RULES}")
+    if ensemble not in DECISION_RULES:
+        raise ValueError(f"ensemble={ensemble!r}; choose from {DECISION_RULES}")
     store, con, root, snapshot, served_ids = _store_parts(store_or_con, encoders)
     data = load_store_window_data(store, served_ids, snapshot=snapshot) if store is not None else None
     td = prepare(con, n_folds, seed, data)
@@ -816,15 +866,28 @@ def tune_fusion(store_or_con, n_trials: int = 30, timeout: float | None = None, 
         inner_timeout = timeout * inner_trials / max(n_trials, 1) if timeout else None
         nested = nested_estimate(td, lambda sub, name: tune_and_select(
             sub, families, inner_trials, seed, confirm_top, confirm_repeats, name, inner_timeout),
-            fit_videos, predict_videos, decision_offsets, seed=seed, progress=show_progress)
-    rule = _decide_rule(decision_rule, nested, refit)
+            fit_videos, predict_videos, decision_offsets, seed=seed, progress=show_progress,
+            ensemble=(fit_ensemble_members, predict_ensemble))
+    # The ensemble replaces the single trial only when the nested estimate says it is better.
+    has_ensemble = refit and sel.ensemble is not None and sel.ensemble.n_members > 1
+    use_ensemble = bool(has_ensemble and (ensemble == "on" or (
+        ensemble == "auto" and nested is not None and nested.ensemble_gain > 0)))
+    rule = (_decide_rule(decision_rule, nested, refit) if not use_ensemble else
+            {"applied": False, "offsets": None, "reason": "the ensemble is deployed" + (
+                f" (nested estimate {nested.ensemble_gain:+.4f} over the single model)" if nested else "")})
     if rule["applied"]:
         rule["offsets"] = [round(float(b), 4) for b in decision_offsets(td, sel)]
     offsets = np.array(rule["offsets"]) if rule["applied"] else None
+    variant = "ensemble" if use_ensemble else ("rule" if rule["applied"] else "single")
     y_pred = sel.oof_pred
     if offsets is not None:
         y_pred = td.aggregator.predict_codes(apply_offsets(sel.oof.probs, offsets), sel.oof.video_id,
                                              sel.oof.window_idx, td.video_ids, (method,))[method]
+    if use_ensemble:
+        by_number = {t.number: t for t in study.get_trials(deepcopy=False)}
+        P = combine([video_probs(archive.load(study_name, by_number[t]), td.video_ids)
+                     for t in sel.ensemble.weights], list(sel.ensemble.weights.values()))
+        y_pred = P.argmax(axis=1)
     per_class = per_class_table(td.y_video, y_pred)
 
     model_id = f"fusion-{datetime.now(timezone.utc):%Y%m%dT%H%M%S}-{config.family}-{method}-{uuid.uuid4().hex[:6]}"
@@ -838,7 +901,11 @@ def tune_fusion(store_or_con, n_trials: int = 30, timeout: float | None = None, 
         "groups": td.group_report.as_dict(), "n_videos": td.data.n_videos,
         "n_windows": int(len(td.data.X)), "columns": list(dims), "dims": dims,
         "labels_sha256": labels_sha, "n_labelled": n_labelled,
-        "estimate": nested.as_dict() if nested else None, "decision_rule": rule,
+        "estimate": nested.as_dict() if nested else None, "decision_rule": rule, "variant": variant,
+        "ensemble": ({"weights": {str(t): w for t, w in sel.ensemble.weights.items()},
+                      "members": {str(t): sel.member_configs[t].as_dict() for t in sel.ensemble.weights},
+                      "oof_macro_f1": sel.ensemble.score, "best_single_oof_macro_f1": sel.ensemble.best_single,
+                      "deployed": use_ensemble} if sel.ensemble is not None else None),
         "store_snapshot": store_snapshot(con, snapshot), "trained_at": datetime.now(timezone.utc).isoformat(),
     }
     if sel.confirmation is not None:
@@ -855,30 +922,43 @@ def tune_fusion(store_or_con, n_trials: int = 30, timeout: float | None = None, 
     model = None
     model_dir: Path | None = None
     paths: dict[str, Path] = {}
-    if refit:
+    if refit and use_ensemble:
+        members = [FusionModel(family=c.family, method="mean", estimator=est, modalities=tuple(dims), dims=dims,
+                               params=c.params, encoders=served, pool_stats=c.pool_stats,
+                               model_id=f"{model_id}-trial{t}")
+                   for t, (c, est, _) in zip(sel.ensemble.weights, fit_ensemble_members(
+                       td, sel, np.arange(td.data.n_videos), seed))]
+        model_id = model_id.replace(f"-{config.family}-{method}-", f"-{ENSEMBLE}-mean-")
+        method = "mean"
+        model = FusionModel(family=ENSEMBLE, method=method, estimator=None, modalities=tuple(dims), dims=dims,
+                            params={}, encoders=served, model_id=model_id, lineage=lineage,
+                            members=members, member_weights=list(sel.ensemble.weights.values()))
+    elif refit:
         estimator = fit_final(td, config, seed)
         model = FusionModel(family=config.family, method=method, estimator=estimator,
                             modalities=tuple(dims), dims=dims, params=config.params, encoders=served,
                             pool_stats=config.pool_stats, model_id=model_id, lineage=lineage,
                             offsets=offsets)
+    if model is not None:
         target = Path(models_dir) if models_dir is not None else (Path(store.models_dir) if store else None)
         if target is not None:
             model_dir = target / model_id
             paths["model_json"] = model.save(model_dir)
             if nested is not None:
                 paths["nested_predictions"] = nested.save_predictions(model_dir)
-            headline = (nested.headline(rule["applied"]) if nested else
+            headline = (nested.headline(variant) if nested else
                         f"OOF macro-F1 {sel.score:.3f} on the folds that chose it")
             paths.update(write_report(model_dir, td.y_video, y_pred, trials,
-                                      f"{config.family} + {method}: {headline}"))
+                                      f"{model.family} + {method}: {headline}"))
             if store is not None:
                 _register_model(store, model, sel.score, model_dir, snapshot)
-    return TuneResult(best_score=sel.score, best_params=sel.params, family=config.family, method=method,
+    return TuneResult(best_score=sel.score, best_params=sel.params,
+                      family=model.family if model is not None else config.family, method=method,
                       table=table, model=model, model_id=model_id, model_dir=model_dir, paths=paths,
                       per_class=per_class, groups=td.group_report.as_dict(), study_name=study_name,
                       storage=_describe_storage(storage_obj), n_trials=int(len(trials)),
                       seconds=time.perf_counter() - t_start, confirmation=sel.confirmation,
-                      estimate=nested, decision_rule=rule)
+                      estimate=nested, decision_rule=rule, variant=variant, ensemble=sel.ensemble)
 
 
 def _decide_rule(mode: str, nested: NestedEstimate | None, refit: bool) -> dict:
