@@ -647,7 +647,8 @@ def run_study(td: TuneData, study: optuna.Study, families: tuple[str, ...], n_tr
 
 
 def select(td: TuneData, study: optuna.Study, families: tuple[str, ...], seed: int, archive: OOFArchive,
-           confirm_top: int = 5, confirm_repeats: int = 2, progress: bool = False) -> Selection:
+           confirm_top: int = 5, confirm_repeats: int = 2, progress: bool = False,
+           ensemble: bool = True) -> Selection:
     """The study's choice: its best (trial, method), or the confirmed one (:func:`confirm_best`).
 
     Raises:
@@ -671,7 +672,7 @@ def select(td: TuneData, study: optuna.Study, families: tuple[str, ...], seed: i
     except LookupError:  # a trial of another worker without an artifact store: score it again
         oof = cross_validate(td, config, seed).oof
     pred = td.aggregator.predict_codes(oof.probs, oof.video_id, oof.window_idx, td.video_ids, (method,))[method]
-    ensemble, member_configs = _ensemble(td, study, trials, families, archive)
+    ensemble, member_configs = _ensemble(td, study, trials, families, archive) if ensemble else (None, {})
     return Selection(trial=number, config=config, score=score, oof=oof, oof_pred=pred,
                      params={**trial.params, "method": method}, confirmation=confirmed,
                      n_trials=int(len(trials)), ensemble=ensemble, member_configs=member_configs)
@@ -855,7 +856,7 @@ def tune_fusion(store_or_con, n_trials: int = 30, timeout: float | None = None, 
     table = summary_table(trials)
     # Tuning-only workers (refit=False) leave confirmation and the estimate to the one that refits.
     sel = select(td, study, families, seed, archive, confirm_top if refit else 0, confirm_repeats,
-                 progress=show_progress)
+                 progress=show_progress, ensemble=refit and ensemble != "off")
     config, method = sel.config, sel.config.method
 
     nested = None

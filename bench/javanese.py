@@ -1,0 +1,143 @@
+"""Fusion on real acted emotion: each modality alone, early fusion, specialists + stacking, late
+fusion, and the ensemble, in actor-grouped CV on ``javanese-av`` / ``javanese-speech``.
+
+Data: ``/work/shared/data/javanese-av`` (144 talking-face clips, actors 1-6) and
+``javanese-speech`` (1008 speech clips, actors 1-6), 6 of our classes, ``group`` = actor.
+The clips are embedded once into a store per corpus (``cli.py embed --modalities ...``), then
+every configuration is scored by 5-fold CV over the leakage groups (the actor merges each
+actor's clips into one group, so every fold's validation actors are unseen), for several
+fold seeds: the mean and spread over seeds of the project's one macro-F1 of the pooled
+out-of-fold predictions. The ensemble runs a small study per fold seed
+(``fusion.tune.tune_and_select``) and is scored by the nested estimate, as ``tune-fusion``
+scores it.
+
+    .venv/bin/python -m bench.javanese --corpus av                 # audio + video
+    .venv/bin/python -m bench.javanese --corpus speech --seeds 3   # audio only
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+SHARED = ROOT.parent / "shared" / "data"
+OUT = ROOT / "bench" / "out"
+CORPORA = {"av": ("javanese-av", "audio,video"), "speech": ("javanese-speech", "audio")}
+
+
+def embed(corpus: str, work: Path) -> Path:
+    name, modalities = CORPORA[corpus]
+    store = work / f"{name}-store"
+    cmd = [sys.executable, str(ROOT / "cli.py"), "embed", "--store", str(store), "--manifest",
+           str(SHARED / name / "labels.csv"), "--modalities", modalities, "--quiet"]
+    t0 = time.perf_counter()
+    proc = subprocess.run(cmd, capture_output=True, text=True)
+    if proc.returncode not in (0, 3):
+        raise RuntimeError(proc.stderr[-3000:])
+    print(f"embed {name} ({modalities}): {time.perf_counter() - t0:.0f} s", flush=True)
+    return store
+
+
+def only(data, modalities: tuple[str, ...]):
+    """The same windows with only ``modalities``' columns."""
+    from fusion.data import WindowData
+    cols, slices, start = [], {}, 0
+    for m in modalities:
+        s = data.slices[m]
+        cols.append(np.arange(s.start, s.stop))
+        slices[m] = slice(start, start + s.stop - s.start)
+        start += s.stop - s.start
+    return WindowData(X=data.X[:, np.concatenate(cols)], video_id=data.video_id, window_idx=data.window_idx,
+                      video_code=data.video_code, slices=slices, videos=data.videos)
+
+
+def configs(modalities: tuple[str, ...]) -> dict[str, tuple[tuple[str, ...], object]]:
+    from fusion.tune import Config
+    logreg = lambda: Config("pooled-logreg", "mean", {"class_weight": "balanced", "C": 0.05}, pool_stats="mean")  # noqa: E731
+    out = {f"{m} alone (pooled logreg)": ((m,), logreg()) for m in modalities}
+    if len(modalities) > 1:
+        out["early fusion (pooled logreg over the concatenation)"] = (modalities, logreg())
+        out["early fusion (window LightGBM, default trial)"] = (modalities, Config(
+            "lightgbm", "mean", {"class_weight": "balanced", "num_leaves": 15, "learning_rate": 0.1,
+                                 "feature_fraction": 0.2, "bagging_fraction": 0.8, "min_child_samples": 40,
+                                 "lambda_l1": 0.01, "lambda_l2": 1.0}, max_windows=16))
+        for fusion in ("stack", "late"):
+            params = {"class_weight": "balanced", "fusion": fusion, "specialist_C": 0.05}
+            if fusion == "stack":
+                params["fusion_C"] = 1.0
+            out[f"specialists + {fusion} fusion"] = (modalities, Config("stacked", "mean", params, pool_stats="mean"))
+    return out
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--corpus", choices=sorted(CORPORA), default="av")
+    ap.add_argument("--seeds", type=int, default=5, help="fold seeds 0..n-1")
+    ap.add_argument("--ensemble-trials", type=int, default=12, help="0 skips the ensemble study")
+    ap.add_argument("--work", type=Path, default=Path("/tmp/bench-javanese"))
+    args = ap.parse_args()
+    from featurestore.store import FeatureStore
+    from fusion.data import load_store_window_data
+    from fusion.tune import _store_parts, cross_validate, prepare
+
+    args.work.mkdir(parents=True, exist_ok=True)
+    store = FeatureStore(embed(args.corpus, args.work), create=False)
+    st, con, _, snapshot, served = _store_parts(store)
+    data = load_store_window_data(st, served, snapshot=snapshot)
+    modalities = tuple(data.slices)
+    print(f"{data.n_videos} clips, {len(data.X)} windows, dims {data.dims}", flush=True)
+    rows = []
+    for name, (mods, config) in configs(modalities).items():
+        scores, weights, t0 = [], [], time.perf_counter()
+        for seed in range(args.seeds):
+            td = prepare(con, 5, seed, only(data, mods))
+            res = cross_validate(td, config, seed)
+            scores.append(res.method_scores[config.method])
+            if config.family == "stacked":
+                from fusion.tune import fit_final
+                weights.append(fit_final(td, config, seed).modality_weights_)
+        row = {"configuration": name, "macro_f1_mean": float(np.mean(scores)),
+               "macro_f1_sd": float(np.std(scores, ddof=1)) if len(scores) > 1 else 0.0,
+               "scores": scores, "seconds_per_seed": (time.perf_counter() - t0) / args.seeds}
+        if weights:
+            row["modality_weights"] = {m: float(np.mean([w[m] for w in weights])) for m in weights[0]}
+        rows.append(row)
+        print(f"{name:55s} {row['macro_f1_mean']:.3f} ± {row['macro_f1_sd']:.3f} (sd over {args.seeds} fold seeds)"
+              + (f"  weights {row['modality_weights']}" if weights else ""), flush=True)
+    if args.ensemble_trials:
+        from fusion.estimate import nested_estimate
+        from fusion.tune import (decision_offsets, fit_ensemble_members, fit_videos, predict_ensemble,
+                                 predict_videos, tune_and_select)
+        td = prepare(con, 5, 0, data)
+        t0 = time.perf_counter()
+        est = nested_estimate(td, lambda sub, nm: tune_and_select(sub, tuple(_families(modalities)),
+                                                                   args.ensemble_trials, 0, 5, 2, nm),
+                              fit_videos, predict_videos, decision_offsets, seed=0,
+                              ensemble=(fit_ensemble_members, predict_ensemble))
+        row = {"configuration": f"tune-fusion's procedure ({args.ensemble_trials}-trial studies), nested",
+               "single": est.macro_f1, "single_interval": est.interval, "rule": est.rule_macro_f1,
+               "ensemble": est.ensemble_macro_f1, "ensemble_interval": est.ensemble_interval,
+               "choices": est.choices, "seconds": time.perf_counter() - t0}
+        rows.append(row)
+        print(f"nested estimate (fold seed 0): single {est.macro_f1:.3f} {est.interval}, with rule "
+              f"{est.rule_macro_f1:.3f}, ensemble {est.ensemble_macro_f1:.3f} {est.ensemble_interval} "
+              f"({row['seconds']:.0f} s); chosen: {[c['family'] for c in est.choices]}", flush=True)
+    OUT.mkdir(parents=True, exist_ok=True)
+    (OUT / f"javanese_{args.corpus}.json").write_text(json.dumps(rows, indent=2, default=float))
+
+
+def _families(modalities: tuple[str, ...]) -> list[str]:
+    from fusion.modelio import FAMILIES
+    return [f for f in FAMILIES if f != "mlp"]  # the window MLP: minutes per trial on 2 cores
+
+
+if __name__ == "__main__":
+    main()
