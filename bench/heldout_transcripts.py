@@ -190,7 +190,7 @@ def main() -> None:
         cli("embed", "--store", s, "--manifest", str(d / "heldout.csv"), "--split", "test",
             "--modalities", "text", "--quiet")
         t0 = time.perf_counter()
-        summary = cli("tune-fusion", "--store", s, "--trials", str(args.trials), "--seed", "0", "--quiet")
+        cli("tune-fusion", "--store", s, "--trials", str(args.trials), "--seed", "0", "--quiet")
         tune_s = time.perf_counter() - t0
         cli("predict", "--store", s, "--split", "test")
         export = cli("export-submission", "--store", s, "--split", "test", "--out", str(d / "submission.csv"))
