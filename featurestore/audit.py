@@ -6,7 +6,7 @@ connection over the store's views, so the audit never takes the catalog's lock.
 Duplicates are the ones ``featurestore.duplicates`` defines, the same pairs CV leakage
 groups merge: the same ``path``, the same media bytes (SHA-256 of each existing file, or the
 fingerprint stored on ingest), identical or near-identical transcripts (Jaccard of character
-shingles), and near-identical per-video mean-pooled embeddings (centred cosine in every
+shingles), and near-identical per-video mean-pooled embeddings (cosine, standardised per dimension, in every
 deciding modality, those with at least ``min_dim`` values). The pairs are computed in numpy
 and registered in the audit's DuckDB connection, where the ``audit_*`` queries read them.
 """
@@ -116,7 +116,7 @@ def audit(store: FeatureStore, threshold: float = duplicates.VECTOR_COSINE,
 
     Parameters
     ----------
-    threshold : centred cosine similarity of per-video pooled vectors at or above which two
+    threshold : cosine similarity (standardised per dimension) of per-video pooled vectors at or above which two
         videos are near duplicates (in every deciding modality both have).
     min_dim : modalities whose chosen encoder has fewer dims report similarity
         but do not decide near duplicates.
