@@ -259,3 +259,18 @@ def test_folds_for_a_labelled_set_smaller_than_the_folds_per_class():
     assert sorted(np.concatenate([va for _, va in folds]).tolist()) == list(range(16))
     for tr, va in folds:
         assert not set(groups[tr]) & set(groups[va])
+
+
+def test_descriptor_vectors_in_mixed_units_do_not_chain_unrelated_videos():
+    # 40 videos of 20-D descriptors: one dimension in Hz (~2000 +- 300), the rest near 1. Raw
+    # cosines are all ~1; after standardising each dimension unrelated videos are far apart.
+    from featurestore.duplicates import duplicate_pairs, leakage_groups as groups_of
+    rng = np.random.default_rng(5)
+    V = rng.normal(size=(40, 20))
+    V[:, 0] = 2000 + 300 * rng.normal(size=40)
+    V[7] = V[3] + 1e-3 * rng.normal(size=20)      # one genuine near copy
+    ids = np.array([f"v{i:02d}" for i in range(40)])
+    pairs = duplicate_pairs(ids, vectors={"audio": V})
+    assert list(zip(pairs["video_a"], pairs["video_b"])) == [("v03", "v07")]
+    codes, merged = groups_of(ids, pairs)
+    assert len(np.unique(codes)) == 39 and merged["vectors"] == 1
