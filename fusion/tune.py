@@ -94,14 +94,17 @@ class TuneData:
 
     def subset(self, rows: np.ndarray, n_folds: int, seed: int) -> "TuneData":
         """The study data of videos ``rows`` only (an outer fold's training side), with its
-        own grouped folds: leakage groups are kept, so no group straddles the inner folds."""
+        own grouped folds: leakage groups are kept, so no group straddles the inner folds.
+        With fewer groups than ``n_folds`` (6 actors, 5 outer folds: 4 or 5 inside), the inner
+        study has one fold per group."""
         rows = np.sort(np.asarray(rows))
         data = self.data.take_videos(rows)
         y = self.y_video[rows]
         _, groups = np.unique(self.groups[rows], return_inverse=True)
-        report = replace(self.group_report, n_videos=len(rows), n_groups=int(groups.max()) + 1)
+        n_groups = int(groups.max()) + 1
+        report = replace(self.group_report, n_videos=len(rows), n_groups=n_groups)
         return TuneData(data=data, y_video=y, y_window=y[data.video_code], groups=groups,
-                        group_report=report, folds=video_folds(y, groups, n_folds, seed),
+                        group_report=report, folds=video_folds(y, groups, min(n_folds, n_groups), seed),
                         labels=np.unique(y), con=self.con, aggregator=self.aggregator,
                         _parent=(self, rows))
 
