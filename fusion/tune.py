@@ -206,10 +206,12 @@ def default_trials(families: tuple[str, ...]) -> list[dict]:
         # 10-neighbour vote at 0.3 beat the linear model alone on every fold seed.
         "pooled-logreg": {"family": "pooled-logreg", "class_weight": "balanced", "logreg_C": 0.05,
                           "logreg_knn_weight": 0.3, "logreg_knn_k": 10, "pool_stats": "mean"},
-        # One specialist per modality and a stacking regression over their cross-fitted
-        # probabilities: a strong small modality is not drowned by a large silent one.
-        "stacked": {"family": "stacked", "class_weight": "balanced", "stack_fusion": "stack",
-                    "stack_specialist_C": 0.05, "stack_fusion_C": 1.0, "pool_stats": "mean"},
+        # One specialist per modality, fused by one fitted weight each over their cross-fitted
+        # probabilities: a strong small modality is not drowned by a large silent one. Late
+        # fusion scored 0.468 against 0.385 for stacking on the Java-SED talking faces
+        # (actor-grouped CV, python -m bench.javanese); the study searches both.
+        "stacked": {"family": "stacked", "class_weight": "balanced", "stack_fusion": "late",
+                    "stack_specialist_C": 0.05, "pool_stats": "mean"},
     }
     return [base[f] for f in families if f in base]
 
