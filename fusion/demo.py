@@ -24,7 +24,7 @@ from featurestore.store import FeatureStore
 
 from .aggregate import macro_f1
 from .predict import expected_score_note, predict_store
-from .tune import tune_fusion
+from .tune import SEARCH_SPACE_VERSION, tune_fusion
 
 
 def _step(title: str) -> float:
@@ -68,7 +68,10 @@ def run_demo(out: Path, quick: bool = False, n_trials: int | None = None, seed: 
     times["embed"] = time.perf_counter() - t
 
     t = _step(f"3/5 tune-fusion: {n_trials} Optuna trials, video-grouped CV")
-    result = tune_fusion(store, n_trials=n_trials, seed=seed, study_name=f"demo-{n_trials}-{seed}",
+    # The search-space version in the name: an upgraded project starts a fresh study instead
+    # of refusing the old one's settings.
+    result = tune_fusion(store, n_trials=n_trials, seed=seed,
+                         study_name=f"demo-v{SEARCH_SPACE_VERSION}-{n_trials}-{seed}",
                          n_folds=3)
     print(result.summary())
     times["tune"] = time.perf_counter() - t
