@@ -88,7 +88,7 @@ def cmd_tune(args) -> int:
                          confirm_top=args.confirm_top, confirm_repeats=args.confirm_repeats,
                          encoders=_encoder_map(args.encoders), estimate=args.estimate,
                          estimate_trials=args.estimate_trials, decision_rule=args.decision_rule,
-                         ensemble=args.ensemble)
+                         ensemble=args.ensemble, group_norm=args.group_norm)
     print(result.summary() if hasattr(result, "summary") else result)
     return EXIT_OK
 
@@ -270,6 +270,9 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--ensemble", choices=["auto", "on", "off"], default="auto",
                    help="ensemble selection over the trials: auto (default) deploys it when the nested "
                    "estimate scored it above the single model")
+    t.add_argument("--group-norm", choices=["auto", "on", "off"], default="auto",
+                   help="standardise window vectors per manifest group (speaker) over all of the "
+                   "group's stored windows: auto (default) when every labelled video has a group")
     t.add_argument("--quiet", action="store_true")
     t.set_defaults(func=cmd_tune)
 

@@ -64,6 +64,9 @@ class FusionModel:
     offsets: np.ndarray | None = None
     members: list["FusionModel"] = field(default_factory=list)
     member_weights: list[float] = field(default_factory=list)
+    #: Trained on vectors standardised per manifest group (:mod:`fusion.groupnorm`): inputs
+    #: must be normalised the same way before ``predict_proba`` (``fusion.predict`` does).
+    group_norm: bool = False
 
     @property
     def pooled(self) -> bool:
@@ -147,7 +150,7 @@ class FusionModel:
             "dims": self.dims, "encoders": self.encoders, "pool_stats": self.pool_stats,
             "params": self.params, "estimator_file": estimator_file, "lineage": self.lineage,
             "offsets": None if self.offsets is None else [float(b) for b in self.offsets],
-            "members": members,
+            "members": members, "group_norm": self.group_norm,
         }
         path = directory / MODEL_FILE
         path.write_text(json.dumps(meta, indent=2, default=_json_default))
@@ -201,4 +204,5 @@ def load_model(path: str | Path, device: str = "auto") -> FusionModel:
                        pool_stats=meta.get("pool_stats"), model_id=meta.get("model_id"),
                        lineage=meta.get("lineage", {}),
                        offsets=None if meta.get("offsets") is None else np.asarray(meta["offsets"], np.float64),
-                       members=members, member_weights=[float(m["weight"]) for m in meta.get("members") or []])
+                       members=members, member_weights=[float(m["weight"]) for m in meta.get("members") or []],
+                       group_norm=bool(meta.get("group_norm", False)))

@@ -132,13 +132,27 @@ def _split_videos(con, split: str) -> list[str]:
     return [r[0] for r in con.execute(read_sql("predict_split_videos"), [split]).fetchall()]
 
 
+def _group_normaliser(store: FeatureStore, con, model: FusionModel, encoder_ids: dict[str, str]):
+    """(statistics, video_id -> group) for a model trained on per-group normalised vectors:
+    the statistics over every stored window of each group, as at training."""
+    from .groupnorm import NO_GROUP, store_group_stats
+    stats = store_group_stats(store, encoder_ids, model.dims)
+    groups = {v: (NO_GROUP if g is None or str(g).strip() == "" else str(g))
+              for v, g in con.execute('SELECT video_id, "group" FROM videos').fetchall()}
+    return stats, groups
+
+
 def score_videos(store: FeatureStore, con, model: FusionModel, ids: Sequence[str], batch_videos: int = 256,
-                 progress: bool = True, write: bool = True) -> list[tuple[np.ndarray, np.ndarray, np.ndarray]]:
+                 progress: bool = True, write: bool = True,
+                 normaliser=None) -> list[tuple[np.ndarray, np.ndarray, np.ndarray]]:
     """Score the windows of ``ids`` in batches of whole videos (pooled models need whole videos).
 
     With ``write`` each batch is appended as a ``window_predictions`` part and nothing
     is returned; otherwise returns ``[(probs (n, 8), video_id, window_idx), ...]``.
+    ``normaliser``: :func:`_group_normaliser`'s pair, for a model with ``group_norm``.
     """
+    if model.group_norm and normaliser is None:
+        normaliser = _group_normaliser(store, con, model, model_encoder_ids(model))
     out = []
     _stage_vectors(con, model, ids)
     bar = tqdm(total=len(ids), unit="video", desc=f"predict {model.model_id}", disable=not progress,
@@ -146,6 +160,9 @@ def score_videos(store: FeatureStore, con, model: FusionModel, ids: Sequence[str
     for start in range(0, len(ids), batch_videos):
         batch = ids[start:start + batch_videos]
         X, video_id, window_idx = _batch_vectors(con, model, batch)
+        if normaliser is not None:
+            stats, groups = normaliser
+            X = stats.transform(X, np.array([groups.get(v, "") for v in video_id], dtype=object))
         probs = np.asarray(model.predict_proba(X, video_id), dtype=np.float32)
         if probs.shape != (len(X), len(CLASSES)):
             raise PredictError(f"model {model.model_id} returned probabilities of shape {probs.shape} "
@@ -179,7 +196,9 @@ def predict_store(store: FeatureStore, split: str = "test", model_id: str | None
     try:
         check_store_matches(store, con, model, encoder_ids)
         ids = _split_videos(con, split)
-        score_videos(store, con, model, ids, batch_videos=batch_videos, progress=progress)
+        normaliser = _group_normaliser(store, con, model, encoder_ids) if model.group_norm else None
+        score_videos(store, con, model, ids, batch_videos=batch_videos, progress=progress,
+                     normaliser=normaliser)
     finally:
         con.close()
     return model.model_id
@@ -275,6 +294,11 @@ class Predictor:
             self.model = load_model(model_path, device=device)
         except FileNotFoundError as exc:
             raise PredictError(str(exc)) from exc
+        if self.model.group_norm:
+            raise PredictError(f"model {self.model.model_id} was trained on vectors normalised per manifest "
+                               "group (speaker); a file outside a store has no group statistics. Embed the "
+                               "files into the store with their group and run `cli.py predict`, or train "
+                               "with `tune-fusion --group-norm off`")
         self.device = device
         self.method = method or self.model.method
         if self.method not in AGGREGATIONS:

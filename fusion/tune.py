@@ -33,11 +33,12 @@ from featurestore.schema import AGGREGATIONS, CLASSES
 from ._sql import fetch_arrow, read_sql, relation_columns
 from .aggregate import Aggregator, macro_f1
 from .cv import GroupReport, leakage_groups, subsample_windows, video_evidence, video_folds
-from .data import WindowData, load_store_window_data, load_window_data, pool_video_vectors
+from .data import WindowData, load_store_window_data, load_window_data, pool_numpy, pool_video_vectors
 from .decision import apply_offsets, fit_offsets
 from .ensemble import MAX_CANDIDATES, EnsembleSelection, combine, select_ensemble, video_probs
 from .estimate import NestedEstimate, nested_estimate
 from .gbm import LGBMClassifier
+from .groupnorm import normalise, store_group_stats, wants_group_norm
 from .linear import LogRegClassifier
 from .mlp import MLPClassifier
 from .modelio import ENSEMBLE, FAMILIES, POOLED_FAMILIES, WINDOW_FAMILIES, FusionModel
@@ -69,6 +70,9 @@ class TuneData:
     aggregator: Aggregator = field(default_factory=Aggregator)
     _pooled: dict[str, np.ndarray] = field(default_factory=dict)
     _parent: tuple["TuneData", np.ndarray] | None = None
+    #: Pool ``data.X`` itself (numpy, as serving does) rather than the store's vectors by SQL:
+    #: needed when ``data.X`` was transformed (per-group normalisation).
+    pool_in_numpy: bool = False
 
     @property
     def video_ids(self) -> np.ndarray:
@@ -80,6 +84,9 @@ class TuneData:
             if self._parent is not None:  # a subset pools nothing itself: rows of its parent's
                 parent, rows = self._parent
                 self._pooled[stats] = parent.pooled(stats)[rows]
+            elif self.pool_in_numpy:
+                d = self.data
+                self._pooled[stats] = pool_numpy(d.X, d.video_code, d.n_videos, d.slices, stats)
             else:
                 self._pooled[stats] = pool_video_vectors(self.con, self.data, stats)
         return self._pooled[stats]
@@ -89,7 +96,7 @@ class TuneData:
         labels = "\n".join(f"{v}\t{y}" for v, y in zip(self.video_ids, self.y_video))
         return {"n_videos": int(self.data.n_videos), "n_windows": int(len(self.data.X)),
                 "dims": self.data.dims, "n_groups": self.group_report.n_groups,
-                "labels_sha256": hashlib.sha256(labels.encode()).hexdigest(),
+                "labels_sha256": hashlib.sha256(labels.encode()).hexdigest(), "group_norm": self.pool_in_numpy,
                 "groups_sha256": hashlib.sha256(np.ascontiguousarray(self.groups, np.int64).tobytes()).hexdigest()}
 
     def subset(self, rows: np.ndarray, n_folds: int, seed: int) -> "TuneData":
@@ -789,7 +796,7 @@ def tune_fusion(store_or_con, n_trials: int = 30, timeout: float | None = None, 
                 confirm_top: int = 5, confirm_repeats: int = 2,
                 encoders: dict[str, str] | None = None, estimate: str = "nested",
                 estimate_trials: int | None = None, decision_rule: str = "auto",
-                ensemble: str = "auto") -> TuneResult:
+                ensemble: str = "auto", group_norm: str = "auto") -> TuneResult:
     """Tune, estimate, refit and save the fusion model.
 
     Args:
@@ -827,6 +834,10 @@ def tune_fusion(store_or_con, n_trials: int = 30, timeout: float | None = None, 
         ensemble: 'auto' deploys the ensemble selected over the study's trials
             (:mod:`fusion.ensemble`) when the nested estimate scored it above the single
             model; 'on' whenever it has more than one member; 'off' never.
+        group_norm: 'on' standardises every window vector by its manifest group's statistics
+            over all of the group's stored windows (:mod:`fusion.groupnorm`; per speaker);
+            'auto' does so when every labelled video has a group and there are two or more;
+            'off' never. Needs a store.
 
     Returns:
         :class:`TuneResult`.
@@ -848,9 +859,17 @@ def tune_fusion(store_or_con, n_trials: int = 30, timeout: float | None = None, 
         raise ValueError(f"decision_rule={decision_rule!r}; choose from {DECISION_RULES}")
     if ensemble not in DECISION_RULES:
         raise ValueError(f"ensemble={ensemble!r}; choose from {DECISION_RULES}")
+    if group_norm not in DECISION_RULES:
+        raise ValueError(f"group_norm={group_norm!r}; choose from {DECISION_RULES}")
     store, con, root, snapshot, served_ids = _store_parts(store_or_con, encoders)
     data = load_store_window_data(store, served_ids, snapshot=snapshot) if store is not None else None
+    normalised = bool(data is not None and (group_norm == "on" or (group_norm == "auto" and wants_group_norm(data))))
+    if group_norm == "on" and store is None:
+        raise ValueError("group_norm='on' needs a feature store (the statistics come from all its windows)")
+    if normalised:
+        data = normalise(data, store_group_stats(store, served_ids, data.dims, snapshot))
     td = prepare(con, n_folds, seed, data)
+    td.pool_in_numpy = normalised
     storage_obj = resolve_storage(storage, root)
     archive = OOFArchive(root / ARTIFACT_DIR if root is not None else None)
     study_name = study_name or f"fusion-{datetime.now(timezone.utc):%Y%m%dT%H%M%S}-{uuid.uuid4().hex[:4]}"
@@ -908,6 +927,7 @@ def tune_fusion(store_or_con, n_trials: int = 30, timeout: float | None = None, 
         "n_windows": int(len(td.data.X)), "columns": list(dims), "dims": dims,
         "labels_sha256": labels_sha, "n_labelled": n_labelled,
         "estimate": nested.as_dict() if nested else None, "decision_rule": rule, "variant": variant,
+        "group_norm": normalised,
         "ensemble": ({"weights": {str(t): w for t, w in sel.ensemble.weights.items()},
                       "members": {str(t): sel.member_configs[t].as_dict() for t in sel.ensemble.weights},
                       "oof_macro_f1": sel.ensemble.score, "best_single_oof_macro_f1": sel.ensemble.best_single,
@@ -938,13 +958,14 @@ def tune_fusion(store_or_con, n_trials: int = 30, timeout: float | None = None, 
         method = "mean"
         model = FusionModel(family=ENSEMBLE, method=method, estimator=None, modalities=tuple(dims), dims=dims,
                             params={}, encoders=served, model_id=model_id, lineage=lineage,
-                            members=members, member_weights=list(sel.ensemble.weights.values()))
+                            members=members, member_weights=list(sel.ensemble.weights.values()),
+                            group_norm=normalised)
     elif refit:
         estimator = fit_final(td, config, seed)
         model = FusionModel(family=config.family, method=method, estimator=estimator,
                             modalities=tuple(dims), dims=dims, params=config.params, encoders=served,
                             pool_stats=config.pool_stats, model_id=model_id, lineage=lineage,
-                            offsets=offsets)
+                            offsets=offsets, group_norm=normalised)
     if model is not None:
         target = Path(models_dir) if models_dir is not None else (Path(store.models_dir) if store else None)
         if target is not None:
