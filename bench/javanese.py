@@ -4,7 +4,8 @@ fusion, and the ensemble, in actor-grouped CV on ``javanese-av`` / ``javanese-sp
 Data: ``/work/shared/data/javanese-av`` (144 talking-face clips, actors 1-6) and
 ``javanese-speech`` (1008 speech clips, actors 1-6), 6 of our classes, ``group`` = actor.
 The clips are embedded once into a store per corpus (``cli.py embed --modalities ...``), then
-every configuration is scored by 5-fold CV over the leakage groups (the actor merges each
+every configuration, on raw and on per-speaker normalised vectors (``fusion.groupnorm``), is
+scored by 5-fold CV over the leakage groups (the actor merges each
 actor's clips into one group, so every fold's validation actors are unseen), for several
 fold seeds: the mean and spread over seeds of the project's one macro-F1 of the pooled
 out-of-fold predictions. The ensemble runs a small study per fold seed
@@ -94,11 +95,16 @@ def main() -> None:
     data = load_store_window_data(st, served, snapshot=snapshot)
     modalities = tuple(data.slices)
     print(f"{data.n_videos} clips, {len(data.X)} windows, dims {data.dims}", flush=True)
+    from fusion.groupnorm import normalise, stats_for
+    # Every clip is labelled and has its actor as group: the statistics are over all its windows.
+    normed = normalise(data, stats_for(data, data.dims))
     rows = []
-    for name, (mods, config) in configs(modalities).items():
+    for (name, (mods, config)), norm in [(c, n) for c in configs(modalities).items() for n in (False, True)]:
         scores, weights, t0 = [], [], time.perf_counter()
+        name = f"{name}{', per-speaker normalised' if norm else ''}"
         for seed in range(args.seeds):
-            td = prepare(con, 5, seed, only(data, mods))
+            td = prepare(con, 5, seed, only(normed if norm else data, mods))
+            td.pool_in_numpy = norm
             res = cross_validate(td, config, seed)
             scores.append(res.method_scores[config.method])
             if config.family == "stacked":
@@ -110,19 +116,21 @@ def main() -> None:
         if weights:
             row["modality_weights"] = {m: float(np.mean([w[m] for w in weights])) for m in weights[0]}
         rows.append(row)
-        print(f"{name:55s} {row['macro_f1_mean']:.3f} ± {row['macro_f1_sd']:.3f} (sd over {args.seeds} fold seeds)"
+        print(f"{name:80s} {row['macro_f1_mean']:.3f} ± {row['macro_f1_sd']:.3f} (sd over {args.seeds} fold seeds)"
               + (f"  weights {row['modality_weights']}" if weights else ""), flush=True)
     if args.ensemble_trials:
         from fusion.estimate import nested_estimate
         from fusion.tune import (decision_offsets, fit_ensemble_members, fit_videos, predict_ensemble,
                                  predict_videos, tune_and_select)
-        td = prepare(con, 5, 0, data)
+        td = prepare(con, 5, 0, normed)   # tune-fusion's default here: --group-norm auto is on
+        td.pool_in_numpy = True
         t0 = time.perf_counter()
         est = nested_estimate(td, lambda sub, nm: tune_and_select(sub, tuple(_families(modalities)),
                                                                    args.ensemble_trials, 0, 5, 2, nm),
                               fit_videos, predict_videos, decision_offsets, seed=0,
                               ensemble=(fit_ensemble_members, predict_ensemble))
-        row = {"configuration": f"tune-fusion's procedure ({args.ensemble_trials}-trial studies), nested",
+        row = {"configuration": f"tune-fusion's procedure ({args.ensemble_trials}-trial studies, per-speaker "
+                                 "normalised), nested",
                "single": est.macro_f1, "single_interval": est.interval, "rule": est.rule_macro_f1,
                "ensemble": est.ensemble_macro_f1, "ensemble_interval": est.ensemble_interval,
                "choices": est.choices, "seconds": time.perf_counter() - t0}
