@@ -38,13 +38,16 @@ CORPORA = {"av": ("javanese-av", "audio,video"), "av-text": ("javanese-av", "aud
            "speech": ("javanese-speech", "audio")}
 
 
-def embed(corpus: str, work: Path, audio_encoder: str | None = None) -> Path:
+def embed(corpus: str, work: Path, audio_encoder: str | None = None, video_encoder: str | None = None) -> Path:
     name, modalities = CORPORA[corpus]
-    store = work / f"{name}-{modalities.replace(',', '-')}{'-' + audio_encoder if audio_encoder else ''}-store"
+    tag = "".join(f"-{e}" for e in (audio_encoder, video_encoder) if e)
+    store = work / f"{name}-{modalities.replace(',', '-')}{tag}-store"
     cmd = [sys.executable, str(ROOT / "cli.py"), "embed", "--store", str(store), "--manifest",
            str(SHARED / name / "labels.csv"), "--modalities", modalities, "--quiet"]
     if audio_encoder:
         cmd += ["--audio-encoder", audio_encoder]
+    if video_encoder:
+        cmd += ["--video-encoder", video_encoder]
     t0 = time.perf_counter()
     proc = subprocess.run(cmd, capture_output=True, text=True)
     if proc.returncode not in (0, 3):
@@ -91,13 +94,14 @@ def main() -> None:
     ap.add_argument("--ensemble-trials", type=int, default=12, help="0 skips the ensemble study")
     ap.add_argument("--work", type=Path, default=Path("/tmp/bench-javanese"))
     ap.add_argument("--audio-encoder", help="audio encoder name (default: the store's default)")
+    ap.add_argument("--video-encoder", help="face encoder name (default: the store's default)")
     args = ap.parse_args()
     from featurestore.store import FeatureStore
     from fusion.data import load_store_window_data
     from fusion.tune import _store_parts, cross_validate, prepare
 
     args.work.mkdir(parents=True, exist_ok=True)
-    store = FeatureStore(embed(args.corpus, args.work, args.audio_encoder), create=False)
+    store = FeatureStore(embed(args.corpus, args.work, args.audio_encoder, args.video_encoder), create=False)
     st, con, _, snapshot, served = _store_parts(store)
     data = load_store_window_data(st, served, snapshot=snapshot)
     modalities = tuple(data.slices)
@@ -146,7 +150,7 @@ def main() -> None:
               f"{est.rule_macro_f1:.3f}, ensemble {est.ensemble_macro_f1:.3f} {est.ensemble_interval} "
               f"({row['seconds']:.0f} s); chosen: {[c['family'] for c in est.choices]}", flush=True)
     OUT.mkdir(parents=True, exist_ok=True)
-    suffix = f"_{args.audio_encoder}" if args.audio_encoder else ""
+    suffix = "".join(f"_{e}" for e in (args.audio_encoder, args.video_encoder) if e)
     (OUT / f"javanese_{args.corpus}{suffix}.json").write_text(json.dumps(rows, indent=2, default=float))
 
 

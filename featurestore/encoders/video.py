@@ -284,3 +284,34 @@ class FerFace(Encoder):
                 X[w] = vec
             reasons.append(reason)
         return X, reasons
+
+
+class FerExpressions(FerFace):
+    """Face expression per window as the 7 FER2013 probabilities themselves, 22 values.
+
+    ``[face_share, mean of the 7 probabilities over the window's face frames, their max,
+    expression change]``: the change is the mean absolute difference of the probabilities
+    between consecutive face frames (0 with one face frame), since an expression forming is
+    itself a cue that a window's average hides. The 3-D ``fer-face`` folds the 7 values onto
+    valence and arousal and loses, for instance, fear against anger (both negative, aroused).
+    Same detector, model and options as :class:`FerFace`.
+    """
+
+    name = "fer-expressions"
+    dim = 1 + 3 * len(EXPRESSIONS)
+    version = "1"
+
+    def config(self) -> dict[str, Any]:
+        out = super().config()
+        out["output"] = (["face_share"] + [f"mean_{e}" for e in EXPRESSIONS]
+                         + [f"max_{e}" for e in EXPRESSIONS] + [f"change_{e}" for e in EXPRESSIONS])
+        out.pop("circumplex_angles", None)
+        return out
+
+    def _reduce(self, probs: Sequence[np.ndarray | None]) -> tuple[np.ndarray, str | None]:
+        faces = [p for p in probs if p is not None]
+        if not probs or not faces:
+            return np.full(self.dim, np.nan), REASON_NO_FACE
+        P = np.stack(faces)                                   # (n_faces, 7)
+        change = np.abs(np.diff(P, axis=0)).mean(axis=0) if len(P) > 1 else np.zeros(P.shape[1])
+        return np.concatenate([[len(faces) / len(probs)], P.mean(axis=0), P.max(axis=0), change]), None
