@@ -62,8 +62,11 @@ MIN_NEAR_SHINGLES = 3
 #: it; re-uploads of one clip reach > 0.99.
 VECTOR_COSINE = 0.98
 #: Modalities with fewer dims report their similarity but do not decide: the cosine of two 3-D
-#: facial-expression vectors is high for most unrelated videos.
-MIN_DECIDING_DIM = 16
+#: facial-expression vectors is high for most unrelated videos, and so, measured, is that of
+#: the 22-D ``fer-expressions`` vectors of one actor's different clips (on Java-SED they
+#: chained the 144 clips of 6 actors into 3 groups at 0.98); 128-D descriptors and sentence
+#: vectors merged no unrelated clip there.
+MIN_DECIDING_DIM = 32
 #: Two pooled vectors are "equal" when their distance is at most this share of the (centred)
 #: vector's norm (at least of 1): float32 rounding of means over the same windows, not a
 #: similarity.

@@ -7,7 +7,7 @@ import pytest
 from featurestore.audit import TABLES, audit
 from featurestore.store import FeatureStore
 
-DIMS = {"audio": 32, "video": 3, "text": 24}
+DIMS = {"audio": 32, "video": 3, "text": 40}
 N_WIN = 4
 
 

@@ -189,7 +189,7 @@ def test_every_rule_merges_its_planted_pair_and_is_counted(planted):
     assert near.near_transcript and not near.same_transcript
     assert duplicates.TRANSCRIPT_JACCARD <= near.transcript_jaccard < 1
     vec = pairs.loc[("vid030", "vid031")]
-    assert vec.near_vectors and not vec.equal_vectors and vec.n_deciding == 1   # only text has >= 16 dims
+    assert vec.near_vectors and not vec.equal_vectors and vec.n_deciding == 1   # only text has >= 32 dims
     assert duplicates.VECTOR_COSINE < vec.text_sim < 0.99999
     assert pairs.loc[("vid040", "vid041")].same_media
 
@@ -262,13 +262,13 @@ def test_folds_for_a_labelled_set_smaller_than_the_folds_per_class():
 
 
 def test_descriptor_vectors_in_mixed_units_do_not_chain_unrelated_videos():
-    # 40 videos of 20-D descriptors: one dimension in Hz (~2000 +- 300), the rest near 1. Raw
+    # 40 videos of 40-D descriptors: one dimension in Hz (~2000 +- 300), the rest near 1. Raw
     # cosines are all ~1; after standardising each dimension unrelated videos are far apart.
     from featurestore.duplicates import duplicate_pairs, leakage_groups as groups_of
     rng = np.random.default_rng(5)
-    V = rng.normal(size=(40, 20))
+    V = rng.normal(size=(40, 40))
     V[:, 0] = 2000 + 300 * rng.normal(size=40)
-    V[7] = V[3] + 1e-3 * rng.normal(size=20)      # one genuine near copy
+    V[7] = V[3] + 1e-3 * rng.normal(size=40)      # one genuine near copy
     ids = np.array([f"v{i:02d}" for i in range(40)])
     pairs = duplicate_pairs(ids, vectors={"audio": V})
     assert list(zip(pairs["video_a"], pairs["video_b"])) == [("v03", "v07")]

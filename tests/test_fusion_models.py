@@ -132,7 +132,7 @@ def test_saved_models_round_trip_to_identical_probabilities(data, tmp_path):
                 loaded.predict_proba(data.X)
         videos = loaded.predict_videos(data.X, data.video_id, data.window_idx)
         assert len(videos) == data.n_videos and set(videos["emotion"]) <= set(CLASSES)
-    with pytest.raises(ValueError, match=r"expects \(n_windows, 35\)"):
+    with pytest.raises(ValueError, match=r"expects \(n_windows, 55\)"):
         loaded.predict_proba(data.X[:, :10], data.video_id)
     with pytest.raises(FileNotFoundError, match="fusion_model.json"):
         load_model(tmp_path / "nowhere")

@@ -13,7 +13,7 @@ import pyarrow as pa
 
 from featurestore.schema import CLASSES
 
-DIMS = {"audio": 12, "video": 3, "text": 20}
+DIMS = {"audio": 12, "video": 3, "text": 40}
 
 
 def _array(mat: np.ndarray, missing: np.ndarray) -> pa.FixedSizeListArray:
@@ -100,7 +100,7 @@ def synthetic_con(**kwargs) -> duckdb.DuckDBPyConnection:
 def test_synthetic_relations_have_store_types():
     con = synthetic_con(n_videos=30)
     types = {r[0]: r[1] for r in con.execute("DESCRIBE fusion_vectors").fetchall()}
-    assert types["audio"] == "FLOAT[12]" and types["video"] == "FLOAT[3]" and types["text"] == "FLOAT[20]"
+    assert types["audio"] == "FLOAT[12]" and types["video"] == "FLOAT[3]" and types["text"] == "FLOAT[40]"
     n_null = con.execute("SELECT count(*) FROM fusion_vectors WHERE text IS NULL").fetchall()[0][0]
     assert n_null > 0
     labels = {r[0] for r in con.execute("SELECT DISTINCT label FROM videos").fetchall()}
