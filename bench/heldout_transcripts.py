@@ -159,13 +159,13 @@ def chosen_with_and_without_rule(store_path: Path, truth: dict[str, int], labels
             "deployed": score(deployed), "rule_applied": deployed is not None}
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--splits", type=int, default=20, help="splits, seeds 100.. (default 20: 100-119)")
     ap.add_argument("--trials", type=int, default=30)
     ap.add_argument("--work", type=Path, default=Path("/tmp/bench-heldout"))
     ap.add_argument("--report", type=Path, help="only print the summary of a results JSON written before")
-    args = ap.parse_args()
+    args = ap.parse_args(argv)
     if args.report:
         report(json.loads(args.report.read_text()))
         return

@@ -87,7 +87,7 @@ def configs(modalities: tuple[str, ...]) -> dict[str, tuple[tuple[str, ...], obj
     return out
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--corpus", choices=sorted(CORPORA), default="av")
     ap.add_argument("--seeds", type=int, default=5, help="fold seeds 0..n-1")
@@ -95,7 +95,7 @@ def main() -> None:
     ap.add_argument("--work", type=Path, default=Path("/tmp/bench-javanese"))
     ap.add_argument("--audio-encoder", help="audio encoder name (default: the store's default)")
     ap.add_argument("--video-encoder", help="face encoder name (default: the store's default)")
-    args = ap.parse_args()
+    args = ap.parse_args(argv)
     from featurestore.store import FeatureStore
     from fusion.data import load_store_window_data
     from fusion.tune import _store_parts, cross_validate, prepare
