@@ -73,6 +73,25 @@ def group_bootstrap(y_true: np.ndarray, y_pred: np.ndarray, groups: np.ndarray, 
     return float(np.quantile(scores, alpha)), float(np.quantile(scores, 1 - alpha))
 
 
+def paired_gain_low(y_true: np.ndarray, pred_new: np.ndarray, pred_old: np.ndarray, groups: np.ndarray,
+                    labels: np.ndarray, n_boot: int = N_BOOTSTRAP, quantile: float = 0.1,
+                    seed: int = 0) -> float:
+    """The ``quantile`` of macro-F1(new) - macro-F1(old) when whole leakage groups are
+    resampled (the same draws for both): above 0 means "new" helps beyond the noise of
+    which videos happened to be labelled, with one-sided confidence ``1 - quantile``."""
+    _, codes = np.unique(groups, return_inverse=True)
+    n_groups = int(codes.max()) + 1 if len(codes) else 0
+    if n_groups < 2:
+        return macro_f1_weighted(y_true, pred_new, labels) - macro_f1_weighted(y_true, pred_old, labels)
+    rng = np.random.default_rng(seed + 1)
+    diffs = np.empty(n_boot)
+    for b in range(n_boot):
+        w = np.bincount(rng.integers(0, n_groups, size=n_groups), minlength=n_groups)[codes]
+        diffs[b] = (macro_f1_weighted(y_true, pred_new, labels, w)
+                    - macro_f1_weighted(y_true, pred_old, labels, w))
+    return float(np.quantile(diffs, quantile))
+
+
 def test_set_interval(y_true: np.ndarray, y_pred: np.ndarray, groups: np.ndarray, labels: np.ndarray,
                       n_videos: int, n_boot: int = N_BOOTSTRAP, level: float = LEVEL,
                       seed: int = 0) -> tuple[float, float, float]:
@@ -120,6 +139,8 @@ class NestedEstimate:
     seconds: float
     choices: list[dict] = field(default_factory=list)
     level: float = LEVEL
+    rule_gain_low: float = 0.0       # 10th percentile of the paired bootstrap gain of the rule
+    ensemble_gain_low: float = 0.0   # ... of the ensemble over the better single variant
     video_id: np.ndarray = field(default=None, repr=False)     # str (n_videos,)
     y_true: np.ndarray = field(default=None, repr=False)       # int (n_videos,)
     y_pred: np.ndarray = field(default=None, repr=False)       # int (n_videos,) outer-fold prediction
@@ -131,6 +152,15 @@ class NestedEstimate:
     @property
     def rule_gain(self) -> float:
         return self.rule_macro_f1 - self.macro_f1
+
+    @property
+    def rule_helps(self) -> bool:
+        """The rule's gain is positive in 90 % of paired group resamples (not just on average)."""
+        return self.rule_gain > 0 and self.rule_gain_low > 0
+
+    @property
+    def ensemble_helps(self) -> bool:
+        return self.ensemble_gain > 0 and self.ensemble_gain_low > 0
 
     @property
     def ensemble_gain(self) -> float:
@@ -154,7 +184,8 @@ class NestedEstimate:
                 f"(bootstrap over {self.n_groups} groups of {self.n_videos} videos); with the decision rule "
                 f"{self.rule_macro_f1:.4f} ({self.rule_interval[0]:.3f}-{self.rule_interval[1]:.3f}); "
                 f"the ensemble {self.ensemble_macro_f1:.4f} "
-                f"({self.ensemble_interval[0]:.3f}-{self.ensemble_interval[1]:.3f})\n"
+                f"({self.ensemble_interval[0]:.3f}-{self.ensemble_interval[1]:.3f}); gains in 90 % of "
+                f"paired resamples above {self.rule_gain_low:+.3f} (rule), {self.ensemble_gain_low:+.3f} (ensemble)\n"
                 f"  {self.outer_folds} outer folds x {self.inner_trials}-trial inner studies in "
                 f"{self.seconds:.0f} s; chosen per fold: {chosen}")
 
@@ -176,6 +207,7 @@ class NestedEstimate:
         return {"macro_f1": self.macro_f1, "interval": list(self.interval), "level": self.level,
                 "rule_macro_f1": self.rule_macro_f1, "rule_interval": list(self.rule_interval),
                 "ensemble_macro_f1": self.ensemble_macro_f1, "ensemble_interval": list(self.ensemble_interval),
+                "rule_gain_p10": self.rule_gain_low, "ensemble_gain_p10": self.ensemble_gain_low,
                 "n_videos": self.n_videos, "n_groups": self.n_groups, "outer_folds": self.outer_folds,
                 "inner_trials": self.inner_trials, "seconds": round(self.seconds, 1),
                 "method": "nested grouped CV; percentile group bootstrap", "choices": self.choices}
@@ -228,6 +260,7 @@ def nested_estimate(td: Any, tune: Callable[[Any, str], Any], fit: Callable, pre
                         "offsets": [round(float(x), 3) for x in b]})
     score = macro_f1(td.y_video, plain, td.labels)
     rule_score = macro_f1(td.y_video, ruled, td.labels)
+    best_single = ruled if rule_score > score else plain
     return NestedEstimate(
         macro_f1=score, interval=group_bootstrap(td.y_video, plain, td.groups, td.labels, seed=seed),
         rule_macro_f1=rule_score,
@@ -236,6 +269,8 @@ def nested_estimate(td: Any, tune: Callable[[Any, str], Any], fit: Callable, pre
         ensemble_interval=group_bootstrap(td.y_video, ens, td.groups, td.labels, seed=seed),
         n_videos=n, n_groups=int(len(np.unique(td.groups))), outer_folds=len(td.folds),
         inner_trials=inner_trials, seconds=time.perf_counter() - t0, choices=choices,
+        rule_gain_low=paired_gain_low(td.y_video, ruled, plain, td.groups, td.labels, seed=seed),
+        ensemble_gain_low=paired_gain_low(td.y_video, ens, best_single, td.groups, td.labels, seed=seed),
         video_id=vids, y_true=td.y_video, y_pred=plain, y_pred_rule=ruled, y_pred_ensemble=ens,
         groups=td.groups, labels=td.labels)
 

@@ -830,10 +830,12 @@ def tune_fusion(store_or_con, n_trials: int = 30, timeout: float | None = None, 
             ``timeout``, each inner study also stops after ``timeout * estimate_trials / n_trials`` s.
         decision_rule: 'on' fits per-class log-probability offsets for macro-F1
             (:mod:`fusion.decision`) on the chosen trial's out-of-fold predictions; 'auto'
-            does so only when the nested estimate measured a gain; 'off' never.
+            does so only when the nested estimate measured a gain in 90 % of paired group
+            resamples (:func:`fusion.estimate.paired_gain_low`); 'off' never.
         ensemble: 'auto' deploys the ensemble selected over the study's trials
             (:mod:`fusion.ensemble`) when the nested estimate scored it above the single
-            model; 'on' whenever it has more than one member; 'off' never.
+            model in 90 % of paired group resamples; 'on' whenever it has more than one
+            member; 'off' never.
         group_norm: 'on' standardises every window vector by its manifest group's statistics
             over all of the group's stored windows (:mod:`fusion.groupnorm`; per speaker);
             'auto' does so when every labelled video has a group and there are two or more;
@@ -896,10 +898,11 @@ def tune_fusion(store_or_con, n_trials: int = 30, timeout: float | None = None, 
     # The ensemble replaces the single trial only when the nested estimate says it is better.
     has_ensemble = refit and sel.ensemble is not None and sel.ensemble.n_members > 1
     use_ensemble = bool(has_ensemble and (ensemble == "on" or (
-        ensemble == "auto" and nested is not None and nested.ensemble_gain > 0)))
+        ensemble == "auto" and nested is not None and nested.ensemble_helps)))
     rule = (_decide_rule(decision_rule, nested, refit) if not use_ensemble else
             {"applied": False, "offsets": None, "reason": "the ensemble is deployed" + (
-                f" (nested estimate {nested.ensemble_gain:+.4f} over the single model)" if nested else "")})
+                f" (nested estimate {nested.ensemble_gain:+.4f} over the single model, above "
+                f"{nested.ensemble_gain_low:+.4f} in 90 % of paired group resamples)" if nested else "")})
     if rule["applied"]:
         rule["offsets"] = [round(float(b), 4) for b in decision_offsets(td, sel)]
     offsets = np.array(rule["offsets"]) if rule["applied"] else None
@@ -997,9 +1000,10 @@ def _decide_rule(mode: str, nested: NestedEstimate | None, refit: bool) -> dict:
     if nested is None:
         return {"applied": False, "offsets": None,
                 "reason": "auto without a nested estimate to measure it (--estimate off)"}
-    gain = nested.rule_gain
-    return {"applied": gain > 0, "offsets": None,
-            "reason": f"auto: the nested estimate measured {gain:+.4f} macro-F1 with it"}
+    return {"applied": nested.rule_helps, "offsets": None,
+            "reason": f"auto: the nested estimate measured {nested.rule_gain:+.4f} macro-F1 with it, "
+                      f"above {nested.rule_gain_low:+.4f} in 90 % of paired group resamples "
+                      "(applied only when that is above 0)"}
 
 
 def _register_model(store, model: FusionModel, score: float, model_dir: Path, snapshot: int | None) -> None:

@@ -101,7 +101,7 @@ def test_the_nested_estimate_finds_the_signal_and_finds_chance_when_labels_are_s
     lineage = json.loads(store.query("SELECT lineage FROM models").column("lineage")[0].as_py())
     assert lineage["estimate"]["macro_f1"] == pytest.approx(est.macro_f1)
     assert lineage["macro_f1_labels"] == sorted(set(lineage["macro_f1_labels"]), key=CLASSES.index)
-    assert lineage["decision_rule"]["applied"] == (est.rule_gain > 0)
+    assert lineage["decision_rule"]["applied"] == est.rule_helps
     # what predict/export print: the estimate, and the range of a 40-video submission's score
     from fusion.predict import expected_score_note
     note = expected_score_note(store, res.model_id, "train")
@@ -171,3 +171,21 @@ def test_predict_defaults_to_the_newest_model_of_the_current_labelled_set(tmp_pa
     # the newest of the current set wins, whatever its selection score
     assert current_model(con)["model_id"] == third.model_id != second.model_id
     con.close()
+
+
+def test_a_gain_counts_only_when_it_survives_paired_resampling():
+    from fusion.estimate import paired_gain_low
+    rng = np.random.default_rng(4)
+    y = rng.integers(0, 4, 400)
+    base = np.where(rng.random(400) < 0.5, y, (y + 1) % 4)
+    better = np.where(rng.random(400) < 0.3, y, base)            # right on ~65 %: a real gain
+    noise = base.copy()                                           # 12 videos fixed, 10 broken:
+    right, wrong = np.flatnonzero(base == y), np.flatnonzero(base != y)   # a gain by luck
+    fixed, broken = rng.choice(wrong, 12, replace=False), rng.choice(right, 10, replace=False)
+    noise[fixed] = y[fixed]
+    noise[broken] = (y[broken] + 2) % 4
+    groups = np.arange(400) // 2
+    labels = np.arange(4)
+    assert paired_gain_low(y, better, base, groups, labels, n_boot=300) > 0.05
+    assert paired_gain_low(y, noise, base, groups, labels, n_boot=300) <= 0.0 < (
+        macro_f1(y, noise, labels) - macro_f1(y, base, labels))
