@@ -44,6 +44,7 @@ class EnsembleSelection:
     score: float
     best_single: float
     steps: list[float]
+    probs: np.ndarray | None = None    # float32 (n_videos, k): the ensemble's out-of-fold probabilities
 
     @property
     def n_members(self) -> int:
@@ -83,8 +84,9 @@ def select_ensemble(probs: dict[int, np.ndarray], y: np.ndarray, labels: np.ndar
             best_size, best_score = size, s
     chosen = history[best_size - 1]
     n = sum(chosen.values())
-    return EnsembleSelection(weights={t: c / n for t, c in sorted(chosen.items())}, score=best_score,
-                             best_single=singles[first], steps=steps)
+    weights = {t: c / n for t, c in sorted(chosen.items())}
+    return EnsembleSelection(weights=weights, score=best_score, best_single=singles[first], steps=steps,
+                             probs=combine([P[t] for t in weights], list(weights.values())))
 
 
 def combine(member_probs: list[np.ndarray], weights: list[float]) -> np.ndarray:

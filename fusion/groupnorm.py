@@ -24,13 +24,18 @@ from .data import WindowData
 NO_GROUP = ""
 
 
+def group_key(group) -> str:
+    """The statistics pool of a video with manifest group ``group`` (None, NaN, blank: ``""``)."""
+    if group is None or (isinstance(group, float) and np.isnan(group)) or str(group).strip() == "":
+        return NO_GROUP
+    return str(group)
+
+
 def window_groups(data: WindowData) -> np.ndarray:
     """str (n_windows,): the manifest group of each window's video (``""`` where none)."""
     if "group" not in data.videos:
         return np.full(len(data.X), NO_GROUP, dtype=object)
-    per_video = np.array([NO_GROUP if g is None or (isinstance(g, float) and np.isnan(g)) or str(g).strip() == ""
-                          else str(g) for g in data.videos["group"]], dtype=object)
-    return per_video[data.video_code]
+    return np.array([group_key(g) for g in data.videos["group"]], dtype=object)[data.video_code]
 
 
 @dataclass

@@ -22,7 +22,8 @@ from featurestore.schema import AGGREGATIONS, CLASSES, N_CLASSES
 from .aggregate import aggregate_windows
 from .data import pool_numpy
 from .decision import apply_offsets
-from .ensemble import combine
+from .ensemble import combine, video_probs
+from .oof import OOFPredictions
 
 WINDOW_FAMILIES = ("mlp", "lightgbm")
 POOLED_FAMILIES = ("pooled-lightgbm", "pooled-logreg", "stacked")
@@ -110,12 +111,9 @@ class FusionModel:
         if self.family == ENSEMBLE:
             # Each member's video probabilities (the mean over the video's windows, as the
             # 'mean' aggregation gives), weighted: the probabilities ensemble selection chose on.
-            counts = np.bincount(codes, minlength=len(uniq)).astype(np.float64)[:, None]
-            parts = []
-            for member in self.members:
-                p = np.zeros((len(uniq), N_CLASSES))
-                np.add.at(p, codes, member.predict_proba(X, video_id).astype(np.float64))
-                parts.append(p / counts)
+            window_idx = np.zeros(len(X), np.int32)   # unused by the per-video mean
+            parts = [video_probs(OOFPredictions(member.predict_proba(X, video_id), np.asarray(video_id).astype(str),
+                                                window_idx), uniq) for member in self.members]
             return apply_offsets(combine(parts, self.member_weights), self.offsets)[codes]
         feats = pool_numpy(X, codes, len(uniq), self.slices(), self.pool_stats or "mean+std")
         return apply_offsets(self.estimator.predict_proba(feats), self.offsets)[codes]

@@ -135,10 +135,9 @@ def _split_videos(con, split: str) -> list[str]:
 def _group_normaliser(store: FeatureStore, con, model: FusionModel, encoder_ids: dict[str, str]):
     """(statistics, video_id -> group) for a model trained on per-group normalised vectors:
     the statistics over every stored window of each group, as at training."""
-    from .groupnorm import NO_GROUP, store_group_stats
+    from .groupnorm import group_key, store_group_stats
     stats = store_group_stats(store, encoder_ids, model.dims)
-    groups = {v: (NO_GROUP if g is None or str(g).strip() == "" else str(g))
-              for v, g in con.execute('SELECT video_id, "group" FROM videos').fetchall()}
+    groups = {v: group_key(g) for v, g in con.execute('SELECT video_id, "group" FROM videos').fetchall()}
     return stats, groups
 
 
@@ -151,6 +150,7 @@ def score_videos(store: FeatureStore, con, model: FusionModel, ids: Sequence[str
     is returned; otherwise returns ``[(probs (n, 8), video_id, window_idx), ...]``.
     ``normaliser``: :func:`_group_normaliser`'s pair, for a model with ``group_norm``.
     """
+    from .groupnorm import NO_GROUP
     if model.group_norm and normaliser is None:
         normaliser = _group_normaliser(store, con, model, model_encoder_ids(model))
     out = []
@@ -162,7 +162,7 @@ def score_videos(store: FeatureStore, con, model: FusionModel, ids: Sequence[str
         X, video_id, window_idx = _batch_vectors(con, model, batch)
         if normaliser is not None:
             stats, groups = normaliser
-            X = stats.transform(X, np.array([groups.get(v, "") for v in video_id], dtype=object))
+            X = stats.transform(X, np.array([groups.get(v, NO_GROUP) for v in video_id], dtype=object))
         probs = np.asarray(model.predict_proba(X, video_id), dtype=np.float32)
         if probs.shape != (len(X), len(CLASSES)):
             raise PredictError(f"model {model.model_id} returned probabilities of shape {probs.shape} "

@@ -912,10 +912,7 @@ def tune_fusion(store_or_con, n_trials: int = 30, timeout: float | None = None, 
         y_pred = td.aggregator.predict_codes(apply_offsets(sel.oof.probs, offsets), sel.oof.video_id,
                                              sel.oof.window_idx, td.video_ids, (method,))[method]
     if use_ensemble:
-        by_number = {t.number: t for t in study.get_trials(deepcopy=False)}
-        P = combine([video_probs(archive.load(study_name, by_number[t]), td.video_ids)
-                     for t in sel.ensemble.weights], list(sel.ensemble.weights.values()))
-        y_pred = P.argmax(axis=1)
+        y_pred = sel.ensemble.probs.argmax(axis=1)
     per_class = per_class_table(td.y_video, y_pred)
 
     model_id = f"fusion-{datetime.now(timezone.utc):%Y%m%dT%H%M%S}-{config.family}-{method}-{uuid.uuid4().hex[:6]}"
