@@ -113,8 +113,12 @@ def cmd_predict(args) -> int:
 
 def cmd_predict_video(args) -> int:
     from fusion.predict import Predictor
-    predictor = Predictor.from_store(_store(args), model_id=args.model) if args.store \
-        else Predictor(args.model)
+    if args.group is not None and not args.store:
+        print("error: predict-video --group names a group of --store; give --store too", file=sys.stderr)
+        return EXIT_USAGE
+    predictor = Predictor.from_store(_store(args), model_id=args.model, group=args.group,
+                                     same_speaker=args.same_speaker) if args.store \
+        else Predictor(args.model, same_speaker=args.same_speaker)
     df = predictor.predict_batch(args.paths)
     if args.json:
         print(df.to_json(orient="records", force_ascii=False))
@@ -286,6 +290,10 @@ def build_parser() -> argparse.ArgumentParser:
     pv.add_argument("--store", help="store whose best (or --model) model to use")
     pv.add_argument("--model", help="model_id in --store, or a model directory")
     pv.add_argument("--json", action="store_true")
+    pv.add_argument("--group", help="for a model trained with per-group normalisation: the store's "
+                    "group (speaker) the files belong to; its stored windows give the statistics")
+    pv.add_argument("--same-speaker", action="store_true",
+                    help="for such a model: the files are one new speaker, normalised by their own windows")
     pv.set_defaults(func=cmd_predict_video)
 
     ex = with_store(sub.add_parser("export-submission", help="write id,emotion CSV through SQL COPY"))

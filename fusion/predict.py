@@ -141,6 +141,26 @@ def _group_normaliser(store: FeatureStore, con, model: FusionModel, encoder_ids:
     return stats, groups
 
 
+def _named_group_normaliser(store: FeatureStore, model_path: Path, encoder_ids: dict[str, str],
+                            group: str) -> tuple:
+    """``(GroupStats, group)`` of one stored group, for :class:`Predictor`.
+
+    Raises:
+        PredictError: the model does not normalise per group, or the store has no such group.
+    """
+    from .groupnorm import group_key, store_group_stats
+    model = load_model(model_path, device="cpu")
+    if not model.group_norm:
+        raise PredictError(f"model {model.model_id} was trained without per-group normalisation; drop --group")
+    key = group_key(group)
+    stats = store_group_stats(store, encoder_ids, model.dims)
+    if key not in stats.mean:
+        known = ", ".join(sorted(g or "(no group)" for g in stats.mean)[:20])
+        raise PredictError(f"group {group!r} has no stored windows in {store.root}; known groups: {known}. "
+                           "Embed some of that speaker's videos with their group first, or use --same-speaker")
+    return stats, key
+
+
 def score_videos(store: FeatureStore, con, model: FusionModel, ids: Sequence[str], batch_videos: int = 256,
                  progress: bool = True, write: bool = True,
                  normaliser=None) -> list[tuple[np.ndarray, np.ndarray, np.ndarray]]:
@@ -284,21 +304,32 @@ class Predictor:
     text_unit : ``"segment"`` or ``"word"``: how ASR text becomes window text. Default: the
         unit recorded in the model's lineage by tune-fusion (the one its training windows
         match), else ``"segment"``.
+    normaliser : for a model trained with per-group normalisation, ``(GroupStats, group)``:
+        every file is normalised by that group's statistics (see :meth:`from_store`'s ``group``).
+    same_speaker : for such a model, the files are one new speaker: the statistics are taken
+        over the files' own windows, as the store takes them over a new test group's.
     """
 
     def __init__(self, model_path: str | Path, device: str = "auto", method: str | None = None,
                  encoder_lineage: dict[str, dict] | None = None, encoders: dict | None = None,
                  transcriber=None, language: str = "id", asr_model: str | None = None,
-                 text_unit: str | None = None):
+                 text_unit: str | None = None, normaliser: tuple | None = None,
+                 same_speaker: bool = False):
         try:
             self.model = load_model(model_path, device=device)
         except FileNotFoundError as exc:
             raise PredictError(str(exc)) from exc
-        if self.model.group_norm:
+        self.normaliser = normaliser
+        self.same_speaker = bool(same_speaker)
+        if self.model.group_norm and normaliser is None and not self.same_speaker:
             raise PredictError(f"model {self.model.model_id} was trained on vectors normalised per manifest "
-                               "group (speaker); a file outside a store has no group statistics. Embed the "
-                               "files into the store with their group and run `cli.py predict`, or train "
-                               "with `tune-fusion --group-norm off`")
+                               "group (speaker), so each file needs its speaker's statistics: pass the "
+                               "store and the speaker's group (`predict-video --store S --group G`, "
+                               "Predictor.from_store(store, group=G)), or say the files are all one new "
+                               "speaker (`--same-speaker`: statistics over the files' own windows)")
+        if not self.model.group_norm and (normaliser is not None or self.same_speaker):
+            raise PredictError(f"model {self.model.model_id} was trained without per-group normalisation; "
+                               "drop --group/--same-speaker")
         self.device = device
         self.method = method or self.model.method
         if self.method not in AGGREGATIONS:
@@ -310,8 +341,13 @@ class Predictor:
         self.text_unit = text_unit or self.model.lineage.get("text_unit") or "segment"
 
     @classmethod
-    def from_store(cls, store: FeatureStore, model_id: str | None = None, **kwargs) -> "Predictor":
-        """The store's named (or best cross-validated) model, with encoder names from its lineage."""
+    def from_store(cls, store: FeatureStore, model_id: str | None = None, group: str | None = None,
+                   **kwargs) -> "Predictor":
+        """The store's named (or current) model, with encoder names from its lineage.
+
+        ``group``: a manifest group of the store (a speaker); files are normalised by the
+        statistics of that group's stored windows (models trained with group normalisation).
+        """
         con = store.connect()
         try:
             try:
@@ -326,6 +362,8 @@ class Predictor:
             con.close()
         by_id = {r[0]: {"encoder_id": r[0], "name": r[1], "modality": r[2], "dim": r[3],
                         "config": json.loads(r[4]) if r[4] else {}} for r in rows}
+        if group is not None:
+            kwargs["normaliser"] = _named_group_normaliser(store, path, ids, group)
         predictor = cls(path, **kwargs)
         if "text" in ids and not kwargs.get("text_unit") and "text_unit" not in predictor.model.lineage:
             from featurestore.embed import matching_text_unit
@@ -396,7 +434,13 @@ class Predictor:
             con = store.connect(encoders={m: e.encoder_id for m, e in self.encoders().items()})
             try:
                 ids = _split_videos(con, "test")
-                results = score_videos(store, con, self.model, ids, progress=False, write=False)
+                # same_speaker: the temporary store's one group pool is exactly the files' windows.
+                normaliser = None
+                if self.normaliser is not None:
+                    stats, group = self.normaliser
+                    normaliser = (stats, {v: group for v in ids})
+                results = score_videos(store, con, self.model, ids, progress=False, write=False,
+                                       normaliser=normaliser)
                 windows = fetch_arrow(con, read_sql("predict_windows")).to_pandas()
             finally:
                 con.close()

@@ -304,6 +304,45 @@ def test_predict_batch_keeps_going_past_bad_files(media_model, tmp_path):
         predictor.predict_video(tmp_path / "gone.mp4")
 
 
+@pytest.fixture(scope="module")
+def grouped_model(media_model, tmp_path_factory):
+    """The same eight clips as two speakers (c0-c3, c4-c7), tuned with per-speaker normalisation."""
+    from featurestore.embed import Embedder
+    from fusion.tune import tune_fusion
+
+    _, encoders, _, d = media_model
+    rows = [{"video_id": f"c{k}", "split": "train", "label": "Joy" if k % 2 == 0 else "Sadness",
+             "raw_label": None, "group": "spk_a" if k < 4 else "spk_b", "path": str(d / f"c{k}.mp4"),
+             "transcript_path": None, "manifest_row": k + 1, "error": None} for k in range(8)]
+    store = FeatureStore(tmp_path_factory.mktemp("grouped") / "store")
+    report = Embedder(store, encoders, None, progress=False, log=lambda m: None).run(pd.DataFrame(rows, dtype=object))
+    assert report.ok, report.summary()
+    result = tune_fusion(store, n_trials=1, n_folds=2, families=["pooled-logreg"], show_progress=False,
+                         estimate="off")
+    assert result.model.group_norm
+    predict_store(store, split="train", model_id=result.model_id, progress=False)
+    return store, encoders, result, d
+
+
+def test_predict_video_normalises_by_the_named_speaker_or_the_files_themselves(grouped_model):
+    store, encoders, result, d = grouped_model
+    stored = {r["video_id"]: r["confidence"] for r in store.query(
+        "SELECT video_id, confidence FROM video_predictions WHERE model_id = ? AND method = ?",
+        [result.model_id, result.method]).to_pylist()}
+    # The stored speaker's statistics: the same numbers as `predict` on the store.
+    named = Predictor.from_store(store, group="spk_b", device="cpu", encoders=encoders)
+    assert named.predict_video(d / "c5.mp4").confidence == pytest.approx(stored["c5"], abs=1e-5)
+    # Four files of one new speaker: their own windows give the statistics, which here are
+    # exactly speaker a's stored ones.
+    own = Predictor.from_store(store, same_speaker=True, device="cpu", encoders=encoders)
+    got = own.predict_batch([d / f"c{k}.mp4" for k in range(4)], progress=False)
+    np.testing.assert_allclose(got.confidence, [stored[f"c{k}"] for k in range(4)], atol=1e-5)
+    with pytest.raises(PredictError, match="--same-speaker"):
+        Predictor(result.model_dir, device="cpu")
+    with pytest.raises(PredictError, match="known groups: spk_a, spk_b"):
+        Predictor.from_store(store, group="nobody", device="cpu", encoders=encoders)
+
+
 @pytest.mark.parametrize("sources, unit", [
     (["asr:faster-whisper:whisper-base-ct2/id#word", "file:/t/a.srt#word"], "word"),
     (["asr:faster-whisper:whisper-base-ct2/id"], "word"),  # written before text units
