@@ -69,6 +69,22 @@ def only(data, modalities: tuple[str, ...]):
                       video_code=data.video_code, slices=slices, videos=data.videos)
 
 
+def whisper_pca(data):
+    """The same windows with the 1024 whisper statistics replaced by the shipped PCA's 128
+    (``featurestore.encoders.audio.apply_pca``: the numbers ``whisper-stats`` would store)."""
+    from dataclasses import replace
+    from featurestore.encoders.audio import apply_pca, load_whisper_pca
+    a = data.slices["audio"]
+    if a.stop - a.start != 1024:
+        raise SystemExit(f"--whisper-pca needs the 1024-D whisper-stats-1024 audio; have {a.stop - a.start}-D")
+    reduced = apply_pca(data.X[:, a], load_whisper_pca())
+    X = np.concatenate([data.X[:, :a.start], reduced, data.X[:, a.stop:]], axis=1)
+    shift = reduced.shape[1] - (a.stop - a.start)
+    slices = {m: (s if s.stop <= a.start else slice(a.start, a.start + reduced.shape[1]) if m == "audio"
+                  else slice(s.start + shift, s.stop + shift)) for m, s in data.slices.items()}
+    return replace(data, X=X, slices=slices)
+
+
 def configs(modalities: tuple[str, ...]) -> dict[str, tuple[tuple[str, ...], object]]:
     from fusion.tune import Config
     logreg = lambda: Config("pooled-logreg", "mean", {"class_weight": "balanced", "C": 0.05}, pool_stats="mean")  # noqa: E731
@@ -95,6 +111,9 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--work", type=Path, default=Path("/tmp/bench-javanese"))
     ap.add_argument("--audio-encoder", help="audio encoder name (default: the store's default)")
     ap.add_argument("--video-encoder", help="face encoder name (default: the store's default)")
+    ap.add_argument("--whisper-pca", action="store_true",
+                    help="with --audio-encoder whisper-stats-1024: score the shipped PCA (what "
+                         "`whisper-stats` stores) on the same embedding instead of embedding twice")
     args = ap.parse_args(argv)
     from featurestore.store import FeatureStore
     from fusion.data import load_store_window_data
@@ -104,6 +123,8 @@ def main(argv: list[str] | None = None) -> None:
     store = FeatureStore(embed(args.corpus, args.work, args.audio_encoder, args.video_encoder), create=False)
     st, con, _, snapshot, served = _store_parts(store)
     data = load_store_window_data(st, served, snapshot=snapshot)
+    if args.whisper_pca:
+        data = whisper_pca(data)
     modalities = tuple(data.slices)
     print(f"{data.n_videos} clips, {len(data.X)} windows, dims {data.dims}", flush=True)
     from fusion.groupnorm import normalise, stats_for
@@ -151,6 +172,7 @@ def main(argv: list[str] | None = None) -> None:
               f"({row['seconds']:.0f} s); chosen: {[c['family'] for c in est.choices]}", flush=True)
     OUT.mkdir(parents=True, exist_ok=True)
     suffix = "".join(f"_{e}" for e in (args.audio_encoder, args.video_encoder) if e)
+    suffix += "_pca" if args.whisper_pca else ""
     (OUT / f"javanese_{args.corpus}{suffix}.json").write_text(json.dumps(rows, indent=2, default=float))
 
 

@@ -128,6 +128,27 @@ def test_whisper_encoder_pools_and_projects():
     assert other.encoder_id != enc.encoder_id
 
 
+def test_whisper_stats_is_the_shipped_pca_of_window_mean_and_std():
+    full = get_encoder("whisper-stats-1024", device="cpu", cpu_threads=2)
+    enc = get_encoder("whisper-stats", device="cpu", cpu_threads=2)
+    assert (full.dim, enc.dim) == (1024, 128) and full.encoder_id != enc.encoder_id
+    C = enc._pca["components"]
+    np.testing.assert_allclose(C.T @ C, np.eye(128), atol=1e-4)     # PCA axes are orthonormal
+    audio = voiced_signal(3.0)
+    audio[int(2.0 * SR):] = 0.0
+    windows = window_grid(3.0)
+    S, rs = full.encode_video(audio, windows)
+    X, rx = enc.encode_video(audio, windows)
+    check_output(full, S, rs, len(windows))
+    check_output(enc, X, rx, len(windows))
+    assert rs == rx and rs[-1] == REASON_SILENT and rs[0] is None
+    ok = np.array([r is None for r in rs])
+    assert (S[ok, 512:] > 0).all()                                   # the std half
+    np.testing.assert_allclose(X[ok], enc.reduce(S[ok]), rtol=1e-4, atol=1e-4)
+    with pytest.raises(ValueError, match="reduction"):
+        type(enc)(device="cpu", reduction="random")
+
+
 # ------------------------------------------------------------------ video
 @pytest.fixture(scope="module")
 def fer_enc():

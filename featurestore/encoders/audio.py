@@ -10,10 +10,15 @@
     whenever window starts fall on the 10 ms frame grid (they do for the
     0.5 s hop).
 
+``whisper-stats``
+    Whisper base encoder states (512 values per 20 ms), their mean and std per
+    window, reduced 1024 -> 128 by a PCA fitted once on public synthetic speech
+    and shipped with the package (:class:`WhisperStats`).
+
 ``whisper-encoder``
-    Whisper base encoder states (512 values per 20 ms) mean-pooled per window
-    and projected to 128-D with a fixed random orthogonal matrix
-    (``numpy.random.default_rng(seed)`` Gaussian 512x128, QR, Q kept).
+    The same states mean-pooled per window and projected to 128-D with a fixed
+    random orthogonal matrix (``numpy.random.default_rng(seed)`` Gaussian
+    512x128, QR, Q kept); kept for comparison.
 """
 from __future__ import annotations
 
@@ -478,12 +483,12 @@ class LibrosaDescriptors(Encoder):
 
 
 # ------------------------------------------------------------------ whisper
-class WhisperEncoder(Encoder):
-    """Whisper base encoder states, mean-pooled per window, projected to 128-D.
+class _WhisperStates(Encoder):
+    """Whisper base encoder states (512 values per 20 ms step), pooled per window.
 
     The track is cut into 30 s chunks (Whisper's context); each chunk's
     1500 x 512 encoder output is pooled over the 20 ms steps whose centre lies
-    in the window, then multiplied by a fixed orthonormal 512 x 128 matrix.
+    in the window by :meth:`_pool`, which subclasses define.
 
     :meth:`encode` (windows alone) pads each window with silence to 30 s, so its
     numbers differ from :meth:`encode_video` (windows in context) and it is ~30x
@@ -492,7 +497,6 @@ class WhisperEncoder(Encoder):
     Args:
         model_dir: a CTranslate2 Whisper directory; default: the packaged Whisper
             base (``featurestore.weights.whisper_base_dir()``).
-        seed: seed of the projection matrix.
         device: "auto" | "cpu" | "cuda".
         compute_type: CTranslate2 compute type; default int8 on CPU, float16 on CUDA.
         cpu_threads: CTranslate2 intra-op threads on CPU (0 = its default).
@@ -500,16 +504,13 @@ class WhisperEncoder(Encoder):
         silence_dbfs: windows quieter than this are "silent window" NaN rows.
     """
 
-    name = "whisper-encoder"
     modality = "audio"
-    dim = 128
-    version = "1"
     packages_used = ("numpy", "faster-whisper", "ctranslate2")
     CHUNK_S = 30.0
     STEP_S = 0.02          # one encoder output step
     STATE_DIM = 512
 
-    def __init__(self, model_dir: str | None = None, seed: int = 0, device: str = "auto",
+    def __init__(self, model_dir: str | None = None, device: str = "auto",
                  compute_type: str | None = None, cpu_threads: int = 0,
                  batch_size: int = 4, silence_dbfs: float = -70.0) -> None:
         super().__init__(device)
@@ -520,20 +521,19 @@ class WhisperEncoder(Encoder):
             from featurestore.weights import whisper_base_dir
             model_dir = str(whisper_base_dir())
         self.model_dir = str(model_dir)
-        self.seed = int(seed)
         self.batch_size = int(batch_size)
         self.compute_type = compute_type or ("float16" if self.device.startswith("cuda") else "int8")
         dev, _, idx = self.device.partition(":")
         self._model = WhisperModel(self.model_dir, device=dev, device_index=int(idx or 0),
                                    compute_type=self.compute_type, cpu_threads=cpu_threads)
-        rng = np.random.default_rng(self.seed)
-        q, _ = np.linalg.qr(rng.standard_normal((self.STATE_DIM, self.dim)))
-        self.projection = q.astype(np.float32)        # (512, 128), orthonormal columns
         self._sha: str | None = None
 
-    def config(self) -> dict[str, Any]:
-        return {"model": "whisper-base-ct2", "pooling": "mean", "projection": "qr-gaussian",
-                "seed": self.seed, "state_dim": self.STATE_DIM, "chunk_s": self.CHUNK_S,
+    def _pool(self, states: np.ndarray) -> np.ndarray:
+        """One window's vector (dim,) from its encoder states (steps, 512)."""
+        raise NotImplementedError
+
+    def _base_config(self) -> dict[str, Any]:
+        return {"model": "whisper-base-ct2", "state_dim": self.STATE_DIM, "chunk_s": self.CHUNK_S,
                 "compute_type": self.compute_type, "silence_dbfs": self.silence_dbfs}
 
     def weights_sha256(self) -> str | None:
@@ -551,8 +551,8 @@ class WhisperEncoder(Encoder):
             return REASON_SILENT
         return None
 
-    def _states(self, chunks: list[np.ndarray]) -> np.ndarray:
-        """Encoder states (len(chunks), 1500, 512) float32 of <= 30 s audio chunks."""
+    def states(self, chunks: list[np.ndarray]) -> np.ndarray:
+        """Encoder states (len(chunks), 1500, 512) float32 of <= 30 s, 16 kHz audio chunks."""
         import ctranslate2
         from faster_whisper.audio import pad_or_trim
 
@@ -580,10 +580,10 @@ class WhisperEncoder(Encoder):
                 continue
             todo.append((i, y[: int(self.CHUNK_S * SAMPLE_RATE)]))
         if todo:
-            states = self._states([y for _, y in todo])
+            states = self.states([y for _, y in todo])
             for (i, y), st in zip(todo, states):
                 steps = max(1, int(round(len(y) / SAMPLE_RATE / self.STEP_S)))
-                X[i] = st[:steps].mean(axis=0) @ self.projection
+                X[i] = self._pool(st[:steps])
         return X, reasons
 
     def encode_video(self, audio: np.ndarray | None, windows: Any) -> tuple[np.ndarray, list[str | None]]:
@@ -594,7 +594,7 @@ class WhisperEncoder(Encoder):
         audio = _check_audio(audio, "audio").astype(np.float32)
         chunk_n = int(self.CHUNK_S * SAMPLE_RATE)
         chunks = [audio[i:i + chunk_n] for i in range(0, max(len(audio), 1), chunk_n)]
-        states = self._states(chunks).reshape(-1, self.STATE_DIM)   # global 20 ms steps
+        states = self.states(chunks).reshape(-1, self.STATE_DIM)   # global 20 ms steps
         n_steps = int(math.ceil(len(audio) / SAMPLE_RATE / self.STEP_S))
         X = np.full((len(bounds), self.dim), np.nan, dtype=np.float32)
         reasons: list[str | None] = [None] * len(bounds)
@@ -607,5 +607,116 @@ class WhisperEncoder(Encoder):
                 reasons[w] = REASON_SHORT_AUDIO
             if reasons[w] is not None:
                 continue
-            X[w] = states[sel].mean(axis=0) @ self.projection
+            X[w] = self._pool(states[sel])
         return X, reasons
+
+
+class WhisperEncoder(_WhisperStates):
+    """``whisper-encoder``: the states' window mean, times a seeded random orthonormal 512 x 128.
+
+    Kept for comparison and for stores embedded with it; ``whisper-stats`` replaces
+    the random projection with a fitted one (see :class:`WhisperStats`).
+
+    Args:
+        seed: seed of the projection matrix; the rest as :class:`_WhisperStates`.
+    """
+
+    name = "whisper-encoder"
+    dim = 128
+    version = "1"
+
+    def __init__(self, model_dir: str | None = None, seed: int = 0, **options: Any) -> None:
+        super().__init__(model_dir, **options)
+        self.seed = int(seed)
+        rng = np.random.default_rng(self.seed)
+        q, _ = np.linalg.qr(rng.standard_normal((self.STATE_DIM, self.dim)))
+        self.projection = q.astype(np.float32)        # (512, 128), orthonormal columns
+
+    def config(self) -> dict[str, Any]:
+        return {**self._base_config(), "pooling": "mean", "projection": "qr-gaussian", "seed": self.seed}
+
+    def _pool(self, states: np.ndarray) -> np.ndarray:
+        return states.mean(axis=0) @ self.projection
+
+
+#: The reduction ``whisper-stats`` ships: a PCA of the 1024 window statistics, fitted once by
+#: ``scripts/fit_whisper_pca.py`` on speech no evaluation uses (see :class:`WhisperStats`).
+WHISPER_PCA_FILE = "whisper_base_stats_pca.npz"
+
+
+def load_whisper_pca(path: str | None = None) -> dict[str, np.ndarray]:
+    """The shipped PCA: ``mean``/``scale`` (1024,) and ``components`` (1024, 128) float32.
+
+    Raises:
+        FileNotFoundError: the file is missing (rebuild it with ``scripts/fit_whisper_pca.py``).
+    """
+    import os
+    path = path or os.path.join(os.path.dirname(__file__), WHISPER_PCA_FILE)
+    if not os.path.exists(path):
+        raise FileNotFoundError(f"{path}: the whisper-stats PCA is missing; rebuild it with "
+                                "`.venv/bin/python scripts/fit_whisper_pca.py`")
+    with np.load(path) as z:
+        return {k: z[k].astype(np.float32) for k in ("mean", "scale", "components")}
+
+
+def apply_pca(stats: np.ndarray, pca: dict[str, np.ndarray]) -> np.ndarray:
+    """(n, 1024) window statistics -> (n, 128) float32 by :func:`load_whisper_pca`'s map
+    (NaN rows, i.e. missing windows, stay NaN)."""
+    z = (np.asarray(stats, dtype=np.float32) - pca["mean"]) / pca["scale"]
+    return (z @ pca["components"]).astype(np.float32)
+
+
+def window_stats(states: np.ndarray) -> np.ndarray:
+    """``[mean, std]`` over the steps of one window's states (steps, 512) -> (1024,) float32."""
+    return np.concatenate([states.mean(axis=0), states.std(axis=0)]).astype(np.float32)
+
+
+class WhisperStats(_WhisperStates):
+    """``whisper-stats``: per window, the mean and the std of Whisper base's encoder states.
+
+    The std keeps what a mean loses: how much the voice moves within the second
+    (pitch and energy contours show up there). The 1024 statistics are reduced to
+    128 by a PCA (z-scored, then projected on the top 128 components) that
+    ``scripts/fit_whisper_pca.py`` fitted once, without labels, on espeak-ng
+    Indonesian speech of the public reel transcripts' sentences in many voices,
+    pitches and rates. It is fitted on no corpus any figure is measured on, so it
+    cannot leak; and because it is part of the encoder, a training fold and its
+    validation videos see the same fixed map (a PCA refitted inside each fold
+    would make one feature set mean different things per model).
+
+    Args:
+        reduction: ``"pca"`` (128-D, default) or ``"none"`` (the 1024 statistics);
+            the rest as :class:`_WhisperStates`.
+        pca_path: another PCA file with the same keys (for research).
+    """
+
+    name = "whisper-stats"
+    version = "1"
+
+    def __init__(self, model_dir: str | None = None, reduction: str = "pca",
+                 pca_path: str | None = None, **options: Any) -> None:
+        if reduction not in ("pca", "none"):
+            raise ValueError(f"reduction={reduction!r}: use 'pca' or 'none'")
+        self.reduction = reduction
+        self.dim = 2 * self.STATE_DIM
+        self._pca = None
+        if reduction == "pca":
+            self._pca = load_whisper_pca(pca_path)
+            self.dim = int(self._pca["components"].shape[1])
+        super().__init__(model_dir, **options)
+
+    def config(self) -> dict[str, Any]:
+        cfg = {**self._base_config(), "pooling": "mean+std", "reduction": self.reduction}
+        if self._pca is not None:
+            import hashlib
+            cfg["pca_sha256"] = hashlib.sha256(self._pca["components"].tobytes()).hexdigest()[:16]
+        return cfg
+
+    def reduce(self, stats: np.ndarray) -> np.ndarray:
+        """(n, 1024) window statistics -> (n, dim) float32 (the identity when reduction is none)."""
+        if self._pca is None:
+            return np.asarray(stats, dtype=np.float32)
+        return apply_pca(stats, self._pca)
+
+    def _pool(self, states: np.ndarray) -> np.ndarray:
+        return self.reduce(window_stats(states)[None])[0]

@@ -17,6 +17,16 @@ def _whisper(**o) -> Encoder:
     return WhisperEncoder(**o)
 
 
+def _whisper_stats(**o) -> Encoder:
+    from featurestore.encoders.audio import WhisperStats
+    return WhisperStats(**o)
+
+
+def _whisper_stats_1024(**o) -> Encoder:
+    from featurestore.encoders.audio import WhisperStats
+    return WhisperStats(reduction="none", **o)
+
+
 def _fer(**o) -> Encoder:
     from featurestore.encoders.video import FerFace
     return FerFace(**o)
@@ -41,6 +51,10 @@ def _e5(**o) -> Encoder:
 _REGISTRY: dict[str, tuple[str, int | None, str, Callable[..., Encoder]]] = {
     "librosa-descriptors": ("audio", 128, "128 acoustic descriptors per window: MFCC/deltas, "
                             "pitch, voicing, HNR, energy, spectral shape (no weights)", _librosa),
+    "whisper-stats": ("audio", 128, "Whisper base encoder states, mean and std per window, "
+                      "PCA 1024->128 fitted once on public synthetic speech (shipped)", _whisper_stats),
+    "whisper-stats-1024": ("audio", 1024, "whisper-stats without the reduction: the 1024 "
+                           "window statistics", _whisper_stats_1024),
     "whisper-encoder": ("audio", 128, "Whisper base encoder states, mean-pooled per window, "
                         "seeded orthogonal projection 512->128", _whisper),
     "fer-face": ("video", 3, "Haar face + FER2013 expression model -> [face_share, valence, "
