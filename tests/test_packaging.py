@@ -1,5 +1,6 @@
 """A non-editable install (a wheel) runs from any directory: SQL ships as package data."""
 import os
+import shutil
 import subprocess
 import sys
 import zipfile
@@ -9,9 +10,14 @@ REPO = Path(__file__).resolve().parents[1]
 
 
 def test_a_wheel_install_runs_embed_and_sql(tmp_path):
+    # Build from a copy: setuptools reuses an in-tree build/, which would ship files this
+    # checkout has deleted since, and leaves one behind.
+    source = tmp_path / "source"
+    shutil.copytree(REPO, source, ignore=shutil.ignore_patterns(
+        ".git", ".venv", "build", "*.egg-info", "__pycache__", ".pytest_cache", "out"))
     wheels = tmp_path / "wheels"
     r = subprocess.run([sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "--no-build-isolation",
-                        "-w", str(wheels), str(REPO)], capture_output=True, text=True, cwd=tmp_path)
+                        "-w", str(wheels), str(source)], capture_output=True, text=True, cwd=tmp_path)
     assert r.returncode == 0, r.stderr[-2000:]
     wheel = next(wheels.glob("reels_emotion-*.whl"))
     names = zipfile.ZipFile(wheel).namelist()
