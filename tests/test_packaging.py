@@ -23,6 +23,7 @@ def test_a_wheel_install_runs_embed_and_sql(tmp_path):
     names = zipfile.ZipFile(wheel).namelist()
     shipped = {n.rsplit("/", 1)[1] for n in names if n.startswith("featurestore/sql/") and n.endswith(".sql")}
     assert shipped == {p.name for p in (REPO / "sql").glob("*.sql")}
+    assert "featurestore/encoders/whisper_base_stats_pca.npz" in names    # whisper-stats' PCA
     target = tmp_path / "site"
     r = subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--target", str(target),
                         str(wheel)], capture_output=True, text=True)
