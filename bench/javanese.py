@@ -136,7 +136,7 @@ def main(argv: list[str] | None = None) -> None:
         name = f"{name}{', per-speaker normalised' if norm else ''}"
         for seed in range(args.seeds):
             td = prepare(con, 5, seed, only(normed if norm else data, mods))
-            td.pool_in_numpy = norm
+            td.pool_in_numpy = norm or args.whisper_pca   # the store's SQL pools what it stores
             res = cross_validate(td, config, seed)
             scores.append(res.method_scores[config.method])
             if config.family == "stacked":

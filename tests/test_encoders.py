@@ -149,6 +149,23 @@ def test_whisper_stats_is_the_shipped_pca_of_window_mean_and_std():
         type(enc)(device="cpu", reduction="random")
 
 
+def test_descriptors_whisper_is_both_parts_side_by_side(librosa_enc):
+    enc = get_encoder("descriptors-whisper", device="cpu", cpu_threads=2)
+    assert enc.dim == 640 and enc.modality == "audio"
+    audio = voiced_signal(3.0)
+    audio[int(2.0 * SR):] = 0.0
+    windows = window_grid(3.0)
+    X, reasons = enc.encode_video(audio, windows)
+    check_output(enc, X, reasons, len(windows))
+    D, rd = librosa_enc.encode_video(audio, windows)
+    W, rw = get_encoder("whisper-stats", device="cpu", pooling="mean", reduction="none").encode_video(audio, windows)
+    assert reasons == [a or b for a, b in zip(rd, rw)] and reasons[-1] == REASON_SILENT
+    ok = np.array([r is None for r in reasons])
+    np.testing.assert_allclose(X[ok, :128], D[ok], rtol=1e-6)
+    np.testing.assert_allclose(X[ok, 128:], W[ok], rtol=1e-5, atol=1e-5)
+    assert enc.encoder_id != get_encoder("descriptors-whisper", device="cpu", silence_dbfs=-60.0).encoder_id
+
+
 # ------------------------------------------------------------------ video
 @pytest.fixture(scope="module")
 def fer_enc():

@@ -685,20 +685,25 @@ class WhisperStats(_WhisperStates):
     would make one feature set mean different things per model).
 
     Args:
-        reduction: ``"pca"`` (128-D, default) or ``"none"`` (the 1024 statistics);
-            the rest as :class:`_WhisperStates`.
+        reduction: ``"pca"`` (128-D, default) or ``"none"`` (the statistics themselves).
+        pooling: ``"mean+std"`` (default, 1024 statistics) or ``"mean"`` (512; no PCA).
         pca_path: another PCA file with the same keys (for research).
+        The rest as :class:`_WhisperStates`.
     """
 
     name = "whisper-stats"
     version = "1"
 
-    def __init__(self, model_dir: str | None = None, reduction: str = "pca",
+    def __init__(self, model_dir: str | None = None, reduction: str = "pca", pooling: str = "mean+std",
                  pca_path: str | None = None, **options: Any) -> None:
         if reduction not in ("pca", "none"):
             raise ValueError(f"reduction={reduction!r}: use 'pca' or 'none'")
-        self.reduction = reduction
-        self.dim = 2 * self.STATE_DIM
+        if pooling not in ("mean+std", "mean"):
+            raise ValueError(f"pooling={pooling!r}: use 'mean+std' or 'mean'")
+        if pooling == "mean" and reduction == "pca":
+            raise ValueError("the shipped PCA reduces mean+std statistics; use reduction='none' with pooling='mean'")
+        self.reduction, self.pooling = reduction, pooling
+        self.dim = self.STATE_DIM * (2 if pooling == "mean+std" else 1)
         self._pca = None
         if reduction == "pca":
             self._pca = load_whisper_pca(pca_path)
@@ -706,7 +711,7 @@ class WhisperStats(_WhisperStates):
         super().__init__(model_dir, **options)
 
     def config(self) -> dict[str, Any]:
-        cfg = {**self._base_config(), "pooling": "mean+std", "reduction": self.reduction}
+        cfg = {**self._base_config(), "pooling": self.pooling, "reduction": self.reduction}
         if self._pca is not None:
             import hashlib
             cfg["pca_sha256"] = hashlib.sha256(self._pca["components"].tobytes()).hexdigest()[:16]
@@ -719,4 +724,58 @@ class WhisperStats(_WhisperStates):
         return apply_pca(stats, self._pca)
 
     def _pool(self, states: np.ndarray) -> np.ndarray:
+        if self.pooling == "mean":
+            return states.mean(axis=0)
         return self.reduce(window_stats(states)[None])[0]
+
+
+class DescriptorsWhisper(Encoder):
+    """``descriptors-whisper``: the 128 librosa descriptors, then Whisper base's 512 state
+    means, per window (640-D).
+
+    The two see different things: the descriptors measure the voice (pitch, loudness,
+    voice quality, tempo) and the Whisper states what a speech model attends to. On
+    Java-SED speech, actor-grouped, per-speaker normalised, a pooled logistic regression
+    scores 0.605 on the descriptors, 0.647 on the state means and 0.687 on both
+    (README, Measured figures). A window missing from either part is missing here.
+
+    Args:
+        silence_dbfs: shared by both parts. ``whisper_options`` go to :class:`WhisperStats`
+            (``model_dir``, ``compute_type``, ``cpu_threads``, ``batch_size``).
+    """
+
+    name = "descriptors-whisper"
+    modality = "audio"
+    version = "1"
+    packages_used = ("numpy", "faster-whisper", "ctranslate2")
+
+    def __init__(self, device: str = "auto", silence_dbfs: float = -70.0, **whisper_options: Any) -> None:
+        super().__init__(device)
+        self.descriptors = LibrosaDescriptors(silence_dbfs=silence_dbfs, device=device)
+        self.whisper = WhisperStats(pooling="mean", reduction="none", device=device,
+                                    silence_dbfs=silence_dbfs, **whisper_options)
+        self.dim = self.descriptors.dim + self.whisper.dim
+
+    def config(self) -> dict[str, Any]:
+        return {"descriptors": {"version": self.descriptors.version, **self.descriptors.config()},
+                "whisper": {"version": self.whisper.version, **self.whisper.config()}}
+
+    def weights_sha256(self) -> str | None:
+        return self.whisper.weights_sha256()
+
+    @staticmethod
+    def _join(a: tuple[np.ndarray, list[str | None]],
+              b: tuple[np.ndarray, list[str | None]]) -> tuple[np.ndarray, list[str | None]]:
+        X = np.concatenate([a[0], b[0]], axis=1)
+        reasons = [ra or rb for ra, rb in zip(a[1], b[1])]
+        X[[r is not None for r in reasons]] = np.nan
+        return X.astype(np.float32), reasons
+
+    def encode(self, batch: Sequence[np.ndarray | None]) -> tuple[np.ndarray, list[str | None]]:
+        """Each window alone (see :meth:`WhisperStats.encode`: prefer :meth:`encode_video`)."""
+        return self._join(self.descriptors.encode(batch), self.whisper.encode(batch))
+
+    def encode_video(self, audio: np.ndarray | None, windows: Any) -> tuple[np.ndarray, list[str | None]]:
+        """All windows of one track (Whisper with 30 s of context)."""
+        windows = list(windows)
+        return self._join(self.descriptors.encode_video(audio, windows), self.whisper.encode_video(audio, windows))

@@ -27,6 +27,11 @@ def _whisper_stats_1024(**o) -> Encoder:
     return WhisperStats(reduction="none", **o)
 
 
+def _descriptors_whisper(**o) -> Encoder:
+    from featurestore.encoders.audio import DescriptorsWhisper
+    return DescriptorsWhisper(**o)
+
+
 def _fer(**o) -> Encoder:
     from featurestore.encoders.video import FerFace
     return FerFace(**o)
@@ -51,6 +56,8 @@ def _e5(**o) -> Encoder:
 _REGISTRY: dict[str, tuple[str, int | None, str, Callable[..., Encoder]]] = {
     "librosa-descriptors": ("audio", 128, "128 acoustic descriptors per window: MFCC/deltas, "
                             "pitch, voicing, HNR, energy, spectral shape (no weights)", _librosa),
+    "descriptors-whisper": ("audio", 640, "the 128 librosa descriptors and Whisper base's 512 "
+                            "encoder-state means per window", _descriptors_whisper),
     "whisper-stats": ("audio", 128, "Whisper base encoder states, mean and std per window, "
                       "PCA 1024->128 fitted once on public synthetic speech (shipped)", _whisper_stats),
     "whisper-stats-1024": ("audio", 1024, "whisper-stats without the reduction: the 1024 "
