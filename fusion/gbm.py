@@ -2,13 +2,13 @@
 
 LightGBM splits on NaN natively, so missing modalities need no imputation.
 Class imbalance is handled through sample weights: ``is_unbalance`` only
-applies to binary objectives.
+applies to binary objectives. LightGBM is imported when a model is fitted (a fitted one
+brings it along when unpickled), so importing this module stays cheap.
 """
 from __future__ import annotations
 
 import warnings
 
-import lightgbm as lgb
 import numpy as np
 from sklearn.base import BaseEstimator, ClassifierMixin
 
@@ -70,6 +70,8 @@ class LGBMClassifier(ClassifierMixin, BaseEstimator):
     def fit(self, X: np.ndarray, y: np.ndarray, sample_weight: np.ndarray | None = None,
             groups: np.ndarray | None = None) -> "LGBMClassifier":
         """Fit on X (n, d) float (NaN = missing), y (n,) int in [0, n_classes)."""
+        import lightgbm as lgb
+
         X = np.asarray(X, dtype=np.float32)
         y = np.asarray(y, dtype=np.int64)
         self.classes_ = np.arange(self.n_classes)

@@ -162,7 +162,7 @@ def tune_fusion(store_or_con, n_trials: int = 30, timeout: float | None = None, 
         if model_dir is not None:
             headline = (nested.headline(variant) if nested else
                         f"OOF macro-F1 {sel.score:.3f} on the folds that chose it")
-            paths = _save(model, model_dir, source, sel.score, nested, td.y_video, y_pred, trials,
+            paths = _save(model, model_dir, source, sel.score, nested, td.y_video, y_pred, study,
                           f"{model.family} + {model.method}: {headline}")
     return TuneResult(best_score=sel.score, best_params=sel.params,
                       family=model.family if model is not None else config.family,
@@ -276,11 +276,12 @@ def _refit(td: TuneData, sel: Selection, variant: str, offsets: np.ndarray | Non
 
 
 def _save(model: FusionModel, model_dir: Path, source: TrainingSource, score: float,
-          nested: NestedEstimate | None, y_true: np.ndarray, y_pred: np.ndarray, trials, title: str) -> dict[str, Path]:
+          nested: NestedEstimate | None, y_true: np.ndarray, y_pred: np.ndarray, study: optuna.Study,
+          title: str) -> dict[str, Path]:
     """Write the nested estimate's predictions and the report beside the model, then the model
     (registered in the store when there is one); returns every written path by name."""
     model_dir.mkdir(parents=True, exist_ok=True)
     extra = {"nested_predictions": nested.save_predictions(model_dir)} if nested is not None else {}
-    extra.update(write_report(model_dir, y_true, y_pred, trials, title))
+    extra.update(write_report(model_dir, y_true, y_pred, study, title))
     model_json = registry.save_model(model, model_dir, store=source.store, score=score, snapshot=source.snapshot)
     return {"model_json": model_json, **extra}
