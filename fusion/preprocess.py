@@ -1,21 +1,40 @@
 """Shared pieces of the estimators: imputation + presence mask, class weights, inner split."""
 from __future__ import annotations
 
-import warnings
-
 import numpy as np
+from sklearn.base import BaseEstimator, TransformerMixin
+from sklearn.compose import ColumnTransformer
+from sklearn.impute import SimpleImputer
 from sklearn.model_selection import GroupShuffleSplit, StratifiedShuffleSplit
+from sklearn.pipeline import Pipeline
+from sklearn.preprocessing import FunctionTransformer, StandardScaler
+from sklearn.utils.validation import check_is_fitted
 
 CLASS_WEIGHTS = (None, "balanced", "sqrt")
 
 
-class Imputer:
+def _block_present(X: np.ndarray) -> np.ndarray:
+    """float32 (n, 1): 1 where a row has no NaN in ``X`` (the columns of one modality's block)."""
+    return (~np.isnan(np.asarray(X, dtype=np.float64)).any(axis=1)).astype(np.float32)[:, None]
+
+
+class Imputer(TransformerMixin, BaseEstimator):
     """Train-mean imputation, standardisation and a per-modality presence mask.
 
-    ``transform`` maps (n, d) with NaN blocks to (n, d + n_blocks): the standardised
-    imputed values, then one 0/1 column per block saying whether it was present.
-    A block is one modality's columns; a row counts as present in a block when
-    none of its values there is NaN.
+    ``transform`` maps (n, d) with NaN blocks to float32 (n, d + n_blocks): the standardised
+    imputed values, then one 0/1 column per block saying whether it was present. A block is
+    one modality's columns; a row counts as present in a block when none of its values
+    there is NaN.
+
+    The work is scikit-learn's, one ``ColumnTransformer`` (``transformer_``): over every
+    column ``SimpleImputer(strategy="mean", keep_empty_features=True)`` then
+    ``StandardScaler`` (centring only without ``standardise``; a column NaN in every training
+    row is imputed 0 and left unscaled), and per block a ``FunctionTransformer`` making its
+    presence column. What this thin class adds is what scikit-learn has no word for:
+    ``SimpleImputer(add_indicator=True)`` / ``MissingIndicator`` flag each *column*, while a
+    modality is missing as a whole, so the models get one flag per block (per-column flags
+    would add 384 identical columns for a text block alone); and a JSON state for model
+    files (:meth:`state`, :meth:`from_state`).
     """
 
     def __init__(self, blocks: list[tuple[int, int]] | None = None, standardise: bool = True):
@@ -23,31 +42,46 @@ class Imputer:
         self.standardise = standardise
 
     def _blocks(self, d: int) -> list[tuple[int, int]]:
-        return list(self.blocks) if self.blocks else [(0, d)]
+        return [tuple(b) for b in self.blocks] if self.blocks else [(0, d)]
 
-    def fit(self, X: np.ndarray) -> "Imputer":
+    def fit(self, X: np.ndarray, y: np.ndarray | None = None) -> "Imputer":
+        """Learn each column's mean and spread from X (n, d) float, NaN where missing."""
         X = np.asarray(X, dtype=np.float64)
-        with np.errstate(invalid="ignore"), warnings.catch_warnings():
-            warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN column: mean -> 0 below
-            mean = np.nanmean(X, axis=0)
-            mean = np.where(np.isfinite(mean), mean, 0.0)
-            filled = np.where(np.isnan(X), mean, X)
-            scale = filled.std(axis=0) if self.standardise else np.ones(X.shape[1])
-        self.mean_ = mean.astype(np.float32)
-        self.scale_ = np.where(scale > 1e-8, scale, 1.0).astype(np.float32)
-        self.n_features_in_ = X.shape[1]
+        d = X.shape[1]
+        values = Pipeline([("impute", SimpleImputer(strategy="mean", keep_empty_features=True)),
+                           ("scale", StandardScaler(with_std=self.standardise))])
+        presence = [(f"present{i}", FunctionTransformer(_block_present), slice(a, b))
+                    for i, (a, b) in enumerate(self._blocks(d))]
+        self.transformer_ = ColumnTransformer([("values", values, slice(0, d)), *presence],
+                                              sparse_threshold=0.0).fit(X)
+        self.n_features_in_ = d
         return self
 
     def transform(self, X: np.ndarray) -> np.ndarray:
+        """float32 (n, d + n_blocks): the standardised imputed values, then the presence columns."""
+        check_is_fitted(self)
         X = np.asarray(X, dtype=np.float32)
         if X.ndim != 2 or X.shape[1] != self.n_features_in_:
-            raise ValueError(f"expected X of shape (n, {self.n_features_in_}), got {X.shape}")
-        masks = [(~np.isnan(X[:, a:b]).any(axis=1)).astype(np.float32) for a, b in self._blocks(X.shape[1])]
-        out = (np.where(np.isnan(X), self.mean_, X) - self.mean_) / self.scale_
-        return np.concatenate([out, np.stack(masks, axis=1)], axis=1).astype(np.float32)
+            got = X.shape[1] if X.ndim == 2 else X.ndim
+            raise ValueError(f"X has {got} features, but Imputer is expecting {self.n_features_in_} "
+                             f"features as input: expected X of shape (n, {self.n_features_in_}), got {X.shape}")
+        return np.asarray(self.transformer_.transform(X), dtype=np.float32)
 
-    def fit_transform(self, X: np.ndarray) -> np.ndarray:
-        return self.fit(X).transform(X)
+    def _values(self) -> Pipeline:
+        check_is_fitted(self)
+        return self.transformer_.named_transformers_["values"]
+
+    @property
+    def mean_(self) -> np.ndarray:
+        """float32 (d,): each column's training mean (0 for a column without any value)."""
+        return self._values().named_steps["impute"].statistics_.astype(np.float32)
+
+    @property
+    def scale_(self) -> np.ndarray:
+        """float32 (d,): what each centred column is divided by (1 where constant, or all 1
+        without ``standardise``)."""
+        scale = self._values().named_steps["scale"].scale_
+        return (np.ones(self.n_features_in_) if scale is None else scale).astype(np.float32)
 
     def state(self) -> dict:
         """JSON-able fitted state (for model files)."""
@@ -57,11 +91,27 @@ class Imputer:
 
     @classmethod
     def from_state(cls, state: dict) -> "Imputer":
-        imp = cls([tuple(b) for b in state["blocks"]] if state["blocks"] else None, state["standardise"])
-        imp.mean_ = np.asarray(state["mean"], np.float32)
-        imp.scale_ = np.asarray(state["scale"], np.float32)
-        imp.n_features_in_ = int(state["n_features_in"])
-        return imp
+        """The imputer of a :meth:`state` (model format 1's hand-written imputer saved the same).
+
+        The steps are refitted on the two rows ``mean - scale`` and ``mean + scale``, whose
+        column means and (population) spreads are ``mean`` and ``scale``: public API only,
+        no fitted attribute of scikit-learn's set by hand.
+        """
+        blocks = [tuple(b) for b in state["blocks"]] if state["blocks"] else None
+        mean = np.asarray(state["mean"], np.float64)
+        scale = np.asarray(state["scale"], np.float64)
+        if not len(mean) == len(scale) == int(state["n_features_in"]):
+            raise ValueError(f"imputer state for {state['n_features_in']} features has {len(mean)} means "
+                             f"and {len(scale)} scales")
+        return cls(blocks, state["standardise"]).fit(np.stack([mean - scale, mean + scale]))
+
+    def __setstate__(self, state: dict) -> None:
+        if "transformer_" not in state and "mean_" in state:
+            # Pickled by model format 1 (the hand-written imputer: mean_, scale_ arrays).
+            state = Imputer.from_state({"blocks": state["blocks"], "standardise": state["standardise"],
+                                        "mean": state["mean_"], "scale": state["scale_"],
+                                        "n_features_in": state["n_features_in_"]}).__getstate__()
+        super().__setstate__(state)
 
 
 def class_weight_vector(y: np.ndarray, n_classes: int, mode: str | None,
