@@ -26,7 +26,7 @@ from threadpoolctl import threadpool_limits
 
 from featurestore.schema import N_CLASSES
 
-from .preprocess import Imputer, class_weight_vector, expand_proba, sample_weights
+from .preprocess import Imputer, LabelSpaceMixin, class_weight_vector, expand_proba, sample_weights
 
 
 class SimilarityWeights:
@@ -52,13 +52,14 @@ class SimilarityWeights:
         return f"SimilarityWeights(temperature={self.temperature})"
 
 
-class LogRegClassifier(ClassifierMixin, BaseEstimator):
+class LogRegClassifier(LabelSpaceMixin, ClassifierMixin, BaseEstimator):
     """L2 logistic regression on standardised, imputed features.
 
     Args:
         C: inverse regularisation strength. class_weight: None | 'balanced' | 'sqrt'.
         blocks: (start, stop) column ranges of each modality (presence columns).
-        max_iter: L-BFGS iterations. n_classes: width of ``predict_proba``.
+        max_iter: L-BFGS iterations. n_classes: width of ``predict_proba`` (classes are indices
+            0..n_classes-1), or None for the classes of ``y`` (``fusion.preprocess.LabelSpaceMixin``).
         n_jobs: BLAS threads during fit/predict (1 is fastest at this size).
         knn_weight: share of the neighbour vote in ``predict_proba`` (0: the linear model
             alone). The vote: the ``knn_k`` training rows nearest by cosine similarity of
@@ -69,7 +70,7 @@ class LogRegClassifier(ClassifierMixin, BaseEstimator):
 
     def __init__(self, C: float = 0.1, class_weight: str | None = "balanced",
                  blocks: list[tuple[int, int]] | None = None, max_iter: int = 500,
-                 n_classes: int = N_CLASSES, n_jobs: int = 1, random_state: int = 0,
+                 n_classes: int | None = N_CLASSES, n_jobs: int = 1, random_state: int = 0,
                  knn_weight: float = 0.0, knn_k: int = 10, knn_temperature: float = 10.0):
         self.C = C
         self.class_weight = class_weight
@@ -84,12 +85,10 @@ class LogRegClassifier(ClassifierMixin, BaseEstimator):
 
     def fit(self, X: np.ndarray, y: np.ndarray, sample_weight: np.ndarray | None = None,
             groups: np.ndarray | None = None) -> "LogRegClassifier":
-        """Fit on X (n, d) (NaN allowed), y (n,) int. ``groups`` is accepted and unused."""
-        y = np.asarray(y, dtype=np.int64)
-        self.classes_ = np.arange(self.n_classes)
+        """Fit on X (n, d) (NaN allowed), y (n,) class indices. ``groups`` is accepted and unused."""
+        X, y = self._validate_fit(X, y)
         self.present_ = np.unique(y)
-        self.n_features_in_ = X.shape[1]
-        w = sample_weights(y, self.n_classes, self.class_weight, sample_weight)
+        w = sample_weights(y, self.n_classes_, self.class_weight, sample_weight)
         if not 0.0 <= self.knn_weight <= 1.0:
             raise ValueError(f"knn_weight must be in [0, 1], got {self.knn_weight!r}")
         self.imputer_ = Imputer(self.blocks).fit(X)
@@ -101,8 +100,9 @@ class LogRegClassifier(ClassifierMixin, BaseEstimator):
             # flags): standardising keeps one modality's large units (pitch in semitones,
             # centroid in Hz) from deciding who is near.
             self.knn_.fit(Z[:, :self.n_features_in_], y)
-            self.vote_class_weight_ = class_weight_vector(y, self.n_classes, self.class_weight)
+            self.vote_class_weight_ = class_weight_vector(y, self.n_classes_, self.class_weight)
         self.model_ = LogisticRegression(C=self.C, max_iter=self.max_iter, random_state=self.random_state)
+        self.n_iter_ = 0
         if len(self.present_) == 1:
             self.model_ = None
             return self
@@ -111,16 +111,18 @@ class LogRegClassifier(ClassifierMixin, BaseEstimator):
         with warnings.catch_warnings(), threadpool_limits(self.n_jobs):
             warnings.simplefilter("ignore", ConvergenceWarning)
             self.model_.fit(Z, y, sample_weight=w)
+        self.n_iter_ = int(np.max(self.model_.n_iter_))
         return self
 
     def predict_proba(self, X: np.ndarray) -> np.ndarray:
-        """float32 (n, n_classes) class probabilities; zero for classes absent in training."""
+        """float32 (n, n_classes_) class probabilities; zero for classes absent in training."""
+        X = self._validate_predict(X)
         Z = self.imputer_.transform(X)
         if self.model_ is None:
-            return expand_proba(np.ones((len(Z), 1), np.float32), self.present_, self.n_classes)
+            return expand_proba(np.ones((len(Z), 1), np.float32), self.present_, self.n_classes_)
         with threadpool_limits(self.n_jobs):
             proba = self.model_.predict_proba(Z).astype(np.float32)
-        proba = expand_proba(proba, self.model_.classes_, self.n_classes)
+        proba = expand_proba(proba, self.model_.classes_, self.n_classes_)
         if self.knn_weight > 0:
             proba = (1.0 - self.knn_weight) * proba + self.knn_weight * self._neighbour_vote(Z)
         return proba.astype(np.float32)
@@ -129,7 +131,7 @@ class LogRegClassifier(ClassifierMixin, BaseEstimator):
         """float32 (n, n_classes): the class-weighted vote of each row's nearest training rows
         (``Z``: the imputer's output for the rows)."""
         knn = self.knn_.predict_proba(Z[:, :self.n_features_in_])
-        vote = expand_proba(knn, self.knn_.classes_, self.n_classes).astype(np.float64) * self.vote_class_weight_
+        vote = expand_proba(knn, self.knn_.classes_, self.n_classes_).astype(np.float64) * self.vote_class_weight_
         return (vote / np.maximum(vote.sum(axis=1, keepdims=True), 1e-12)).astype(np.float32)
 
     def __setstate__(self, state: dict) -> None:
@@ -140,10 +142,7 @@ class LogRegClassifier(ClassifierMixin, BaseEstimator):
             rows, y, w = state.pop("neighbours_"), state.pop("neighbour_y_"), state.pop("neighbour_w_")
             knn = KNeighborsClassifier(n_neighbors=min(int(state["knn_k"]), len(y)), metric="cosine",
                                        algorithm="brute", weights=SimilarityWeights(state["knn_temperature"]))
-            class_weight = np.ones(state["n_classes"])
+            class_weight = np.ones(len(state["classes_"]))
             class_weight[y] = w   # every row of a class carries the class's weight
             state.update(knn_=knn.fit(rows, y), vote_class_weight_=class_weight)
         super().__setstate__(state)
-
-    def predict(self, X: np.ndarray) -> np.ndarray:
-        return self.predict_proba(X).argmax(axis=1)

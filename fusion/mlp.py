@@ -25,7 +25,7 @@ from torch import nn
 
 from featurestore.schema import N_CLASSES
 
-from .preprocess import Imputer, expand_proba, inner_split, present_classes, sample_weights
+from .preprocess import Imputer, LabelSpaceMixin, expand_proba, inner_split, present_classes, sample_weights
 
 
 def resolve_device(device: str) -> torch.device:
@@ -111,7 +111,7 @@ def _set_dropout_generator(net: nn.Module, generator: torch.Generator | None) ->
             module.generator = generator
 
 
-class MLPClassifier(ClassifierMixin, BaseEstimator):
+class MLPClassifier(LabelSpaceMixin, ClassifierMixin, BaseEstimator):
     """Torch MLP classifier with early stopping on an inner grouped split.
 
     Args:
@@ -121,7 +121,8 @@ class MLPClassifier(ClassifierMixin, BaseEstimator):
         batch_size: rows per step. label_smoothing: cross-entropy smoothing.
         class_weight: None | 'balanced' | 'sqrt' (frequencies measured with sample weights).
         val_fraction: share of groups (videos) held out for early stopping.
-        n_classes: width of ``predict_proba`` (labels are 0..n_classes-1).
+        n_classes: width of ``predict_proba`` (labels are 0..n_classes-1), or None for the
+            classes of ``y`` (``fusion.preprocess.LabelSpaceMixin``).
         blocks: (start, stop) column ranges of each modality, for presence columns.
         device: 'auto' (CUDA if available) | 'cpu' | 'cuda'.
         random_state: seed for initialisation, shuffling, dropout and the inner split.
@@ -135,7 +136,7 @@ class MLPClassifier(ClassifierMixin, BaseEstimator):
     def __init__(self, hidden: int = 256, depth: int = 2, dropout: float = 0.2, lr: float = 1e-3,
                  weight_decay: float = 1e-4, max_epochs: int = 60, patience: int = 8,
                  batch_size: int = 256, label_smoothing: float = 0.0, class_weight: str | None = None,
-                 val_fraction: float = 0.15, n_classes: int = N_CLASSES,
+                 val_fraction: float = 0.15, n_classes: int | None = N_CLASSES,
                  blocks: list[tuple[int, int]] | None = None, device: str = "auto",
                  random_state: int = 0, num_threads: int | None = None):
         self.hidden = hidden
@@ -158,25 +159,27 @@ class MLPClassifier(ClassifierMixin, BaseEstimator):
     # ----------------------------------------------------------- training
     def fit(self, X: np.ndarray, y: np.ndarray, sample_weight: np.ndarray | None = None,
             groups: np.ndarray | None = None) -> "MLPClassifier":
-        """Fit on X (n, d) float (NaN allowed), y (n,) int in [0, n_classes).
+        """Fit on X (n, d) float (NaN allowed), y (n,) class indices in [0, n_classes).
 
         ``groups`` (n,) keeps each group (video) on one side of the early-stopping split.
         """
+        X, y = self._validate_fit(X, y)
+        if len(y) < 2:
+            raise ValueError(f"MLPClassifier needs 2 or more samples (n_samples = {len(y)}): one to train "
+                             "on and one to stop early on")
         with torch_threads(self.num_threads):
-            return self._fit(X, np.asarray(y, dtype=np.int64), sample_weight, groups)
+            return self._fit(X, y, sample_weight, groups)
 
     def _fit(self, X: np.ndarray, y: np.ndarray, sample_weight: np.ndarray | None,
              groups: np.ndarray | None) -> "MLPClassifier":
         seed = _seed(self.random_state)
         dev = resolve_device(self.device)
-        self.classes_ = np.arange(self.n_classes)
-        self.present_, yy = present_classes(y, self.n_classes)
-        w = sample_weights(y, self.n_classes, self.class_weight, sample_weight)
+        self.present_, yy = present_classes(y, self.n_classes_)
+        w = sample_weights(y, self.n_classes_, self.class_weight, sample_weight)
 
         tr, va = inner_split(y, groups, self.val_fraction, self.random_state)
         self.imputer_ = Imputer(self.blocks).fit(X[tr])
         Z = self.imputer_.transform(X)
-        self.n_features_in_ = X.shape[1]
         # One generator initialises the weights and then draws the dropout masks, as the global
         # one did after torch.manual_seed(seed): on CPU the fit is that of global seeding, bit
         # for bit, without touching global state. (CUDA masks need a CUDA generator.)
@@ -227,7 +230,8 @@ class MLPClassifier(ClassifierMixin, BaseEstimator):
 
     # ---------------------------------------------------------- inference
     def predict_proba(self, X: np.ndarray) -> np.ndarray:
-        """float32 (n, n_classes) class probabilities; zero for classes absent in training."""
+        """float32 (n, n_classes_) class probabilities; zero for classes absent in training."""
+        X = self._validate_predict(X)
         Z = self.imputer_.transform(X)
         dev = next(self.net_.parameters()).device
         out = []
@@ -236,10 +240,7 @@ class MLPClassifier(ClassifierMixin, BaseEstimator):
                 logits = self.net_(torch.as_tensor(Z[i:i + 8192], device=dev))
                 out.append(torch.softmax(logits, dim=1).float().cpu().numpy())
         proba = np.concatenate(out) if out else np.zeros((0, len(self.present_)), np.float32)
-        return expand_proba(proba, self.present_, self.n_classes)
-
-    def predict(self, X: np.ndarray) -> np.ndarray:
-        return self.predict_proba(X).argmax(axis=1)
+        return expand_proba(proba, self.present_, self.n_classes_)
 
     # ----------------------------------------------------------------- IO
     def save(self, directory: str | Path) -> None:
@@ -247,7 +248,7 @@ class MLPClassifier(ClassifierMixin, BaseEstimator):
         directory = Path(directory)
         directory.mkdir(parents=True, exist_ok=True)
         torch.save({k: v.cpu() for k, v in self.net_.state_dict().items()}, directory / "mlp.pt")
-        config = {"params": self.get_params(), "present": self.present_.tolist(),
+        config = {"params": self.get_params(), "classes": self.classes_.tolist(), "present": self.present_.tolist(),
                   "n_features_in": self.n_features_in_, "imputer": self.imputer_.state(),
                   "best_epoch": self.best_epoch_}
         (directory / "mlp.json").write_text(json.dumps(config))
@@ -260,7 +261,8 @@ class MLPClassifier(ClassifierMixin, BaseEstimator):
         params = config["params"]
         params["blocks"] = [tuple(b) for b in params["blocks"]] if params.get("blocks") else None
         est = cls(**params)
-        est.classes_ = np.arange(est.n_classes)
+        est.classes_ = np.asarray(config["classes"]) if "classes" in config else np.arange(est.n_classes)
+        est.n_classes_ = len(est.classes_)
         est.present_ = np.asarray(config["present"], dtype=np.int64)
         est.n_features_in_ = config["n_features_in"]
         est.imputer_ = Imputer.from_state(config["imputer"])

@@ -1,4 +1,5 @@
-"""Shared pieces of the estimators: imputation + presence mask, class weights, inner split."""
+"""Shared pieces of the estimators: labels, input checks, imputation + presence mask, class
+weights, the inner split."""
 from __future__ import annotations
 
 import numpy as np
@@ -8,9 +9,65 @@ from sklearn.impute import SimpleImputer
 from sklearn.model_selection import GroupShuffleSplit, StratifiedShuffleSplit
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import FunctionTransformer, StandardScaler
-from sklearn.utils.validation import check_is_fitted
+from sklearn.utils.multiclass import check_classification_targets
+from sklearn.utils.validation import check_array, check_is_fitted, validate_data
 
 CLASS_WEIGHTS = (None, "balanced", "sqrt")
+
+
+class LabelSpaceMixin:
+    """Labels, input checks and tags shared by the fusion classifiers (mixed in before
+    ``ClassifierMixin, BaseEstimator``).
+
+    Two label spaces, chosen by the ``n_classes`` parameter:
+
+    * an int (the project's use, ``schema.N_CLASSES``): ``y`` holds class indices
+      0..n_classes-1 and ``predict_proba`` always has ``n_classes`` columns, zero for a
+      class a fit did not see, so the probabilities of models fitted on different folds
+      line up column for column;
+    * None (scikit-learn's convention): the classes are those of ``y`` (any labels),
+      ``classes_`` lists them and ``predict_proba`` has one column each.
+
+    Inputs may hold NaN (a missing modality), never inf; ``n_features_in_`` is checked.
+    """
+
+    def _validate_fit(self, X, y, dtype=(np.float32, np.float64)) -> tuple[np.ndarray, np.ndarray]:
+        """(X (n, d) float array, y as int64 codes 0..n_classes_-1); sets ``classes_``,
+        ``n_classes_`` and ``n_features_in_``."""
+        X, y = validate_data(self, X, y, dtype=list(dtype), ensure_all_finite="allow-nan")
+        check_classification_targets(y)
+        if self.n_classes is None:
+            self.classes_, codes = np.unique(y, return_inverse=True)
+        else:
+            codes = np.asarray(y)
+            if (not np.issubdtype(codes.dtype, np.number) or np.any(codes != np.round(codes))
+                    or codes.min() < 0 or codes.max() >= self.n_classes):
+                raise ValueError(f"y must hold class indices 0..{self.n_classes - 1} (schema.CLASSES order) "
+                                 f"with n_classes={self.n_classes}; got values {np.unique(codes)[:10]}. "
+                                 "Pass n_classes=None to learn the classes from y")
+            self.classes_ = np.arange(self.n_classes)
+        self.n_classes_ = len(self.classes_)
+        return X, np.asarray(codes, dtype=np.int64)
+
+    def _validate_predict(self, X, dtype=(np.float32, np.float64)) -> np.ndarray:
+        check_is_fitted(self)
+        return validate_data(self, X, reset=False, dtype=list(dtype), ensure_all_finite="allow-nan",
+                             ensure_min_samples=0)
+
+    def predict(self, X: np.ndarray) -> np.ndarray:
+        """(n,) the most probable class of each row (an entry of ``classes_``)."""
+        proba = self.predict_proba(X)
+        return self.classes_[proba.argmax(axis=1)]
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.input_tags.allow_nan = True
+        return tags
+
+    def __setstate__(self, state: dict) -> None:
+        if "classes_" in state and "n_classes_" not in state:  # pickled by model format 1
+            state = {**state, "n_classes_": len(state["classes_"])}
+        super().__setstate__(state)
 
 
 def _block_present(X: np.ndarray) -> np.ndarray:
@@ -46,7 +103,7 @@ class Imputer(TransformerMixin, BaseEstimator):
 
     def fit(self, X: np.ndarray, y: np.ndarray | None = None) -> "Imputer":
         """Learn each column's mean and spread from X (n, d) float, NaN where missing."""
-        X = np.asarray(X, dtype=np.float64)
+        X = validate_data(self, X, dtype=np.float64, ensure_all_finite="allow-nan")
         d = X.shape[1]
         values = Pipeline([("impute", SimpleImputer(strategy="mean", keep_empty_features=True)),
                            ("scale", StandardScaler(with_std=self.standardise))])
@@ -54,18 +111,22 @@ class Imputer(TransformerMixin, BaseEstimator):
                     for i, (a, b) in enumerate(self._blocks(d))]
         self.transformer_ = ColumnTransformer([("values", values, slice(0, d)), *presence],
                                               sparse_threshold=0.0).fit(X)
-        self.n_features_in_ = d
         return self
 
     def transform(self, X: np.ndarray) -> np.ndarray:
         """float32 (n, d + n_blocks): the standardised imputed values, then the presence columns."""
         check_is_fitted(self)
-        X = np.asarray(X, dtype=np.float32)
-        if X.ndim != 2 or X.shape[1] != self.n_features_in_:
-            got = X.shape[1] if X.ndim == 2 else X.ndim
-            raise ValueError(f"X has {got} features, but Imputer is expecting {self.n_features_in_} "
+        X = check_array(X, dtype=np.float32, ensure_all_finite="allow-nan", ensure_min_samples=0)
+        if X.shape[1] != self.n_features_in_:
+            raise ValueError(f"X has {X.shape[1]} features, but Imputer is expecting {self.n_features_in_} "
                              f"features as input: expected X of shape (n, {self.n_features_in_}), got {X.shape}")
         return np.asarray(self.transformer_.transform(X), dtype=np.float32)
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.input_tags.allow_nan = True
+        tags.transformer_tags.preserves_dtype = ["float32"]  # what the models and torch take
+        return tags
 
     def _values(self) -> Pipeline:
         check_is_fitted(self)
@@ -140,8 +201,15 @@ def class_weight_vector(y: np.ndarray, n_classes: int, mode: str | None,
 
 def sample_weights(y: np.ndarray, n_classes: int, class_weight: str | None,
                    sample_weight: np.ndarray | None) -> np.ndarray:
-    """Final per-sample weights: ``sample_weight`` x class weight, normalised to mean 1."""
+    """Final per-sample weights: ``sample_weight`` x class weight, normalised to mean 1.
+
+    Raises ValueError for weights that are not (n,) finite and non-negative, or all zero.
+    """
     base = np.ones(len(y)) if sample_weight is None else np.asarray(sample_weight, float)
+    if base.shape != (len(y),) or not np.all(np.isfinite(base)) or np.any(base < 0):
+        raise ValueError(f"sample_weight must be {len(y)} finite non-negative numbers, got shape {base.shape}")
+    if not base.any():
+        raise ValueError("sample weights are all zero: at least one sample must weigh more than zero")
     w = base * class_weight_vector(y, n_classes, class_weight, base)[y]
     return w * (len(w) / w.sum())
 
