@@ -33,11 +33,11 @@ _EXPORTS = {
 __all__ = sorted(_EXPORTS)
 
 if TYPE_CHECKING:  # what static tools see; at run time __getattr__ imports on demand
-    from .aggregate import Aggregator, aggregate_windows, aggregation_sql, macro_f1
-    from .data import WindowData, load_window_data, pool_numpy, pool_video_vectors
-    from .modelio import FAMILIES, FusionModel, load_model
-    from .result import TuneResult
-    from .tune import tune_fusion
+    from .aggregate import Aggregator, aggregate_windows, aggregation_sql, macro_f1  # noqa: F401
+    from .data import WindowData, load_window_data, pool_numpy, pool_video_vectors  # noqa: F401
+    from .modelio import FAMILIES, FusionModel, load_model  # noqa: F401
+    from .result import TuneResult  # noqa: F401
+    from .tune import tune_fusion  # noqa: F401
 
 
 def __getattr__(name: str):
