@@ -84,9 +84,10 @@ def base_store(path: Path, rows: list[dict]) -> Path:
 def leakage_groups_of(store_path: Path):
     """(video ids, labels, group per video) of the base store by the project's one definition."""
     from featurestore.store import FeatureStore
-    from fusion.tune import _store_parts, prepare
+    from fusion.cv import prepare
     from fusion.data import load_store_window_data
-    store, con, _, snapshot, served = _store_parts(FeatureStore(store_path, create=False))
+    from fusion.lineage import open_source
+    store, con, _, snapshot, served = open_source(FeatureStore(store_path, create=False))
     td = prepare(con, 5, 0, load_store_window_data(store, served, snapshot=snapshot))
     return td
 
@@ -104,7 +105,8 @@ def split_of(td, seed: int) -> tuple[np.ndarray, np.ndarray]:
 def baseline_scores(td, tr: np.ndarray, te: np.ndarray, labels: np.ndarray) -> dict[str, float]:
     """Held-out macro-F1 of fixed pooled configurations fitted on the training part."""
     from fusion.aggregate import macro_f1
-    from fusion.tune import Config, fit_videos, predict_videos
+    from fusion.cv import fit_videos, predict_videos
+    from fusion.space import Config
     configs = {
         "logreg_C0.05": Config("pooled-logreg", "mean", {"class_weight": "balanced", "C": 0.05,
                                                          "knn_weight": 0.0}, pool_stats="mean"),
@@ -129,7 +131,7 @@ def chosen_with_and_without_rule(store_path: Path, truth: dict[str, int], labels
     from fusion.data import load_store_window_data
     from fusion.decision import fit_offsets
     from fusion.oof import ARTIFACT_DIR, OOFArchive
-    from fusion.predict import load_store_model, model_encoder_ids
+    from fusion.registry import load_store_model, model_encoder_ids
 
     store = FeatureStore(store_path, create=False)
     model, row = load_store_model(store, device="cpu")

@@ -86,7 +86,7 @@ def whisper_pca(data):
 
 
 def configs(modalities: tuple[str, ...]) -> dict[str, tuple[tuple[str, ...], object]]:
-    from fusion.tune import Config
+    from fusion.space import Config
     logreg = lambda: Config("pooled-logreg", "mean", {"class_weight": "balanced", "C": 0.05}, pool_stats="mean")  # noqa: E731
     out = {f"{m} alone (pooled logreg)": ((m,), logreg()) for m in modalities}
     if len(modalities) > 1:
@@ -117,11 +117,12 @@ def main(argv: list[str] | None = None) -> None:
     args = ap.parse_args(argv)
     from featurestore.store import FeatureStore
     from fusion.data import load_store_window_data
-    from fusion.tune import _store_parts, cross_validate, prepare
+    from fusion.cv import cross_validate, prepare
+    from fusion.lineage import open_source
 
     args.work.mkdir(parents=True, exist_ok=True)
     store = FeatureStore(embed(args.corpus, args.work, args.audio_encoder, args.video_encoder), create=False)
-    st, con, _, snapshot, served = _store_parts(store)
+    st, con, _, snapshot, served = open_source(store)
     data = load_store_window_data(st, served, snapshot=snapshot)
     if args.whisper_pca:
         data = whisper_pca(data)
@@ -140,7 +141,7 @@ def main(argv: list[str] | None = None) -> None:
             res = cross_validate(td, config, seed)
             scores.append(res.method_scores[config.method])
             if config.family == "stacked":
-                from fusion.tune import fit_final
+                from fusion.cv import fit_final
                 weights.append(fit_final(td, config, seed).modality_weights_)
         row = {"configuration": name, "macro_f1_mean": float(np.mean(scores)),
                "macro_f1_sd": float(np.std(scores, ddof=1)) if len(scores) > 1 else 0.0,
@@ -152,8 +153,9 @@ def main(argv: list[str] | None = None) -> None:
               + (f"  weights {row['modality_weights']}" if weights else ""), flush=True)
     if args.ensemble_trials:
         from fusion.estimate import nested_estimate
-        from fusion.tune import (decision_offsets, fit_ensemble_members, fit_videos, predict_ensemble,
-                                 predict_videos, tune_and_select)
+        from fusion.cv import fit_videos, predict_videos
+        from fusion.selection import decision_offsets, fit_ensemble_members, predict_ensemble
+        from fusion.tune import tune_and_select
         td = prepare(con, 5, 0, normed)   # tune-fusion's default here: --group-norm auto is on
         td.pool_in_numpy = True
         t0 = time.perf_counter()

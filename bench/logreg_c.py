@@ -3,7 +3,7 @@
 Per video, the mean e5-small vector of its windows (as the pooled families see
 it); the fusion package's own ``LogRegClassifier`` (balanced class weights);
 scored two ways, both grouped by the project's leakage groups
-(``fusion.tune.prepare``: ``featurestore.duplicates`` on transcripts and pooled
+(``fusion.cv.prepare``: ``featurestore.duplicates`` on transcripts and pooled
 vectors, what tuning uses), and both with the project's one macro-F1
 (``fusion.aggregate.macro_f1``):
 
@@ -33,7 +33,7 @@ from sklearn.model_selection import StratifiedGroupKFold
 from bench.tune_transcripts import DATA, build_con
 from fusion.aggregate import macro_f1
 from fusion.linear import LogRegClassifier
-from fusion.tune import prepare
+from fusion.cv import prepare
 
 
 def pooled(con) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

@@ -31,7 +31,7 @@ from sklearn.model_selection import StratifiedGroupKFold
 from bench.text_encoders import leakage_groups, read_windows
 from featurestore.schema import CLASSES
 from fusion.aggregate import macro_f1
-from fusion.tune import SEARCH_SPACE_VERSION
+from fusion.space import SEARCH_SPACE_VERSION
 
 REPO = Path(__file__).resolve().parent.parent
 DATA = REPO.parent / "shared" / "data" / "reels-transcripts"

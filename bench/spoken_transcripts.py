@@ -24,7 +24,7 @@ import pandas as pd
 
 from bench.real_transcripts import (DATA, REPO, cli, held_out_macro_f1, split_args, split_manifests,
                                     train_labels)
-from fusion.tune import SEARCH_SPACE_VERSION
+from fusion.space import SEARCH_SPACE_VERSION
 
 HOP_S, WINDOW_S = 0.5, 1.0
 RATE = 22050  # espeak-ng's output rate

@@ -31,7 +31,9 @@ sys.path.insert(0, str(ROOT))
 from featurestore.schema import AGGREGATIONS, CLASSES  # noqa: E402
 from fusion.aggregate import macro_f1  # noqa: E402
 from fusion.modelio import FAMILIES  # noqa: E402
-from fusion.tune import cross_validate, default_trials, prepare, suggest, tune_fusion  # noqa: E402
+from fusion.cv import cross_validate, prepare  # noqa: E402
+from fusion.space import default_trials, suggest  # noqa: E402
+from fusion.tune import tune_fusion  # noqa: E402
 
 DATA = Path("/work/shared/data/reels-transcripts")
 OUT = ROOT / "bench" / "out"

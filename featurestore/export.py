@@ -7,8 +7,6 @@ training class prior (the most frequent training label) and is listed in
 """
 from __future__ import annotations
 
-import hashlib
-import json
 import os
 import uuid
 from dataclasses import dataclass, field
@@ -17,6 +15,10 @@ from pathlib import Path
 import duckdb
 import pandas as pd
 
+# The models table is the model registry's (fusion.registry); a submission only asks it
+# which model and default aggregation to export.
+from fusion.registry import ModelLookupError, model_row
+
 from .schema import AGGREGATIONS, CLASSES, SPLITS
 from .sqlfiles import read_sql, sql_literal
 from .store import FeatureStore, StoreError
@@ -24,10 +26,6 @@ from .store import FeatureStore, StoreError
 
 class ExportError(StoreError):
     """The submission cannot be written as asked (nothing was written)."""
-
-
-class ModelLookupError(StoreError):
-    """No such fitted model in the store (the message lists the fitted ones)."""
 
 
 @dataclass
@@ -58,78 +56,6 @@ class ExportResult:
         for r in self.fallbacks.itertuples(index=False):
             lines.append(f"  {r.video_id} (manifest row {r.manifest_row}): {r.reason}")
         return "\n".join(lines)
-
-
-# ---------------------------------------------------------------- models
-def labelled_set(con: duckdb.DuckDBPyConnection) -> tuple[int, str | None]:
-    """(number, SHA-256) of the labelled training videos (``sql/fusion_training_videos.sql``:
-    what ``tune-fusion`` learns from), hashed over sorted ``video_id<TAB>label`` lines.
-
-    A model records the pair it was trained on; (0, None) where the relation lacks the
-    columns (a bare connection)."""
-    try:
-        rows = con.execute(read_sql("fusion_training_videos")).fetchall()
-    except duckdb.Error:
-        return 0, None
-    text = "\n".join(f"{v}\t{label}" for v, label, *_ in sorted(rows, key=lambda r: str(r[0])))
-    return len(rows), hashlib.sha256(text.encode("utf-8")).hexdigest()
-
-
-def _models(con: duckdb.DuckDBPyConnection) -> list[dict]:
-    cur = con.execute(read_sql("export_models"))
-    names = [d[0] for d in cur.description]
-    return [dict(zip(names, r)) for r in cur.fetchall()]
-
-
-def _trained_on(row: dict) -> dict:
-    try:
-        return json.loads(row.get("lineage") or "{}")
-    except (TypeError, ValueError):
-        return {}
-
-
-def current_model(con: duckdb.DuckDBPyConnection) -> dict:
-    """The newest model trained on the store's current labelled set (its ``models`` row).
-
-    Raises :class:`ModelLookupError` naming every fitted model, what each was trained on,
-    and what to do, when none was trained on the current labelled set.
-    """
-    n, sha = labelled_set(con)
-    models = _models(con)
-    for row in models:
-        if sha is not None and _trained_on(row).get("labels_sha256") == sha:
-            return row
-    if not models:
-        raise ModelLookupError("the store has no fitted model; run `cli.py tune-fusion --store ...` first")
-    listed = "; ".join(f"{r['model_id']} (trained {str(r.get('created_at') or '?')[:19]} on "
-                       f"{_trained_on(r).get('n_labelled', '?')} labelled videos)" for r in models[:10])
-    more = f" and {len(models) - 10} more" if len(models) > 10 else ""
-    raise ModelLookupError(
-        f"no model was trained on the store's current labelled set ({n} labelled training videos): "
-        f"labels were added or changed since. Fitted models: {listed}{more}. Run `cli.py tune-fusion` "
-        "to train on the current labels, or name one with --model ID")
-
-
-def model_row(con: duckdb.DuckDBPyConnection, model_id: str | None) -> dict:
-    """The named model's ``models`` row, or :func:`current_model` when ``model_id`` is None.
-
-    Raises :class:`ModelLookupError` naming the fitted models when there is no such model.
-    """
-    if model_id is None:
-        return current_model(con)
-    row = _one_row(con, read_sql("export_model"), [model_id])
-    if row is None:
-        known = [r["model_id"] for r in _models(con)]
-        raise ModelLookupError(f"no model {model_id!r} in the store; fitted models (newest first): "
-                               f"{', '.join(known) or 'none'}")
-    return row
-
-
-def _one_row(con: duckdb.DuckDBPyConnection, sql: str, params: list) -> dict | None:
-    cur = con.execute(sql, params)
-    names = [d[0] for d in cur.description]
-    row = cur.fetchone()
-    return dict(zip(names, row)) if row is not None else None
 
 
 # ---------------------------------------------------------------- prior

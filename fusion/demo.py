@@ -24,7 +24,8 @@ from featurestore.store import FeatureStore
 
 from .aggregate import macro_f1
 from .predict import expected_score_note, predict_store
-from .tune import SEARCH_SPACE_VERSION, tune_fusion
+from .space import SEARCH_SPACE_VERSION
+from .tune import tune_fusion
 
 
 def _step(title: str) -> float:

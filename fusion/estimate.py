@@ -216,7 +216,7 @@ def nested_estimate(td: Any, tune: Callable[[Any, str], Any], fit: Callable, pre
     """Score the whole procedure on ``td``'s outer folds (its own grouped partition).
 
     Args:
-        td: the study's :class:`fusion.tune.TuneData`.
+        td: the study's :class:`fusion.cv.TuneData`.
         tune: ``(inner TuneData, name) -> Selection``: the study and selection.
         fit: ``(TuneData, Config, rows, seed) -> estimator``; predict: ``(TuneData, Config,
             estimator, rows) -> (probs, video_id, window_idx)``; offsets: ``(TuneData,

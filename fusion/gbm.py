@@ -2,25 +2,25 @@
 
 LightGBM splits on NaN natively, so missing modalities need no imputation.
 Class imbalance is handled through sample weights: ``is_unbalance`` only
-applies to binary objectives.
+applies to binary objectives. LightGBM is imported when a model is fitted (a fitted one
+brings it along when unpickled), so importing this module stays cheap.
 """
 from __future__ import annotations
 
 import warnings
 
-import lightgbm as lgb
 import numpy as np
 from sklearn.base import BaseEstimator, ClassifierMixin
 
 from featurestore.schema import N_CLASSES
 
-from .preprocess import expand_proba, inner_split, present_classes, sample_weights
+from .preprocess import LabelSpaceMixin, expand_proba, inner_split, present_classes, sample_weights
 
 #: Below this many matrix cells (rows x features) LightGBM is run on one thread.
 SMALL_PROBLEM = 2_000_000
 
 
-class LGBMClassifier(ClassifierMixin, BaseEstimator):
+class LGBMClassifier(LabelSpaceMixin, ClassifierMixin, BaseEstimator):
     """Gradient-boosted trees over window (or pooled video) vectors.
 
     Args:
@@ -29,8 +29,9 @@ class LGBMClassifier(ClassifierMixin, BaseEstimator):
         n_estimators: upper bound on boosting rounds; early stopping (``early_stopping_rounds``
             on the multi-logloss of an inner grouped split of ``val_fraction``) picks the number.
         class_weight: None | 'balanced' | 'sqrt', applied as sample weights.
-        n_classes: width of ``predict_proba``. n_jobs: LightGBM threads (problems smaller
-            than ``SMALL_PROBLEM`` cells use one).
+        n_classes: width of ``predict_proba`` (classes are indices 0..n_classes-1), or None for
+            the classes of ``y`` (``fusion.preprocess.LabelSpaceMixin``).
+        n_jobs: LightGBM threads (problems smaller than ``SMALL_PROBLEM`` cells use one).
     """
 
     def __init__(self, num_leaves: int = 15, learning_rate: float = 0.05, n_estimators: int = 400,
@@ -38,7 +39,7 @@ class LGBMClassifier(ClassifierMixin, BaseEstimator):
                  bagging_fraction: float = 0.8, bagging_freq: int = 1, min_child_samples: int = 20,
                  lambda_l1: float = 0.0, lambda_l2: float = 1.0, max_bin: int = 63,
                  class_weight: str | None = None, val_fraction: float = 0.15,
-                 n_classes: int = N_CLASSES, n_jobs: int = 2, random_state: int = 0):
+                 n_classes: int | None = N_CLASSES, n_jobs: int = 2, random_state: int = 0):
         self.num_leaves = num_leaves
         self.learning_rate = learning_rate
         self.n_estimators = n_estimators
@@ -69,13 +70,12 @@ class LGBMClassifier(ClassifierMixin, BaseEstimator):
 
     def fit(self, X: np.ndarray, y: np.ndarray, sample_weight: np.ndarray | None = None,
             groups: np.ndarray | None = None) -> "LGBMClassifier":
-        """Fit on X (n, d) float (NaN = missing), y (n,) int in [0, n_classes)."""
-        X = np.asarray(X, dtype=np.float32)
-        y = np.asarray(y, dtype=np.int64)
-        self.classes_ = np.arange(self.n_classes)
-        self.present_, yy = present_classes(y, self.n_classes)
-        w = sample_weights(y, self.n_classes, self.class_weight, sample_weight)
-        self.n_features_in_ = X.shape[1]
+        """Fit on X (n, d) float (NaN = missing), y (n,) class indices in [0, n_classes)."""
+        import lightgbm as lgb
+
+        X, y = self._validate_fit(X, y, dtype=(np.float32,))
+        self.present_, yy = present_classes(y, self.n_classes_)
+        w = sample_weights(y, self.n_classes_, self.class_weight, sample_weight)
         n_out = len(self.present_)
         # Small problems run fastest on one thread: OpenMP start-up and spin-waiting cost
         # more than the histogram work (measured 30x more CPU with 2 threads on 400 x 35).
@@ -97,17 +97,12 @@ class LGBMClassifier(ClassifierMixin, BaseEstimator):
         return self
 
     def predict_proba(self, X: np.ndarray) -> np.ndarray:
-        """float32 (n, n_classes) class probabilities; zero for classes absent in training."""
-        X = np.asarray(X, dtype=np.float32)
-        if X.ndim != 2 or X.shape[1] != self.n_features_in_:
-            raise ValueError(f"expected X of shape (n, {self.n_features_in_}), got {X.shape}")
+        """float32 (n, n_classes_) class probabilities; zero for classes absent in training."""
+        X = self._validate_predict(X, dtype=(np.float32,))
         if self.booster_ is None:
             proba = np.ones((len(X), 1), np.float32)
         else:
             threads = 1 if X.size < SMALL_PROBLEM else self.n_jobs
             proba = self.booster_.predict(X, num_iteration=self.best_iteration_,
                                           num_threads=threads).astype(np.float32)
-        return expand_proba(proba, self.present_, self.n_classes)
-
-    def predict(self, X: np.ndarray) -> np.ndarray:
-        return self.predict_proba(X).argmax(axis=1)
+        return expand_proba(proba, self.present_, self.n_classes_)

@@ -7,6 +7,11 @@ one series or creator, which share phrasing and, often, a label); a neighbour vo
 keeps them. On the 498 public transcripts (grouped 5-fold CV, 8 fold seeds) the blend
 ``knn_weight=0.3, knn_k=10`` scored 0.233 against 0.208 for the linear model alone
 (``python -m bench.logreg_c --knn``).
+
+The vote is scikit-learn's ``KNeighborsClassifier`` (cosine metric, soft voting) with
+:class:`SimilarityWeights` as its ``weights``; the class weights, which a neighbour weight
+cannot see, multiply its class probabilities afterwards (the same as weighting every
+neighbour by its class's weight, since the vote is normalised).
 """
 from __future__ import annotations
 
@@ -16,31 +21,56 @@ import numpy as np
 from sklearn.base import BaseEstimator, ClassifierMixin
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.linear_model import LogisticRegression
+from sklearn.neighbors import KNeighborsClassifier
 from threadpoolctl import threadpool_limits
 
 from featurestore.schema import N_CLASSES
 
-from .preprocess import Imputer, expand_proba, sample_weights
+from .preprocess import Imputer, LabelSpaceMixin, class_weight_vector, expand_proba, sample_weights
 
 
-class LogRegClassifier(ClassifierMixin, BaseEstimator):
+class SimilarityWeights:
+    """``KNeighborsClassifier(weights=...)`` for a cosine metric: each neighbour weighs
+    ``exp(temperature * cosine similarity)``.
+
+    Called with the (n_queries, k) cosine distances ``1 - similarity``; each row is shifted
+    by its nearest neighbour's distance, which keeps ``exp`` finite and leaves the
+    normalised vote unchanged. A class (not a closure) so fitted models pickle.
+    """
+
+    def __init__(self, temperature: float):
+        self.temperature = float(temperature)
+
+    def __call__(self, distances: np.ndarray) -> np.ndarray:
+        d = np.asarray(distances, dtype=np.float64)
+        return np.exp(-self.temperature * (d - d.min(axis=1, keepdims=True)))
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, SimilarityWeights) and other.temperature == self.temperature
+
+    def __repr__(self) -> str:
+        return f"SimilarityWeights(temperature={self.temperature})"
+
+
+class LogRegClassifier(LabelSpaceMixin, ClassifierMixin, BaseEstimator):
     """L2 logistic regression on standardised, imputed features.
 
     Args:
         C: inverse regularisation strength. class_weight: None | 'balanced' | 'sqrt'.
         blocks: (start, stop) column ranges of each modality (presence columns).
-        max_iter: L-BFGS iterations. n_classes: width of ``predict_proba``.
+        max_iter: L-BFGS iterations. n_classes: width of ``predict_proba`` (classes are indices
+            0..n_classes-1), or None for the classes of ``y`` (``fusion.preprocess.LabelSpaceMixin``).
         n_jobs: BLAS threads during fit/predict (1 is fastest at this size).
         knn_weight: share of the neighbour vote in ``predict_proba`` (0: the linear model
             alone). The vote: the ``knn_k`` training rows nearest by cosine similarity of
-            the standardised imputed rows, each weighted by
-            ``exp(knn_temperature * similarity)`` times its class weight (as
+            the standardised imputed rows (missing values at the training mean), each
+            weighted by ``exp(knn_temperature * similarity)`` times its class weight (as
             ``class_weight``), normalised to class probabilities.
     """
 
     def __init__(self, C: float = 0.1, class_weight: str | None = "balanced",
                  blocks: list[tuple[int, int]] | None = None, max_iter: int = 500,
-                 n_classes: int = N_CLASSES, n_jobs: int = 1, random_state: int = 0,
+                 n_classes: int | None = N_CLASSES, n_jobs: int = 1, random_state: int = 0,
                  knn_weight: float = 0.0, knn_k: int = 10, knn_temperature: float = 10.0):
         self.C = C
         self.class_weight = class_weight
@@ -55,21 +85,24 @@ class LogRegClassifier(ClassifierMixin, BaseEstimator):
 
     def fit(self, X: np.ndarray, y: np.ndarray, sample_weight: np.ndarray | None = None,
             groups: np.ndarray | None = None) -> "LogRegClassifier":
-        """Fit on X (n, d) (NaN allowed), y (n,) int. ``groups`` is accepted and unused."""
-        y = np.asarray(y, dtype=np.int64)
-        self.classes_ = np.arange(self.n_classes)
+        """Fit on X (n, d) (NaN allowed), y (n,) class indices. ``groups`` is accepted and unused."""
+        X, y = self._validate_fit(X, y)
         self.present_ = np.unique(y)
-        self.n_features_in_ = X.shape[1]
-        w = sample_weights(y, self.n_classes, self.class_weight, sample_weight)
+        w = sample_weights(y, self.n_classes_, self.class_weight, sample_weight)
         if not 0.0 <= self.knn_weight <= 1.0:
             raise ValueError(f"knn_weight must be in [0, 1], got {self.knn_weight!r}")
         self.imputer_ = Imputer(self.blocks).fit(X)
         Z = self.imputer_.transform(X)
         if self.knn_weight > 0:
-            self.neighbours_ = self._unit_rows(X)
-            self.neighbour_y_ = y
-            self.neighbour_w_ = sample_weights(y, self.n_classes, self.class_weight, None).astype(np.float32)
+            self.knn_ = KNeighborsClassifier(n_neighbors=min(int(self.knn_k), len(y)), metric="cosine",
+                                             algorithm="brute", weights=SimilarityWeights(self.knn_temperature))
+            # Neighbours by the standardised imputed values (Z's first columns, no presence
+            # flags): standardising keeps one modality's large units (pitch in semitones,
+            # centroid in Hz) from deciding who is near.
+            self.knn_.fit(Z[:, :self.n_features_in_], y)
+            self.vote_class_weight_ = class_weight_vector(y, self.n_classes_, self.class_weight)
         self.model_ = LogisticRegression(C=self.C, max_iter=self.max_iter, random_state=self.random_state)
+        self.n_iter_ = 0
         if len(self.present_) == 1:
             self.model_ = None
             return self
@@ -78,39 +111,38 @@ class LogRegClassifier(ClassifierMixin, BaseEstimator):
         with warnings.catch_warnings(), threadpool_limits(self.n_jobs):
             warnings.simplefilter("ignore", ConvergenceWarning)
             self.model_.fit(Z, y, sample_weight=w)
+        self.n_iter_ = int(np.max(self.model_.n_iter_))
         return self
 
     def predict_proba(self, X: np.ndarray) -> np.ndarray:
-        """float32 (n, n_classes) class probabilities; zero for classes absent in training."""
+        """float32 (n, n_classes_) class probabilities; zero for classes absent in training."""
+        X = self._validate_predict(X)
         Z = self.imputer_.transform(X)
         if self.model_ is None:
-            return expand_proba(np.ones((len(Z), 1), np.float32), self.present_, self.n_classes)
+            return expand_proba(np.ones((len(Z), 1), np.float32), self.present_, self.n_classes_)
         with threadpool_limits(self.n_jobs):
             proba = self.model_.predict_proba(Z).astype(np.float32)
-        proba = expand_proba(proba, self.model_.classes_, self.n_classes)
+        proba = expand_proba(proba, self.model_.classes_, self.n_classes_)
         if self.knn_weight > 0:
-            proba = (1.0 - self.knn_weight) * proba + self.knn_weight * self._neighbour_vote(X)
+            proba = (1.0 - self.knn_weight) * proba + self.knn_weight * self._neighbour_vote(Z)
         return proba.astype(np.float32)
 
-    def _unit_rows(self, X: np.ndarray) -> np.ndarray:
-        """Rows standardised as the linear model sees them (missing -> the training mean),
-        scaled to unit length; standardising keeps one modality's large units (pitch in
-        semitones, centroid in Hz) from deciding who is near."""
-        X = np.asarray(X, dtype=np.float32)
-        z = np.where(np.isnan(X), 0.0, (X - self.imputer_.mean_) / self.imputer_.scale_).astype(np.float32)
-        return z / np.maximum(np.linalg.norm(z, axis=1, keepdims=True), 1e-9)
-
-    def _neighbour_vote(self, X: np.ndarray) -> np.ndarray:
-        """float32 (n, n_classes): the class-weighted vote of each row's nearest training rows."""
-        sim = self._unit_rows(X) @ self.neighbours_.T
-        k = min(int(self.knn_k), sim.shape[1])
-        idx = np.argpartition(-sim, k - 1, axis=1)[:, :k]
-        top = np.take_along_axis(sim, idx, axis=1)
-        # Subtracting the row's best similarity keeps exp() finite; the ratio is unchanged.
-        w = np.exp(self.knn_temperature * (top - top.max(axis=1, keepdims=True))) * self.neighbour_w_[idx]
-        vote = np.zeros((len(sim), self.n_classes), np.float64)
-        np.add.at(vote, (np.repeat(np.arange(len(sim)), k), self.neighbour_y_[idx].ravel()), w.ravel())
+    def _neighbour_vote(self, Z: np.ndarray) -> np.ndarray:
+        """float32 (n, n_classes): the class-weighted vote of each row's nearest training rows
+        (``Z``: the imputer's output for the rows)."""
+        knn = self.knn_.predict_proba(Z[:, :self.n_features_in_])
+        vote = expand_proba(knn, self.knn_.classes_, self.n_classes_).astype(np.float64) * self.vote_class_weight_
         return (vote / np.maximum(vote.sum(axis=1, keepdims=True), 1e-12)).astype(np.float32)
 
-    def predict(self, X: np.ndarray) -> np.ndarray:
-        return self.predict_proba(X).argmax(axis=1)
+    def __setstate__(self, state: dict) -> None:
+        if "neighbours_" in state:
+            # Pickled by model format 1, whose vote was written out here: its unit-length
+            # training rows (cosine needs no more), their labels and class weights.
+            state = dict(state)
+            rows, y, w = state.pop("neighbours_"), state.pop("neighbour_y_"), state.pop("neighbour_w_")
+            knn = KNeighborsClassifier(n_neighbors=min(int(state["knn_k"]), len(y)), metric="cosine",
+                                       algorithm="brute", weights=SimilarityWeights(state["knn_temperature"]))
+            class_weight = np.ones(len(state["classes_"]))
+            class_weight[y] = w   # every row of a class carries the class's weight
+            state.update(knn_=knn.fit(rows, y), vote_class_weight_=class_weight)
+        super().__setstate__(state)

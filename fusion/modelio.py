@@ -30,7 +30,12 @@ POOLED_FAMILIES = ("pooled-lightgbm", "pooled-logreg", "stacked")
 FAMILIES = WINDOW_FAMILIES + POOLED_FAMILIES
 #: A weighted ensemble of fitted models of the families above (:mod:`fusion.ensemble`).
 ENSEMBLE = "ensemble"
-FORMAT_VERSION = 1
+#: 2: the imputer is scikit-learn's (``fusion.preprocess.Imputer`` wraps a ColumnTransformer)
+#: and the neighbour vote a KNeighborsClassifier. Files of format 1 still load: their pickled
+#: imputers and votes are rebuilt on unpickling (``__setstate__`` of both classes), and the
+#: MLP's imputer state is the same JSON in both.
+FORMAT_VERSION = 2
+READABLE_FORMATS = (1, 2)
 MODEL_FILE = "fusion_model.json"
 
 
@@ -170,13 +175,18 @@ def load_model(path: str | Path, device: str = "auto") -> FusionModel:
 
     Raises:
         FileNotFoundError: no ``fusion_model.json`` there.
-        ValueError: the file's classes differ from ``schema.CLASSES`` or the family is unknown.
+        ValueError: a format this version cannot read, classes other than ``schema.CLASSES``,
+            or an unknown family.
     """
     path = Path(path)
     meta_path = path / MODEL_FILE if path.is_dir() else path
     if not meta_path.exists():
         raise FileNotFoundError(f"no {MODEL_FILE} at {path}; pass a directory written by tune-fusion")
     meta = json.loads(meta_path.read_text())
+    version = meta.get("format_version", 1)
+    if version not in READABLE_FORMATS:
+        raise ValueError(f"{meta_path}: model file format {version}; this version of the project reads "
+                         f"formats {list(READABLE_FORMATS)}: upgrade it (the file is newer) or retrain")
     if tuple(meta["classes"]) != CLASSES:
         raise ValueError(f"{meta_path}: model classes {meta['classes']} differ from schema.CLASSES "
                          f"{list(CLASSES)}; retrain the model")

@@ -14,71 +14,43 @@ import json
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterable, Sequence
+from typing import Iterable, Sequence
 
 import numpy as np
 import pandas as pd
 import pyarrow as pa
 from tqdm.auto import tqdm
 
-from featurestore.export import ModelLookupError, model_row
 from featurestore.schema import AGGREGATIONS, CLASSES, SPLITS
 from featurestore.store import FeatureStore, StoreError
 
+from . import registry
 from ._sql import fetch_arrow, read_sql
 from .aggregate import aggregate_windows, window_predictions_table
 from .data import vectors_to_matrix
 from .modelio import FusionModel, load_model
+from .registry import ModelLookupError, encoder_id, model_encoder_ids
 
 
 class PredictError(StoreError):
     """The model cannot score these vectors (wrong encoders or dims, no such model...)."""
 
 
-# ---------------------------------------------------------------- model + lineage
-def resolve_model_path(store: FeatureStore, path: str) -> Path:
-    """A ``models.path`` value as a directory: relative paths are relative to the store."""
-    p = Path(path)
-    return p if p.is_absolute() else store.root / p
-
-
-def load_store_model(store: FeatureStore, model_id: str | None = None,
-                     device: str = "auto") -> tuple[FusionModel, dict]:
-    """The named model, or the newest trained on the current labelled set, and its ``models`` row."""
-    con = store.connect()
+# ---------------------------------------------------------------- models of a store
+def _store_model(store: FeatureStore, model_id: str | None, device: str) -> tuple[FusionModel, dict]:
+    """:func:`fusion.registry.load_store_model`, its lookup errors as :class:`PredictError`."""
     try:
-        row = model_row(con, model_id)
+        return registry.load_store_model(store, model_id, device=device)
+    except (ModelLookupError, FileNotFoundError) as exc:
+        raise PredictError(str(exc)) from exc
+
+
+def _store_model_row(store: FeatureStore, model_id: str | None) -> dict:
+    """:func:`fusion.registry.lookup_model`, a missing model as :class:`PredictError`."""
+    try:
+        return registry.lookup_model(store, model_id)
     except ModelLookupError as exc:
         raise PredictError(str(exc)) from None
-    finally:
-        con.close()
-    path = resolve_model_path(store, row["path"])
-    try:
-        model = load_model(path, device=device)
-    except FileNotFoundError as exc:
-        raise PredictError(f"model {row['model_id']}: {exc}") from exc
-    model.model_id = row["model_id"]
-    return model, row
-
-
-def _encoder_id(value: Any) -> str | None:
-    # Lineage holds either the id itself or a dict with it.
-    if isinstance(value, str):
-        return value
-    if isinstance(value, dict):
-        return value.get("encoder_id") or value.get("id")
-    return None
-
-
-def model_encoder_ids(model: FusionModel, row: dict | None = None) -> dict[str, str]:
-    """``{modality: encoder_id}`` the model was trained on (``models.encoders``, else its own lineage)."""
-    source: dict = {}
-    if row is not None and row.get("encoders"):
-        source = json.loads(row["encoders"]) if isinstance(row["encoders"], str) else dict(row["encoders"])
-    if not source:
-        source = dict(model.encoders or {})
-    out = {m: _encoder_id(source.get(m)) for m in model.modalities}
-    return {m: e for m, e in out.items() if e}
 
 
 def check_store_matches(store: FeatureStore, con, model: FusionModel, encoder_ids: dict[str, str]) -> None:
@@ -209,7 +181,7 @@ def predict_store(store: FeatureStore, split: str = "test", model_id: str | None
     """
     if split not in SPLITS:
         raise PredictError(f"unknown split {split!r}; use one of {', '.join(SPLITS)}")
-    model, row = load_store_model(store, model_id, device=device)
+    model, row = _store_model(store, model_id, device)
     # The model's own feature sets, whatever the store's named choice is now.
     encoder_ids = model_encoder_ids(model, row)
     con = store.connect(encoders=encoder_ids)
@@ -229,15 +201,15 @@ def expected_score_note(store: FeatureStore, model_id: str, split: str = "test")
     for a set of that many videos)."""
     from .estimate import expected_score
 
+    row = registry.lookup_model(store, model_id)
     con = store.connect()
     try:
-        row = model_row(con, model_id)
         n_videos = con.execute(read_sql("export_split_counts"), [split]).fetchone()[0]
     finally:
         con.close()
-    lineage = json.loads(row.get("lineage") or "{}")
+    lineage = registry.model_lineage(row)
     lineage.setdefault("cv_macro_f1", row.get("cv_macro_f1"))
-    return expected_score(resolve_model_path(store, row["path"]), lineage, int(n_videos or 0))
+    return expected_score(registry.model_dir(store, row), lineage, int(n_videos or 0))
 
 
 def text_origin_note(store: FeatureStore, model_id: str, split: str = "test") -> str | None:
@@ -246,11 +218,7 @@ def text_origin_note(store: FeatureStore, model_id: str, split: str = "test") ->
     cross-validated score never saw that text's errors. None when they match or unknown."""
     from featurestore.embed import text_origins
 
-    con = store.connect()
-    try:
-        lineage = json.loads(model_row(con, model_id).get("lineage") or "{}")
-    finally:
-        con.close()
+    lineage = registry.model_lineage(registry.lookup_model(store, model_id))
     trained = lineage.get("text_origins")
     if not trained or "text" not in (lineage.get("dims") or {}):
         return None
@@ -348,15 +316,12 @@ class Predictor:
         ``group``: a manifest group of the store (a speaker); files are normalised by the
         statistics of that group's stored windows (models trained with group normalisation).
         """
+        row = _store_model_row(store, model_id)
+        path = registry.model_dir(store, row)
+        ids = json.loads(row["encoders"]) if row.get("encoders") else {}
+        ids = {m: encoder_id(v) for m, v in ids.items() if encoder_id(v)}
         con = store.connect()
         try:
-            try:
-                row = model_row(con, model_id)
-            except ModelLookupError as exc:
-                raise PredictError(str(exc)) from None
-            path = resolve_model_path(store, row["path"])
-            ids = json.loads(row["encoders"]) if row.get("encoders") else {}
-            ids = {m: _encoder_id(v) for m, v in ids.items() if _encoder_id(v)}
             rows = con.execute(read_sql("predict_encoder_lineage"), [list(ids.values())]).fetchall()
         finally:
             con.close()
@@ -394,7 +359,7 @@ class Predictor:
             enc = self._encoders.get(m)
             if enc is None:
                 raise PredictError(f"no {m} encoder given; the model reads {list(self.model.modalities)}")
-            want = _encoder_id(self.lineage.get(m))
+            want = encoder_id(self.lineage.get(m))
             if want and enc.encoder_id != want:
                 raise PredictError(
                     f"the {m} encoder {enc.name!r} built here has encoder_id {enc.encoder_id}, but model "
@@ -512,5 +477,5 @@ class _Scored:
 def _lineage_of(model: FusionModel) -> dict[str, dict]:
     out = {}
     for m, v in (model.encoders or {}).items():
-        out[m] = dict(v) if isinstance(v, dict) else {"encoder_id": _encoder_id(v)}
+        out[m] = dict(v) if isinstance(v, dict) else {"encoder_id": encoder_id(v)}
     return out

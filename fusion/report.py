@@ -1,17 +1,27 @@
-"""Report files written beside a tuned model: confusion matrix, per-class scores, history."""
+"""Report files written beside a tuned model: confusion matrix, per-class scores, history.
+
+Figures are drawn without touching matplotlib's global state: the confusion matrix on a
+``Figure`` with its own Agg canvas (no pyplot, no backend switch), the optimisation history
+by Optuna's ``plot_optimization_history``, which draws through pyplot: its style sheet is
+confined to an ``rc_context`` and its figure closed once saved. matplotlib and Optuna are
+imported when a report is written.
+"""
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import matplotlib
+import numpy as np
+import pandas as pd
+from sklearn.metrics import confusion_matrix, precision_recall_fscore_support
 
-matplotlib.use("Agg")  # files only; never a display
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
-from sklearn.metrics import confusion_matrix, precision_recall_fscore_support  # noqa: E402
+from featurestore.schema import CLASSES
 
-from featurestore.schema import CLASSES  # noqa: E402
+if TYPE_CHECKING:
+    import optuna
+
+__all__ = ["confusion", "per_class_table", "plot_confusion", "plot_history", "write_report"]
 
 
 def per_class_table(y_true: np.ndarray, y_pred: np.ndarray) -> pd.DataFrame:
@@ -35,7 +45,12 @@ def confusion(y_true: np.ndarray, y_pred: np.ndarray) -> np.ndarray:
 
 def plot_confusion(cm: np.ndarray, path: Path, title: str) -> Path:
     """Save the confusion matrix (counts, row-normalised colour) as a PNG."""
-    fig, ax = plt.subplots(figsize=(7, 6))
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(7, 6))
+    FigureCanvasAgg(fig)
+    ax = fig.add_subplot()
     norm = cm / np.maximum(cm.sum(axis=1, keepdims=True), 1)
     ax.imshow(norm, cmap="Blues", vmin=0, vmax=1)
     ax.set_xticks(range(len(CLASSES)), CLASSES, rotation=45, ha="right")
@@ -49,45 +64,43 @@ def plot_confusion(cm: np.ndarray, path: Path, title: str) -> Path:
                     color="white" if norm[i, j] > 0.5 else "black", fontsize=8)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
-    plt.close(fig)
     return path
 
 
-def plot_history(trials: pd.DataFrame, path: Path) -> Path:
-    """Optimisation history: each finished trial's score by family, and the best so far.
+def plot_history(study: "optuna.Study", path: Path) -> Path:
+    """Save Optuna's optimisation history of ``study`` (each complete trial's out-of-fold
+    macro-F1 and the best so far) as a PNG."""
+    import matplotlib
+    import matplotlib.pyplot as plt
+    import optuna
+    from optuna.visualization.matplotlib import plot_optimization_history
 
-    ``trials`` columns: number, value (NaN for pruned), family, state.
-    """
-    fig, ax = plt.subplots(figsize=(8, 4.5))
-    done = trials.dropna(subset=["value"]).sort_values("number")
-    for family, part in done.groupby("family"):
-        ax.scatter(part["number"], part["value"], label=family, s=22)
-    if len(done):
-        ax.step(done["number"], done["value"].cummax(), where="post", color="k", lw=1.2, label="best so far")
-    pruned = trials[trials["state"] == "PRUNED"]
-    if len(pruned):
-        ax.scatter(pruned["number"], np.full(len(pruned), ax.get_ylim()[0]), marker="x",
-                   color="grey", s=18, label="pruned")
-    ax.set_xlabel("trial")
-    ax.set_ylabel("video macro-F1 (out of fold)")
-    ax.set_title("tune-fusion optimisation history")
-    ax.legend(fontsize=8, loc="best")
-    ax.grid(alpha=0.3)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    with warnings.catch_warnings(), matplotlib.rc_context():
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        ax = plot_optimization_history(study, target_name="video macro-F1 (out of fold)")
+        fig = ax.figure
+        try:
+            ax.set_title("tune-fusion optimisation history")
+            fig.set_size_inches(8, 4.5)
+            fig.savefig(path, dpi=110, bbox_inches="tight")
+        finally:
+            plt.close(fig)
     return path
 
 
-def write_report(directory: Path, y_true: np.ndarray, y_pred: np.ndarray, trials: pd.DataFrame,
+def write_report(directory: Path, y_true: np.ndarray, y_pred: np.ndarray, study: "optuna.Study",
                  title: str) -> dict[str, Path]:
-    """Write confusion.png, per_class.csv and optimization_history.png under ``directory``."""
+    """Write confusion.png, per_class.csv and optimization_history.png under ``directory``.
+
+    ``y_true``, ``y_pred``: int (n_videos,) class indices (the deployed variant's out-of-fold
+    predictions); ``study``: the Optuna study whose trials chose the model.
+    """
     directory.mkdir(parents=True, exist_ok=True)
     table = per_class_table(y_true, y_pred)
     paths = {
         "confusion_png": plot_confusion(confusion(y_true, y_pred), directory / "confusion.png", title),
         "per_class_csv": directory / "per_class.csv",
-        "history_png": plot_history(trials, directory / "optimization_history.png"),
+        "history_png": plot_history(study, directory / "optimization_history.png"),
     }
     table.to_csv(paths["per_class_csv"], index=False, float_format="%.4f")
     return paths

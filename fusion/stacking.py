@@ -30,13 +30,13 @@ from threadpoolctl import threadpool_limits
 from featurestore.schema import N_CLASSES
 
 from .linear import LogRegClassifier
-from .preprocess import expand_proba, sample_weights
+from .preprocess import LabelSpaceMixin, expand_proba, sample_weights
 
 FUSIONS = ("stack", "late")
 _EPS = 1e-6
 
 
-class SpecialistStack(ClassifierMixin, BaseEstimator):
+class SpecialistStack(LabelSpaceMixin, ClassifierMixin, BaseEstimator):
     """Per-modality specialists fused over their cross-fitted probabilities.
 
     Args:
@@ -48,12 +48,14 @@ class SpecialistStack(ClassifierMixin, BaseEstimator):
         fusion_C: inverse regularisation of the stacking regression ('stack' only).
         class_weight: None | 'balanced' | 'sqrt', for the specialists and the fusion stage.
         n_inner_folds: cross-fitting folds over ``groups`` inside ``fit``.
+        n_classes: width of ``predict_proba`` (classes are indices 0..n_classes-1), or None for
+            the classes of ``y`` (``fusion.preprocess.LabelSpaceMixin``).
     """
 
     def __init__(self, blocks: list[tuple[int, int]] | None = None, names: list[str] | None = None,
                  fusion: str = "stack", specialist_C: float = 0.05, fusion_C: float = 1.0,
                  class_weight: str | None = "balanced", n_inner_folds: int = 5,
-                 n_classes: int = N_CLASSES, random_state: int = 0):
+                 n_classes: int | None = N_CLASSES, random_state: int = 0):
         self.blocks = blocks
         self.names = names
         self.fusion = fusion
@@ -70,7 +72,7 @@ class SpecialistStack(ClassifierMixin, BaseEstimator):
 
     def _specialist(self) -> LogRegClassifier:
         return LogRegClassifier(C=self.specialist_C, class_weight=self.class_weight,
-                                n_classes=self.n_classes, random_state=self.random_state)
+                                n_classes=self.n_classes_, random_state=self.random_state)
 
     @staticmethod
     def _present(X: np.ndarray, block: tuple[int, int]) -> np.ndarray:
@@ -93,14 +95,11 @@ class SpecialistStack(ClassifierMixin, BaseEstimator):
         ``groups`` (n,) leakage groups for the cross-fitting (default: one per row)."""
         if self.fusion not in FUSIONS:
             raise ValueError(f"fusion={self.fusion!r}; choose from {FUSIONS}")
-        X = np.asarray(X, dtype=np.float32)
-        y = np.asarray(y, dtype=np.int64)
+        X, y = self._validate_fit(X, y, dtype=(np.float32,))
         groups = np.arange(len(y)) if groups is None else np.asarray(groups)
-        self.classes_ = np.arange(self.n_classes)
         self.present_classes_ = np.unique(y)
-        self.n_features_in_ = X.shape[1]
         blocks = self._blocks(X.shape[1])
-        prior = np.bincount(y, minlength=self.n_classes) + 1.0
+        prior = np.bincount(y, minlength=self.n_classes_) + 1.0
         self.log_prior_ = np.log(prior / prior.sum())
         self.specialists_: list[LogRegClassifier | None] = []
         oof_logps, present = [], []
@@ -121,14 +120,14 @@ class SpecialistStack(ClassifierMixin, BaseEstimator):
                     lp[rows[va]] = np.log(est.predict_proba(Xb[rows[va]]).astype(np.float64) + _EPS)
             self.specialists_.append(self._specialist().fit(Xb[rows], y[rows]))
             oof_logps.append(lp)
-        w = sample_weights(y, self.n_classes, self.class_weight, sample_weight)
+        w = sample_weights(y, self.n_classes_, self.class_weight, sample_weight)
         if self.fusion == "stack":
             Z = self._features(oof_logps, present)
             self.meta_ = LogisticRegression(C=self.fusion_C, max_iter=1000, random_state=self.random_state)
             with warnings.catch_warnings(), threadpool_limits(1):
                 warnings.simplefilter("ignore", ConvergenceWarning)
                 self.meta_.fit(Z, y, sample_weight=w) if len(self.present_classes_) > 1 else None
-            k = self.n_classes
+            k = self.n_classes_
             coef = np.abs(self.meta_.coef_) if hasattr(self.meta_, "coef_") else np.zeros((1, len(Z[0])))
             share = np.array([coef[:, i * k:(i + 1) * k].sum() for i in range(len(blocks))])
         else:
@@ -165,7 +164,8 @@ class SpecialistStack(ClassifierMixin, BaseEstimator):
 
     # ------------------------------------------------------------------ predict
     def _logps(self, X: np.ndarray) -> tuple[list[np.ndarray], list[np.ndarray]]:
-        X = np.asarray(X, dtype=np.float32)
+        """Per block: (n, n_classes_) log-probabilities of its specialist (the log prior where
+        the block is missing) and (n,) whether the specialist spoke."""
         logps, present = [], []
         for block, est in zip(self._blocks(self.n_features_in_), self.specialists_):
             has = self._present(X, block)
@@ -177,22 +177,20 @@ class SpecialistStack(ClassifierMixin, BaseEstimator):
         return logps, present
 
     def predict_proba(self, X: np.ndarray) -> np.ndarray:
-        """float32 (n, n_classes); zero for classes absent in training."""
+        """float32 (n, n_classes_); zero for classes absent in training."""
+        X = self._validate_predict(X, dtype=(np.float32,))
         logps, present = self._logps(X)
         if self.fusion == "stack":
             if not hasattr(self.meta_, "coef_"):
-                return expand_proba(np.ones((len(X), 1), np.float32), self.present_classes_, self.n_classes)
+                return expand_proba(np.ones((len(X), 1), np.float32), self.present_classes_, self.n_classes_)
             with threadpool_limits(1):
                 proba = self.meta_.predict_proba(self._features(logps, present))
-            return expand_proba(proba.astype(np.float32), self.meta_.classes_, self.n_classes)
+            return expand_proba(proba.astype(np.float32), self.meta_.classes_, self.n_classes_)
         none = ~np.any(np.stack(present), axis=0)
         s = np.where(none[:, None], self.log_prior_, 0.0)
         for wm, lp, p in zip(self.weights_, logps, present):
             s = s + wm * np.where(p[:, None], lp, 0.0)
-        s[:, np.setdiff1d(self.classes_, self.present_classes_)] = -np.inf
+        s[:, np.setdiff1d(np.arange(self.n_classes_), self.present_classes_)] = -np.inf
         s -= s.max(axis=1, keepdims=True)
         p = np.exp(s)
         return (p / p.sum(axis=1, keepdims=True)).astype(np.float32)
-
-    def predict(self, X: np.ndarray) -> np.ndarray:
-        return self.predict_proba(X).argmax(axis=1)

@@ -6,9 +6,10 @@ from datetime import datetime, timezone
 import numpy as np
 import pytest
 
-from featurestore.export import ExportError, export_submission, labelled_set
+from featurestore.export import ExportError, export_submission
 from featurestore.schema import CLASSES
 from featurestore.store import FeatureStore, StoreError
+from fusion.registry import labelled_set
 
 K = len(CLASSES)
 # Manifest order deliberately differs from id order.

@@ -9,13 +9,13 @@ import optuna
 import pytest
 from sklearn.metrics import f1_score
 
-from featurestore.export import ModelLookupError, current_model, labelled_set, model_row
 from featurestore.schema import CLASSES
 from fusion import tune_fusion
 from fusion.aggregate import Aggregator, macro_f1
 from fusion.decision import apply_offsets, fit_offsets
 from fusion.estimate import group_bootstrap, macro_f1_weighted
 from fusion.oof import ARTIFACT_DIR, OOFArchive, OOFPredictions
+from fusion.registry import ModelLookupError, current_model, labelled_set, model_row
 from test_fusion_tune import FAST, make_store
 
 CHANCE = 1 / len(CLASSES)

@@ -6,13 +6,13 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from featurestore.export import labelled_set
 from featurestore.schema import AGGREGATIONS, CLASSES, HOP_S, MIN_LAST_WINDOW_S, WINDOW_S
 from featurestore.store import FeatureStore
 from fusion.gbm import LGBMClassifier
 from fusion.linear import LogRegClassifier
 from fusion.modelio import FusionModel
 from fusion.predict import PredictError, Predictor, predict_store
+from fusion.registry import labelled_set
 
 K = len(CLASSES)
 
