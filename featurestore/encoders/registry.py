@@ -74,9 +74,12 @@ _REGISTRY: dict[str, tuple[str, int | None, str, Callable[..., Encoder]]] = {
 
 HF_PREFIX = "hf:"
 
-#: Default encoder per modality. Text: e5-small won the offline comparison on the
-#: 498 real transcripts (bench/text_encoders.py).
-DEFAULTS: dict[str, str] = {"audio": "librosa-descriptors", "video": "fer-face", "text": "e5-small"}
+#: Default encoder per modality, each the measured best. Text: e5-small won the offline
+#: comparison on the 498 real transcripts (bench/text_encoders.py). Audio: descriptors-whisper
+#: beat the descriptors, the Whisper statistics and their 128-D reductions on both Java-SED
+#: sets, actor-grouped (bench/javanese.py; README, Measured figures). Video: the 3-D face
+#: vector; fer-expressions won normalised and lost raw.
+DEFAULTS: dict[str, str] = {"audio": "descriptors-whisper", "video": "fer-face", "text": "e5-small"}
 
 
 def available_encoders() -> dict[str, tuple[str, int | None, str]]:
