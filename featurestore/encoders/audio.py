@@ -505,6 +505,7 @@ class WhisperEncoder(Encoder):
     dim = 128
     version = "1"
     packages_used = ("numpy", "faster-whisper", "ctranslate2")
+    uses_gpu = True
     CHUNK_S = 30.0
     STEP_S = 0.02          # one encoder output step
     STATE_DIM = 512
