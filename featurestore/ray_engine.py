@@ -65,8 +65,13 @@ RAY_REQUIREMENT = "ray[data]==2.60.0"
 #: video_features: one row per video) go through the driver's transaction as rows.
 SPILLED_TABLES = ("windows", "segments", "embeddings")
 MODEL_STAGES = ("asr", *MODALITIES)
-#: Heap reserved per decode task: a 77 s reel's frames at 360 px are about 200 MB.
-DECODE_MEMORY = 256 * 1024 * 1024
+#: Heap reserved per decode task: the worker's libraries (~150 MB) and a decoded reel's frames
+#: (a 77 s reel at 360 px holds about 200 MB of them).
+DECODE_MEMORY = 512 * 1024 * 1024
+#: At most this many input blocks: one video each up to there, so decode tasks run as many
+#: videos at once as there are CPUs; beyond it a block holds several (Ray Data splits
+#: a task's output into blocks as it goes, so memory stays per video).
+MAX_INPUT_BLOCKS = 1024
 STAGE_NAMES = ("decode", *MODEL_STAGES, "write")
 
 
@@ -472,12 +477,12 @@ def _run_pipeline(ray, store: FeatureStore, settings: EmbedSettings, spec: Model
     ctx.enable_operator_progress_bars = progress
     if not progress:
         logging.getLogger("ray.data").setLevel(logging.WARNING)
+        ctx.issue_detectors_config.detectors = []  # their advice goes to the log, not a quiet run
     env = _runtime_env(forward_aws=store.remote)
     drops = _drops([p.name for p in plans])
     layout = store.data_layout(SPILLED_TABLES)
-    # One block per video: decode tasks then run as many videos at once as resources allow.
     ds = ray.data.from_items([{"video_id": v.video_id, "task": pickle.dumps(v, protocol=5)} for v in todo],
-                             override_num_blocks=len(todo))
+                             override_num_blocks=min(len(todo), MAX_INPUT_BLOCKS))
     for p in plans:
         common = dict(batch_size=p.batch_size, batch_format="numpy", num_cpus=p.num_cpus,
                       runtime_env=env, zero_copy_batch=True)
