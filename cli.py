@@ -111,7 +111,7 @@ def cmd_tune(args) -> int:
                          confirm_top=args.confirm_top, confirm_repeats=args.confirm_repeats,
                          encoders=_encoder_map(args.encoders), estimate=args.estimate,
                          estimate_trials=args.estimate_trials, decision_rule=args.decision_rule,
-                         ensemble=args.ensemble, group_norm=args.group_norm)
+                         ensemble=args.ensemble, group_norm=args.group_norm, refit=not args.no_refit)
     print(result.summary() if hasattr(result, "summary") else result)
     return EXIT_OK
 
@@ -314,6 +314,9 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--group-norm", choices=["auto", "on", "off"], default="auto",
                    help="standardise window vectors per manifest group (speaker) over all of the "
                    "group's stored windows: auto (default) when every labelled video has a group")
+    t.add_argument("--no-refit", action="store_true", help="a tuning-only worker: add trials to the "
+                   "shared --study and stop; one later tune-fusion run without it confirms, estimates "
+                   "and refits the chosen model")
     t.add_argument("--quiet", action="store_true")
     t.set_defaults(func=cmd_tune)
 
