@@ -308,6 +308,77 @@ def _key_filter(keys: pa.Table) -> tuple[str, list]:
     return " OR ".join(clauses), params
 
 
+def coalesce_ops(ops: list[tuple[str, str, pa.Table]]) -> list[tuple[str, str, pa.Table]]:
+    """``ops`` with the deletes of one table (same key columns) merged into one statement, and
+    its inserts likewise, wherever moving an op past the others cannot change the result.
+
+    A batch of n videos replaces each video's groups one by one: 2n statements per table,
+    each ~10-25 ms against a DuckLake catalog (measured: a 32-video block spent 3.6 s in
+    them). An op moves back only past ops on other tables, or past ops on its table that
+    cannot touch its rows: a delete past an insert that holds none of its keys, an insert past
+    a delete that names none of its rows. Anything else (a key replaced twice in one batch,
+    registered files, whose rows are not read here) stays in place, so the outcome is
+    always that of the ops in order.
+    """
+    out: list[list] = []   # [op, table, [parts]]
+    for op, table, rows in ops:
+        target = _merge_target(out, op, table, rows) if op in ("delete", "insert") else None
+        if target is None:
+            out.append([op, table, [rows]])
+        else:
+            target[2].append(rows)
+    merged = []
+    for op, table, parts in out:
+        rows = parts[0] if len(parts) == 1 else pa.concat_tables(parts, promote_options="default")
+        merged.append((op, table, _unique_rows(rows) if op == "delete" and len(parts) > 1 else rows))
+    return merged
+
+
+def _merge_target(out: list[list], op: str, table: str, rows: pa.Table) -> list | None:
+    """The earlier entry of ``out`` that ``(op, table, rows)`` can join, or None."""
+    for entry in reversed(out):
+        e_op, e_table, parts = entry
+        if e_table != table:
+            continue
+        if e_op == "files":
+            return None
+        if e_op == op:
+            if _same_columns(parts[0], rows):
+                return entry
+            continue  # deletes commute with deletes, inserts with inserts
+        # The other kind on this table: passing it must not change which rows survive.
+        if op == "delete" and any(_may_match(rows, inserted) for inserted in parts):
+            return None
+        if op == "insert" and any(_may_match(deleted, rows) for deleted in parts):
+            return None
+    return None
+
+
+def _same_columns(a: pa.Table, b: pa.Table) -> bool:
+    """Whether ``a`` and ``b`` concatenate into one table (same columns; an all-NULL column
+    takes the other's type)."""
+    if a.column_names != b.column_names:
+        return False
+    try:
+        pa.unify_schemas([a.schema, b.schema], promote_options="default")
+    except (pa.ArrowInvalid, pa.ArrowTypeError):
+        return False
+    return True
+
+
+def _may_match(keys: pa.Table, rows: pa.Table) -> bool:
+    """Whether some row of ``rows`` may carry one of ``keys``' key tuples (column-wise test:
+    it can say yes for a row that matches none, never no for one that does)."""
+    if not set(keys.column_names) <= set(rows.column_names):
+        return True
+    mask = None
+    for c in keys.column_names:
+        m = pc.is_in(rows[c], value_set=keys[c].combine_chunks() if isinstance(keys[c], pa.ChunkedArray)
+                     else keys[c])
+        mask = m if mask is None else pc.and_(mask, m)
+    return bool(pc.any(mask).as_py()) if mask is not None and len(mask) else False
+
+
 def _check_table(table: str) -> None:
     if table not in REPLACE_KEYS:
         raise StoreError(f"unknown store table {table!r}; one of {', '.join(TABLES)}")
@@ -592,7 +663,7 @@ class FeatureStore:
         try:
             con.execute("BEGIN")
             con.execute("UPDATE store_commits SET seq = seq + 1")
-            for k, (op, table, rows) in enumerate(batch.ops):
+            for k, (op, table, rows) in enumerate(coalesce_ops(batch.ops)):
                 name = f"_batch_{k}"
                 con.register(name, rows)
                 registered.append(name)
