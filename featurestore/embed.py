@@ -7,6 +7,11 @@ media, window geometry, encoder and (text) text source (``video_features``). Eac
 commits in one store transaction (windows, segments, embeddings, video_features and the
 videos' status together), so a run killed at any moment loses at most the chunk in flight
 and a re-run picks up the rest. An encoder that raises on one video fails that video only.
+
+The per-video work is a handful of functions over :class:`VideoTask` and :class:`EmbedSettings`
+(:func:`prepare_video`, :func:`transcribe_videos`, :func:`encode_videos`, :func:`video_batch`,
+:func:`record_outcome`): :class:`Embedder` calls them chunk by chunk in this process, and
+``featurestore.ray_engine`` calls the same ones as Ray tasks and actors.
 """
 from __future__ import annotations
 
@@ -76,7 +81,8 @@ class EmbedReport:
             lines.append(f"Whisper segments reused from the store for {self.n_transcripts_reused} video(s)")
         if self.media_s > 0:
             per_min = {k: v * 60.0 / self.media_s for k, v in self.stage_s.items()}
-            what = "worker seconds per minute of media" if self.engine == "ray" else "seconds per minute of media"
+            what = ("seconds per minute of media, summed over the workers that ran each stage at once "
+                    "(commit: the driver)") if self.engine == "ray" else "seconds per minute of media"
             lines.append(f"{what}: " + ", ".join(
                 f"{k} {v:.2f}" for k, v in per_min.items()) + f"; total {self.wall_s * 60 / self.media_s:.2f}")
         lines.extend(self.notes)

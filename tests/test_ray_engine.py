@@ -22,8 +22,9 @@ from featurestore.store import FeatureStore
 import media_fixtures as mf
 
 REPO = Path(__file__).resolve().parents[1]
-pytestmark = pytest.mark.skipif(shutil.which("espeak-ng") is None,
-                                reason="espeak-ng not installed (apt-get install espeak-ng)")
+#: The demo corpus speaks through espeak-ng (as in tests/test_embed.py).
+needs_espeak = pytest.mark.skipif(shutil.which("espeak-ng") is None,
+                                  reason="espeak-ng not installed (apt-get install espeak-ng)")
 
 #: Rows that must be the same whichever engine wrote them (times of writing aside).
 SAME_ROWS = {
@@ -75,6 +76,7 @@ def both_engines(tmp_path_factory, ray_cluster, demo_manifest):
     return local, local_report, ray_store, ray_report
 
 
+@needs_espeak
 def test_ray_engine_writes_the_local_engines_rows(both_engines):
     local, _, ray_store, report = both_engines
     assert report.engine == "ray" and report.n_embedded == 5 and report.n_windows > 0
@@ -94,6 +96,7 @@ def test_ray_engine_writes_the_local_engines_rows(both_engines):
     assert "ray stages: decode: tasks" in report.summary()
 
 
+@needs_espeak
 def test_a_bad_file_is_recorded_as_the_local_engine_records_it(both_engines):
     local, local_report, ray_store, report = both_engines
     assert {f.video_id for f in report.failures} == {f.video_id for f in local_report.failures} \
