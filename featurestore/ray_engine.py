@@ -359,6 +359,8 @@ class RayOptions:
 def _connect(ray, address: str | None, quiet: bool) -> bool:
     """Join ``address``, or start a local Ray instance sized to this machine; True when this
     call started (or joined) it and must shut it down. A caller's ``ray.init`` is reused."""
+    if address:
+        _check_reachable(address)
     if ray.is_initialized():
         return False
     level = logging.WARNING if quiet else logging.INFO
@@ -371,6 +373,25 @@ def _connect(ray, address: str | None, quiet: bool) -> bool:
         where = f"the Ray cluster at {address}" if address else "a local Ray instance"
         raise RayEngineError(f"cannot connect to {where}: {exc}") from exc
     return True
+
+
+def _check_reachable(address: str, timeout_s: float = 10.0) -> None:
+    """Fail fast on a cluster address nothing listens at: ``ray.init`` retries such an address
+    for many minutes. ``auto`` (the cluster this machine belongs to) is left to Ray."""
+    import socket
+
+    if address in ("auto", "local"):
+        return
+    hostport = address[len("ray://"):] if address.startswith("ray://") else address
+    host, _, port = hostport.rpartition(":")
+    if not host or not port.isdigit():
+        raise RayEngineError(f"--ray-address {address!r}: expected auto, host:port (the GCS, 6379 by "
+                             "default) or ray://host:port (Ray Client, 10001 by default)")
+    try:
+        socket.create_connection((host.strip("[]"), int(port)), timeout=timeout_s).close()
+    except OSError as exc:
+        raise RayEngineError(f"--ray-address {address}: nothing answers there ({exc}); is the cluster "
+                             "up (`ray start --head`) and the port open?") from exc
 
 
 def _runtime_env(forward_aws: bool = False) -> dict:

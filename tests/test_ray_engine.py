@@ -233,6 +233,14 @@ def test_bad_engine_and_store_options_exit_2(tmp_path, text_manifest, capsys):
     assert "--ray-actors 'asr=x'" in capsys.readouterr().err
 
 
+def test_a_cluster_address_nothing_answers_at_exits_2_at_once(tmp_path, text_manifest, capsys, ray_cluster):
+    from conftest import _free_port
+    t = time.perf_counter()
+    assert cli.main(["embed", "--store", str(tmp_path / "s"), "--manifest", str(text_manifest), "--engine", "ray",
+                     "--ray-address", f"127.0.0.1:{_free_port()}", "--modalities", "text", "--quiet"]) == 2
+    assert "nothing answers there" in capsys.readouterr().err and time.perf_counter() - t < 60
+
+
 def test_stage_plans_share_cpus_and_gpus():
     from featurestore.ray_engine import RayEngineError, plan_stages
 
