@@ -4,7 +4,7 @@ Stages, in the local engine's order (``featurestore.embed`` does every piece of 
 module only moves videos between them)::
 
     manifest rows ─ plan (driver: what the store lacks, as in the local engine)
-      │ a dataset of VideoTasks, one block per video
+      │ a dataset of VideoTasks, one block per video (up to MAX_INPUT_BLOCKS)
       ▼
     decode   stateless tasks, CPU        prepare_video: PyAV decode, windows, transcript files
     asr      actor pool (Whisper once    transcribe_videos: speech chunks of a batch of

@@ -4,7 +4,6 @@ One Ray instance serves the module (``ray_cluster``); a second driver process jo
 address. Real models, a real DuckLake store and, for the object-storage test, a real S3
 server (moto on loopback).
 """
-import os
 import shutil
 import signal
 import subprocess
