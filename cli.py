@@ -24,7 +24,8 @@ EXIT_OK, EXIT_PARTIAL, EXIT_USAGE = 0, 1, 2
 
 def _store(args, create: bool = False):
     from featurestore.store import FeatureStore
-    return FeatureStore(args.store, create=create, catalog=getattr(args, "catalog", None))
+    return FeatureStore(args.store, create=create, catalog=getattr(args, "catalog", None),
+                        data_path=getattr(args, "data_path", None))
 
 
 def _encoder_map(spec: str | None) -> dict[str, str] | None:
@@ -55,21 +56,43 @@ def _print_table(table, fmt: str = "table", out=sys.stdout) -> None:
 
 
 # ---------------------------------------------------------------------- commands
+RAY_OPTIONS = ("ray_address", "ray_actors", "ray_cpus", "ray_gpus", "ray_batch")
+
+
 def cmd_embed(args) -> int:
     from featurestore.embed import embed_manifest, parse_shard
     from featurestore.manifest import read_manifest
+    if args.engine != "ray":
+        given = [f"--{o.replace('_', '-')}" for o in RAY_OPTIONS if getattr(args, o) is not None]
+        if given:
+            raise ValueError(f"{', '.join(given)} only apply with --engine ray")
+    if args.chunk_size < 1:
+        raise ValueError(f"--chunk-size {args.chunk_size}: need at least 1 video per chunk")
     manifest = read_manifest(args.manifest, split=args.split, videos_dir=args.videos_dir,
                              encoding=args.encoding)
     print(manifest.summary(), file=sys.stderr)
     store = _store(args, create=True)
     names = {m: n for m, n in (("audio", args.audio_encoder), ("video", args.video_encoder),
                                ("text", args.text_encoder)) if n}
-    report = embed_manifest(
-        store, manifest, modalities=args.modalities, encoder_names=names, device=args.device,
-        asr_backend=args.asr_backend, asr_model=args.asr_model, language=args.language,
-        text_model=args.text_model, beam_size=args.beam_size, asr_batch_size=args.asr_batch_size,
-        shard=parse_shard(args.shard),
-        chunk_size=args.chunk_size, progress=not args.quiet, text_unit=args.text_unit)
+    common = dict(modalities=args.modalities, encoder_names=names, device=args.device,
+                  asr_backend=args.asr_backend, asr_model=args.asr_model, language=args.language,
+                  text_model=args.text_model, beam_size=args.beam_size,
+                  asr_batch_size=args.asr_batch_size, shard=parse_shard(args.shard),
+                  chunk_size=args.chunk_size, progress=not args.quiet, text_unit=args.text_unit)
+    if args.engine == "ray":
+        from featurestore.ray_engine import RayEngineError, RayOptions, embed_manifest_ray, parse_stage_map
+        try:
+            options = RayOptions(address=args.ray_address,
+                                 actors=parse_stage_map(args.ray_actors, "--ray-actors", int),
+                                 cpus=parse_stage_map(args.ray_cpus, "--ray-cpus", float),
+                                 gpus=parse_stage_map(args.ray_gpus, "--ray-gpus", float),
+                                 batch=parse_stage_map(args.ray_batch, "--ray-batch", int))
+            report = embed_manifest_ray(store, manifest, options=options, **common)
+        except RayEngineError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return EXIT_USAGE
+    else:
+        report = embed_manifest(store, manifest, **common)
     print(report.summary())
     print(f"store: {store.root}")
     if report.failures:
@@ -88,7 +111,7 @@ def cmd_tune(args) -> int:
                          confirm_top=args.confirm_top, confirm_repeats=args.confirm_repeats,
                          encoders=_encoder_map(args.encoders), estimate=args.estimate,
                          estimate_trials=args.estimate_trials, decision_rule=args.decision_rule,
-                         ensemble=args.ensemble, group_norm=args.group_norm)
+                         ensemble=args.ensemble, group_norm=args.group_norm, refit=not args.no_refit)
     print(result.summary() if hasattr(result, "summary") else result)
     return EXIT_OK
 
@@ -190,6 +213,7 @@ def cmd_compact(args) -> int:
                                   cleanup_older_than=args.cleanup_older_than)
     print(f"data files {result['data_files_before']} -> {result['data_files_after']}; "
           f"{result['snapshots_expired']} snapshot(s) expired; {result['files_deleted']} file(s) deleted, "
+          f"{result['orphans_deleted']} orphaned file(s) of killed runs deleted, "
           f"{result['files_waiting']} replaced file(s) kept for open readers until a later compact")
     return EXIT_OK
 
@@ -220,6 +244,9 @@ def build_parser() -> argparse.ArgumentParser:
     e = with_store(sub.add_parser("embed", help="embed a manifest's videos into the store"))
     e.add_argument("--catalog", help="a new store's DuckLake catalog on PostgreSQL "
                    "(postgresql://user@host:port/db?schema=name); default a SQLite file in the store")
+    e.add_argument("--data-path", help="a new store's data files on object storage (s3://bucket/prefix; "
+                   "endpoint and keys from the AWS_* environment variables); the store directory "
+                   "keeps store.json, models and a SQLite catalog")
     e.add_argument("--manifest", required=True, help="CSV id,video[,emotion][,transcript][,group][,split]")
     e.add_argument("--split", choices=["train", "test"], help="split of every row (default: train "
                    "when labelled, else test; a 'split' column wins)")
@@ -245,7 +272,21 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--video-encoder", help="video encoder name")
     e.add_argument("--text-encoder", help="text encoder name")
     e.add_argument("--shard", help="i/n: embed only this shard of the manifest (run n processes)")
-    e.add_argument("--chunk-size", type=int, default=8, help="videos per written chunk")
+    e.add_argument("--chunk-size", type=int, default=8, help="videos per written chunk (one "
+                   "transaction; with --engine ray also the videos per model call)")
+    e.add_argument("--engine", choices=["local", "ray"], default="local",
+                   help="local (default): this process, chunk by chunk; ray: a Ray Data pipeline "
+                   "(decode tasks, ASR and encoder actor pools, one commit per block by this process)")
+    e.add_argument("--ray-address", help="with --engine ray: a running cluster (auto, "
+                   "ray://host:10001 or host:6379); default: start a local Ray sized to this machine")
+    e.add_argument("--ray-actors", help="with --engine ray: most actors per model stage, N or "
+                   "stage=N[,...] (stages asr, audio, video, text); default sized to the cluster")
+    e.add_argument("--ray-cpus", help="with --engine ray: CPUs per worker, N or stage=N[,...] "
+                   "(also decode, write)")
+    e.add_argument("--ray-gpus", help="with --engine ray: GPUs per actor, e.g. asr=1,text=0.5; "
+                   "default: the GPU stages share the cluster's GPUs evenly")
+    e.add_argument("--ray-batch", help="with --engine ray: videos per call, stage=N[,...] "
+                   "(default --chunk-size; decode 1)")
     e.add_argument("--quiet", action="store_true", help="no progress bar")
     e.set_defaults(func=cmd_embed)
 
@@ -277,6 +318,9 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--group-norm", choices=["auto", "on", "off"], default="auto",
                    help="standardise window vectors per manifest group (speaker) over all of the "
                    "group's stored windows: auto (default) when every labelled video has a group")
+    t.add_argument("--no-refit", action="store_true", help="a tuning-only worker: add trials to the "
+                   "shared --study and stop; one later tune-fusion run without it confirms, estimates "
+                   "and refits the chosen model")
     t.add_argument("--quiet", action="store_true")
     t.set_defaults(func=cmd_tune)
 

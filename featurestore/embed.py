@@ -7,6 +7,11 @@ media, window geometry, encoder and (text) text source (``video_features``). Eac
 commits in one store transaction (windows, segments, embeddings, video_features and the
 videos' status together), so a run killed at any moment loses at most the chunk in flight
 and a re-run picks up the rest. An encoder that raises on one video fails that video only.
+
+The per-video work is a handful of functions over :class:`VideoTask` and :class:`EmbedSettings`
+(:func:`prepare_video`, :func:`transcribe_videos`, :func:`encode_videos`, :func:`video_batch`,
+:func:`record_outcome`): :class:`Embedder` calls them chunk by chunk in this process, and
+``featurestore.ray_engine`` calls the same ones as Ray tasks and actors.
 """
 from __future__ import annotations
 
@@ -58,29 +63,42 @@ class EmbedReport:
     stage_s: dict[str, float] = field(default_factory=lambda: dict.fromkeys(STAGES, 0.0))
     failures: list[VideoFailure] = field(default_factory=list)
     encoders: dict[str, str] = field(default_factory=dict)   # modality -> encoder_id
+    #: ``"local"``, or ``"ray"``: stage seconds are then summed over the workers that ran
+    #: the stage at once, so they add up to more than the wall time.
+    engine: str = "local"
+    notes: list[str] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
         return not self.failures
 
     def summary(self) -> str:
+        rate = f" ({self.media_s / self.wall_s:.1f} s of media per s)" if self.wall_s > 0 and self.media_s else ""
         lines = [f"embedded {self.n_embedded} video(s), {self.n_windows} windows, "
-                 f"{self.media_s:.1f} s of media in {self.wall_s:.1f} s; "
+                 f"{self.media_s:.1f} s of media in {self.wall_s:.1f} s{rate}; "
                  f"skipped {self.n_skipped} already embedded; {len(self.failures)} failed"]
         if self.n_transcripts_reused:
             lines.append(f"Whisper segments reused from the store for {self.n_transcripts_reused} video(s)")
         if self.media_s > 0:
             per_min = {k: v * 60.0 / self.media_s for k, v in self.stage_s.items()}
-            lines.append("seconds per minute of media: " + ", ".join(
+            what = ("seconds per minute of media, summed over the workers that ran each stage at once "
+                    "(commit: the driver)") if self.engine == "ray" else "seconds per minute of media"
+            lines.append(f"{what}: " + ", ".join(
                 f"{k} {v:.2f}" for k, v in per_min.items()) + f"; total {self.wall_s * 60 / self.media_s:.2f}")
+        lines.extend(self.notes)
         for f in self.failures:
             lines.append(f"  FAILED {f}")
         return "\n".join(lines)
 
 
 @dataclass
-class _Video:
-    """One video in flight through a chunk."""
+class VideoTask:
+    """One video in flight: what the plan found in the store, then what each stage computed.
+
+    Both engines move these through the same functions (:func:`prepare_video`,
+    :func:`transcribe_videos`, :func:`encode_videos`, :func:`video_batch`); the Ray engine
+    pickles them between its stages, so they hold plain values and arrays only.
+    """
 
     row: dict
     windows: list[Window] = field(default_factory=list)
@@ -95,11 +113,59 @@ class _Video:
     error: str | None = None
     needs_asr: bool = False
     segments: list | None = None           # fresh ASR segments, to store
+    segments_reused: bool = False          # the text came from the store's Whisper segments
     cached_segments: tuple | None = None   # (duration_s, segments) from the store's segments
     stored: dict | None = None             # the store's videos row, if any
     fingerprint: tuple | None = None       # (size, mtime, sha256) of the media / transcript file
     todo: set = field(default_factory=set)  # modalities this run computes for the video
     stored_windows: list = field(default_factory=list)  # [(idx, start_s, end_s)] in the store
+    outputs: dict = field(default_factory=dict)  # modality -> (X, reasons) once encoded
+    stage_s: dict = field(default_factory=dict)  # seconds each stage spent on this video
+
+    @property
+    def video_id(self) -> str:
+        return self.row["video_id"]
+
+
+@dataclass(frozen=True)
+class EncoderRef:
+    """What a write needs of an encoder: its feature set id and width (no model)."""
+
+    modality: str
+    encoder_id: str
+    dim: int
+    name: str
+
+
+@dataclass(frozen=True)
+class EmbedSettings:
+    """The run-wide facts the per-video functions need, as plain values: the window
+    geometry, the resolved text unit, the ASR source (None: no ASR in this run) and the
+    encoders' ids. The Ray engine ships this to every worker instead of the Embedder."""
+
+    window_s: float
+    hop_s: float
+    unit: str
+    asr_source: str | None
+    word_timestamps: bool
+    encoders: tuple[EncoderRef, ...]
+
+    def encoder(self, modality: str) -> EncoderRef:
+        for ref in self.encoders:
+            if ref.modality == modality:
+                return ref
+        raise KeyError(modality)
+
+    def text_source(self, row: dict) -> str | None:
+        """The ``transcript_source`` this run gives ``row``'s windows (None: no text possible):
+        what is recorded, and what a stored video's text must match to be done."""
+        tpath = row.get("transcript_path")
+        if tpath:
+            # Window TSV files fix each window's text themselves: no text unit applies.
+            return f"file:{tpath}" + ("" if _is_window_tsv(tpath) else f"#{self.unit}")
+        if self.asr_source is None:
+            return None
+        return f"{self.asr_source}#{self.unit}"
 
 
 def parse_shard(spec: str | None) -> tuple[int, int]:
@@ -113,6 +179,260 @@ def parse_shard(spec: str | None) -> tuple[int, int]:
     if not 0 <= i < n:
         raise ValueError(f"--shard {spec!r}: need 0 <= i < n")
     return i, n
+
+
+def asr_source(transcriber) -> str | None:
+    """``asr:<backend>:<model>/<language>``: the segments' ``source`` and the text source's
+    prefix for ``transcriber`` (None without one)."""
+    return None if transcriber is None else f"asr:{transcriber.name}/{transcriber.language}"
+
+
+# ---------------------------------------------------------------------- per-video work
+def _add_time(stage_s: dict[str, float], stage: str, seconds: float) -> None:
+    stage_s[stage] = stage_s.get(stage, 0.0) + seconds
+
+
+def prepare_video(v: VideoTask, s: EmbedSettings, stage_s: dict[str, float]) -> None:
+    """Decode, window and (from a transcript file or the store's segments) give text to one
+    video; a video that needs Whisper is marked ``needs_asr``. Sets ``v.error`` instead of
+    raising for a file that cannot be used."""
+    row = v.row
+    wants = v.todo
+    if row.get("error"):
+        v.error = row["error"]
+        return
+    tpath = row.get("transcript_path")
+    # Media, when the video has a file, fixes the window grid for every modality alike.
+    need_media = bool(wants & {"audio", "video"}) or ("text" in wants and (not tpath or row.get("path")))
+    if need_media and not row.get("path"):
+        v.error = ("no video file given; add a 'video' path to the manifest, or embed "
+                   "only --modalities text from its 'transcript'")
+        return
+    try:
+        if need_media:
+            t = time.perf_counter()
+            media = decode_video(row["path"], window_s=s.window_s, hop_s=s.hop_s,
+                                 video="video" in wants)
+            _add_time(stage_s, "decode", time.perf_counter() - t)
+            v.windows, v.duration_s = media.windows, media.duration_s
+            v.audio, v.frames, v.frame_index = media.audio, media.frames, media.frame_index
+            v.frame_times = media.frame_times
+            if not v.windows:
+                raise MediaError(row["path"], f"is too short ({media.duration_s:.2f} s) for one "
+                                 "window", "Use clips of at least 0.5 s.")
+        if "text" in wants:
+            _text_without_asr(v, s)
+        elif not v.transcripts:
+            v.transcripts = [None] * len(v.windows)
+    except MediaError as exc:
+        v.error = str(exc)
+    except (OSError, ValueError) as exc:
+        v.error = f"{type(exc).__name__}: {exc}"
+
+
+def _text_without_asr(v: VideoTask, s: EmbedSettings) -> None:
+    """A video's window texts from its transcript file or the store's Whisper segments, or
+    the reason it has none; marks it ``needs_asr`` when Whisper must run."""
+    from .asr import check_audio
+    from .transcripts import read_transcript
+
+    tpath = v.row.get("transcript_path")
+    if tpath:
+        result = read_transcript(tpath, windows=v.windows or None, unit=s.unit)
+        if not v.windows:
+            v.windows = list(result.windows)
+            v.duration_s = v.windows[-1].end_s if v.windows else 0.0
+        v.transcripts = list(result.texts)
+        v.transcript_source = s.text_source(v.row)
+        if not v.windows:
+            raise ValueError(f"transcript {tpath} holds no windows")
+        return
+    if v.audio is None:
+        v.transcripts = [None] * len(v.windows)
+        v.no_text_reason = REASON_NO_AUDIO
+        # Recorded as this run's source, so the video counts as done for it.
+        v.transcript_source = s.text_source(v.row)
+        return
+    if s.asr_source is None:
+        raise ValueError("no transcript in the manifest and ASR is off; pass a transcript "
+                         "column or enable ASR")
+    cached = v.cached_segments
+    if cached is not None and abs(cached[0] - (v.duration_s or 0.0)) < 0.05:
+        v.segments_reused = True
+        _set_segments(v, cached[1], s)
+    else:
+        check_audio(v.audio)  # a bad track fails this video here, not its whole batch
+        v.needs_asr = True     # transcribed with the other videos at hand (transcribe_videos)
+
+
+def transcribe_videos(videos: Sequence[VideoTask], transcriber, s: EmbedSettings,
+                      stage_s: dict[str, float]) -> None:
+    """Whisper over every video that needs it, their speech chunks batched together
+    (``Transcriber.transcribe_many``); a failure is retried video by video so that it
+    names its own video."""
+    todo = [v for v in videos if v.error is None and v.needs_asr]
+    if not todo:
+        return
+    t = time.perf_counter()
+    try:
+        results = transcriber.transcribe_many([v.audio for v in todo])
+    except Exception:  # noqa: BLE001 - find the video, keep the others
+        results = []
+        for v in todo:
+            try:
+                results.append(transcriber.transcribe_segments(v.audio))
+            except (RuntimeError, ValueError) as exc:
+                v.error = f"ASR failed: {type(exc).__name__}: {exc}"
+                results.append(None)
+    _add_time(stage_s, "asr", time.perf_counter() - t)
+    for v, segments in zip(todo, results):
+        if segments is not None:
+            v.segments = segments
+            _set_segments(v, segments, s)
+
+
+def _set_segments(v: VideoTask, segments: list, s: EmbedSettings) -> None:
+    from .asr import window_texts
+
+    v.transcripts = window_texts(segments, v.windows, s.unit)
+    v.transcript_source = s.text_source(v.row)
+
+
+def encode_videos(modality: str, enc: Encoder, videos: Sequence[VideoTask],
+                  stage_s: dict[str, float]) -> None:
+    """``modality``'s rows for the live videos that need it, into ``v.outputs[modality]``.
+
+    All of them are encoded at once (batched); when that raises, each video is encoded
+    alone so that the exception is recorded on the video that caused it and the others
+    proceed. Every output is checked against the encoder contract (``check_output``).
+    """
+    live = [v for v in videos if v.error is None and modality in v.todo]
+    if not live:
+        return
+    t = time.perf_counter()
+    try:
+        X, reasons = _encode(modality, enc, live)
+        check_output(enc, X, reasons, sum(len(v.windows) for v in live))
+    except Exception:  # noqa: BLE001 - find the video, keep the others
+        for v in live:
+            try:
+                Xv, rv = _encode(modality, enc, [v])
+                check_output(enc, Xv, rv, len(v.windows))
+                v.outputs[modality] = (Xv, rv)
+            except Exception as exc:  # noqa: BLE001 - recorded on the video
+                v.error = f"{modality} encoder {enc.name} failed: {type(exc).__name__}: {exc}"
+    else:
+        k = 0
+        for v in live:
+            n = len(v.windows)
+            v.outputs[modality] = (X[k:k + n], list(reasons[k:k + n]))
+            k += n
+    _add_time(stage_s, modality, time.perf_counter() - t)
+
+
+def _encode(modality: str, enc: Encoder, live: list[VideoTask]):
+    """One modality's rows for every window of ``live``, in window order."""
+    blocks_X, blocks_r = [], []
+    if modality == "text":
+        texts = [tx for v in live for tx in v.transcripts]
+        X, reasons = enc.encode(texts) if texts else (np.zeros((0, enc.dim), np.float32), [])
+        k = 0
+        for v in live:  # a video without audio gets its real reason, not "no speech"
+            if v.no_text_reason:
+                reasons[k:k + len(v.windows)] = [v.no_text_reason] * len(v.windows)
+            k += len(v.windows)
+        return X, reasons
+    for v in live:
+        n = len(v.windows)
+        if modality == "audio":
+            if v.audio is None:
+                X, r = missing_rows(n, enc.dim, REASON_NO_AUDIO)
+            elif hasattr(enc, "encode_video"):
+                X, r = enc.encode_video(v.audio, v.windows)
+            else:
+                X, r = enc.encode([v.audio[int(w.start_s * SAMPLE_RATE):int(w.end_s * SAMPLE_RATE)]
+                                   for w in v.windows])
+        else:
+            if v.frames is None:
+                X, r = missing_rows(n, enc.dim, REASON_NO_VIDEO)
+            elif hasattr(enc, "encode_video"):
+                X, r = enc.encode_video(v.frames, v.frame_times, v.windows, v.frame_index)
+            else:
+                X, r = enc.encode([v.frames[ix] for ix in v.frame_index])
+        blocks_X.append(X)
+        blocks_r.extend(r)
+    X = np.concatenate(blocks_X) if blocks_X else np.zeros((0, enc.dim), np.float32)
+    return X, blocks_r
+
+
+def video_batch(videos: Sequence[VideoTask], s: EmbedSettings) -> WriteBatch:
+    """The videos' rows as one transaction: windows, segments, embeddings, video_features and
+    videos, each video's groups replaced whole. A video whose media or window geometry
+    changed loses every old row first; a run writes only the modalities it computed."""
+    batch = WriteBatch()
+    now = utcnow()
+    for v in videos:
+        vid = v.row["video_id"]
+        fp = v.fingerprint or (None, None, None)
+        geometry = [(w.idx, round(w.start_s, 6), round(w.end_s, 6)) for w in v.windows]
+        stored = [(i, round(a, 6), round(b, 6)) for i, a, b in v.stored_windows]
+        changed = v.stored is not None and fp[2] is not None and (
+            (v.stored.get("media_sha256") not in (None, fp[2]))
+            or (v.error is None and stored and stored != geometry))
+        if changed:
+            batch.delete_videos([vid])
+        texts = "text" in v.todo and v.error is None and "text" in v.outputs
+        if v.error is None and (changed or not stored or texts):
+            batch.replace("windows", {
+                "video_id": [vid] * len(v.windows), "window_idx": [w.idx for w in v.windows],
+                "start_s": [w.start_s for w in v.windows], "end_s": [w.end_s for w in v.windows],
+                # An audio or video run writes windows only for a new or changed video, and
+                # then without text: it never overwrites what a text run wrote.
+                "transcript": v.transcripts if texts else [None] * len(v.windows),
+            })
+        if v.error is None and v.segments:
+            batch.replace("segments", [{
+                "video_id": vid, "source": s.asr_source, "segment_idx": k,
+                "start_s": seg.start_s, "end_s": seg.end_s, "text": seg.text,
+                "words": [{"start_s": w.start_s, "end_s": w.end_s, "text": w.text} for w in seg.words],
+                "word_timestamps": s.word_timestamps, "duration_s": v.duration_s,
+            } for k, seg in enumerate(v.segments)])
+        if v.error is None:
+            for m, (X, reasons) in v.outputs.items():
+                enc = s.encoder(m)
+                batch.replace("embeddings", embeddings_table(
+                    enc.encoder_id, enc.dim, [vid] * len(v.windows), [w.idx for w in v.windows],
+                    X, reasons))
+                batch.replace("video_features", [{
+                    "video_id": vid, "encoder_id": enc.encoder_id, "modality": m,
+                    "media_sha256": fp[2], "window_s": s.window_s, "hop_s": s.hop_s,
+                    "text_source": v.transcript_source if m == "text" else None,
+                    "n_windows": len(v.windows), "embedded_at": now}])
+        old = v.stored or {}
+        text_source = v.transcript_source if texts else (None if changed else old.get("transcript_source"))
+        batch.replace("videos", [{
+            **{c: v.row.get(c) for c in _META}, "video_id": vid,
+            "media_size": fp[0], "media_mtime": fp[1], "media_sha256": fp[2],
+            "duration_s": v.duration_s if v.error is None else old.get("duration_s"),
+            "window_s": s.window_s, "hop_s": s.hop_s,
+            "status": STATUS_FAILED if v.error else STATUS_OK, "error": v.error,
+            "transcript_source": text_source, "updated_at": now,
+        }])
+    return batch
+
+
+def record_outcome(videos: Iterable[VideoTask], report: EmbedReport,
+                   log: Callable[[str], None]) -> None:
+    """Count committed videos into ``report`` and name each failed one (on ``log``)."""
+    for v in videos:
+        report.n_transcripts_reused += int(v.segments_reused)
+        if v.error:
+            report.failures.append(VideoFailure(v.row["video_id"], v.row.get("path"), v.error))
+            log(f"embed: FAILED {v.row['video_id']} ({v.row.get('path') or 'no file'}): {v.error}")
+        else:
+            report.n_embedded += 1
+            report.n_windows += len(v.windows)
+            report.media_s += v.duration_s or 0.0
 
 
 class Embedder:
@@ -129,6 +449,9 @@ class Embedder:
         ``"segment"`` (the competition transcripts' convention: whole sentences for the
         text encoder), only the overlapping ``"word"`` s, or ``"auto"`` (default): the
         unit that matches the windows a model learns from (:func:`matching_text_unit`).
+
+    :meth:`start` plans a run (what the store still lacks); :meth:`run` then embeds chunk
+    by chunk in this process. ``featurestore.ray_engine`` runs the same plan on Ray.
     """
 
     def __init__(self, store: FeatureStore, encoders: dict[str, Encoder], transcriber=None,
@@ -142,28 +465,28 @@ class Embedder:
         unknown = set(encoders) - set(MODALITIES)
         if unknown:
             raise ValueError(f"unknown modality {sorted(unknown)}; choose from {', '.join(MODALITIES)}")
+        if chunk_size < 1:
+            raise ValueError(f"chunk_size must be >= 1, got {chunk_size!r}")
         self.store, self.encoders, self.transcriber = store, encoders, transcriber
         self.window_s, self.hop_s, self.chunk_size = window_s, hop_s, chunk_size
         self.progress, self.text_unit = progress, text_unit
-        self.unit = None if text_unit == "auto" else text_unit  # resolved in run()
+        self.unit = None if text_unit == "auto" else text_unit  # resolved in start()
         for enc in encoders.values():
             if hasattr(enc, "show_progress"):
                 enc.show_progress = progress
         self.log = log or (lambda msg: print(msg, file=sys.stderr))
 
-    # ------------------------------------------------------------------ planning
-    def _text_source(self, row: dict) -> str | None:
-        """The ``transcript_source`` this run gives ``row``'s windows (None: no text possible):
-        what is recorded, and what a stored video's text must match to be done."""
-        tpath = row.get("transcript_path")
-        if tpath:
-            # Window TSV files fix each window's text themselves: no text unit applies.
-            return f"file:{tpath}" + ("" if _is_window_tsv(tpath) else f"#{self.unit}")
-        if self.transcriber is None:
-            return None
-        return f"{self._asr_source_prefix()}#{self.unit}"
+    @property
+    def settings(self) -> EmbedSettings:
+        """This run's :class:`EmbedSettings` (the text unit as resolved so far)."""
+        return EmbedSettings(
+            window_s=self.window_s, hop_s=self.hop_s, unit=self.unit,
+            asr_source=asr_source(self.transcriber),
+            word_timestamps=bool(self.transcriber is not None and self.transcriber.word_timestamps),
+            encoders=tuple(EncoderRef(m, e.encoder_id, int(e.dim), e.name) for m, e in self.encoders.items()))
 
-    def _plan(self, rows: Sequence[dict]) -> tuple[list[_Video], list[dict]]:
+    # ------------------------------------------------------------------ planning
+    def _plan(self, rows: Sequence[dict]) -> tuple[list[VideoTask], list[dict]]:
         """Which modalities each video still needs, from the store's fingerprints.
 
         A video is done for an encoder when its ``video_features`` row matches the media
@@ -194,11 +517,12 @@ class Embedder:
             con.close()
         return todo, refresh
 
-    def _todo(self, rows: Sequence[dict], stored: dict, features: dict) -> tuple[list[_Video], list[dict]]:
+    def _todo(self, rows: Sequence[dict], stored: dict, features: dict) -> tuple[list[VideoTask], list[dict]]:
         todo, refresh = [], []
+        settings = self.settings
         for r in rows:
             old = stored.get(r["video_id"])
-            v = _Video(row=r, stored=old)
+            v = VideoTask(row=r, stored=old)
             try:
                 v.fingerprint = input_fingerprint(r, old)
             except OSError:
@@ -208,7 +532,7 @@ class Embedder:
                 ok = (f is not None and v.fingerprint is not None
                       and f["media_sha256"] == v.fingerprint[2]
                       and _same(f["window_s"], self.window_s) and _same(f["hop_s"], self.hop_s)
-                      and (m != "text" or f["text_source"] == self._text_source(r)))
+                      and (m != "text" or f["text_source"] == settings.text_source(r)))
                 if not ok:
                     v.todo.add(m)
             if v.todo:
@@ -218,7 +542,7 @@ class Embedder:
                 refresh.append({**old, **{c: r.get(c) for c in _META}, "updated_at": utcnow()})
         return todo, refresh
 
-    def _cached_segments(self, con, videos: Sequence[_Video]) -> dict[str, tuple[float, list]]:
+    def _cached_segments(self, con, videos: Sequence[VideoTask]) -> dict[str, tuple[float, list]]:
         """Stored Whisper segments of ``videos`` from this model and language, with words where
         word windows need them, computed from the same media: ``{video_id: (duration_s,
         segments)}``. A video whose speech Whisper found nothing in has none (it runs again)."""
@@ -228,7 +552,7 @@ class Embedder:
         if not want:
             return {}
         found = con.execute(read_sql("embed_cached_segments"), [
-            list(want), self._asr_source_prefix(), self.unit == "word"]).fetchall()
+            list(want), asr_source(self.transcriber), self.unit == "word"]).fetchall()
         out: dict[str, tuple[float, list]] = {}
         for vid, media_sha, duration, segs in found:
             if media_sha != want[vid]:
@@ -238,13 +562,11 @@ class Embedder:
                                    for s in segs])
         return out
 
-    def _asr_source_prefix(self) -> str:
-        return f"asr:{self.transcriber.name}/{self.transcriber.language}"
-
-    # ------------------------------------------------------------------ running
-    def run(self, manifest: Manifest | pd.DataFrame, shard: tuple[int, int] = (0, 1)) -> EmbedReport:
-        """Embed every video of ``manifest`` (its ``videos`` frame) that this shard owns."""
-        t0 = time.perf_counter()
+    def start(self, manifest: Manifest | pd.DataFrame, shard: tuple[int, int] = (0, 1)
+              ) -> tuple[EmbedReport, list[VideoTask]]:
+        """Plan a run over the videos of ``manifest`` this shard owns: resolve the text unit,
+        record the encoders, find what the store lacks and refresh changed manifest facts.
+        Returns the report to fill and the videos with work to do."""
         videos = manifest.videos if isinstance(manifest, Manifest) else manifest
         i, n = shard
         # Shard by manifest position: stable for a given manifest, disjoint across shards.
@@ -260,7 +582,13 @@ class Embedder:
         report.n_skipped = len(rows) - len(todo)
         if refresh:
             self.store.commit(WriteBatch().replace("videos", refresh))
+        return report, todo
 
+    # ------------------------------------------------------------------ running
+    def run(self, manifest: Manifest | pd.DataFrame, shard: tuple[int, int] = (0, 1)) -> EmbedReport:
+        """Embed every video of ``manifest`` (its ``videos`` frame) that this shard owns."""
+        t0 = time.perf_counter()
+        report, todo = self.start(manifest, shard)
         bar = tqdm(total=len(todo), unit="video", desc="embed", disable=not self.progress,
                    dynamic_ncols=True)
         for start in range(0, len(todo), self.chunk_size):
@@ -295,29 +623,20 @@ class Embedder:
                          f"({chosen[m]['encoder_id']}). Switch with `cli.py use-encoders {enc.encoder_id}`")
         self.store.commit(batch)
 
-    def _process_chunk(self, chunk: list[_Video], report: EmbedReport) -> None:
+    def _process_chunk(self, chunk: list[VideoTask], report: EmbedReport) -> None:
+        s = self.settings
         for v in chunk:
-            self._prepare(v, report)
-        self._transcribe_chunk(chunk, report)
-        outputs: dict[str, dict[str, tuple[np.ndarray, list[str | None]]]] = {}
+            prepare_video(v, s, report.stage_s)
+        transcribe_videos(chunk, self.transcriber, s, report.stage_s)
         for modality, enc in self.encoders.items():
-            t = time.perf_counter()
-            outputs[modality] = self._encode_isolated(modality, enc, chunk)
-            report.stage_s[modality] += time.perf_counter() - t
+            encode_videos(modality, enc, chunk, report.stage_s)
         t = time.perf_counter()
-        self.store.commit(self._chunk_batch(chunk, outputs))
+        self.store.commit(video_batch(chunk, s))
         report.stage_s["write"] += time.perf_counter() - t
-        for v in chunk:
-            if v.error:
-                report.failures.append(VideoFailure(v.row["video_id"], v.row.get("path"), v.error))
-                self.log(f"embed: FAILED {v.row['video_id']} ({v.row.get('path') or 'no file'}): {v.error}")
-            else:
-                report.n_embedded += 1
-                report.n_windows += len(v.windows)
-                report.media_s += v.duration_s or 0.0
+        record_outcome(chunk, report, self.log)
 
     @staticmethod
-    def _load_stored_windows(con, videos: list[_Video]) -> None:
+    def _load_stored_windows(con, videos: list[VideoTask]) -> None:
         ids = [v.row["video_id"] for v in videos if v.stored is not None]
         if not ids:
             return
@@ -329,228 +648,6 @@ class Embedder:
             by_video[vid].append((int(idx), float(s), float(e)))
         for v in videos:
             v.stored_windows = by_video.get(v.row["video_id"], [])
-
-    def _chunk_batch(self, chunk: list[_Video], outputs) -> WriteBatch:
-        """The chunk's rows as one transaction: windows, segments, embeddings, video_features and
-        videos, each video's groups replaced whole. A video whose media or window geometry
-        changed loses every old row first; a run writes only the modalities it computed."""
-        batch = WriteBatch()
-        now = utcnow()
-        for v in chunk:
-            vid = v.row["video_id"]
-            fp = v.fingerprint or (None, None, None)
-            geometry = [(w.idx, round(w.start_s, 6), round(w.end_s, 6)) for w in v.windows]
-            stored = [(i, round(s, 6), round(e, 6)) for i, s, e in v.stored_windows]
-            changed = v.stored is not None and fp[2] is not None and (
-                (v.stored.get("media_sha256") not in (None, fp[2]))
-                or (v.error is None and stored and stored != geometry))
-            if changed:
-                batch.delete_videos([vid])
-            texts = "text" in v.todo and v.error is None and "text" in outputs \
-                and vid in outputs["text"]
-            if v.error is None and (changed or not stored or texts):
-                batch.replace("windows", {
-                    "video_id": [vid] * len(v.windows), "window_idx": [w.idx for w in v.windows],
-                    "start_s": [w.start_s for w in v.windows], "end_s": [w.end_s for w in v.windows],
-                    # An audio or video run writes windows only for a new or changed video, and
-                    # then without text: it never overwrites what a text run wrote.
-                    "transcript": v.transcripts if texts else [None] * len(v.windows),
-                })
-            if v.error is None and v.segments:
-                batch.replace("segments", [{
-                    "video_id": vid, "source": self._asr_source_prefix(), "segment_idx": k,
-                    "start_s": seg.start_s, "end_s": seg.end_s, "text": seg.text,
-                    "words": [{"start_s": w.start_s, "end_s": w.end_s, "text": w.text} for w in seg.words],
-                    "word_timestamps": self.transcriber.word_timestamps, "duration_s": v.duration_s,
-                } for k, seg in enumerate(v.segments)])
-            if v.error is None:
-                for m, per_video in outputs.items():
-                    if vid not in per_video:
-                        continue
-                    enc = self.encoders[m]
-                    X, reasons = per_video[vid]
-                    batch.replace("embeddings", embeddings_table(
-                        enc.encoder_id, enc.dim, [vid] * len(v.windows), [w.idx for w in v.windows],
-                        X, reasons))
-                    batch.replace("video_features", [{
-                        "video_id": vid, "encoder_id": enc.encoder_id, "modality": m,
-                        "media_sha256": fp[2], "window_s": self.window_s, "hop_s": self.hop_s,
-                        "text_source": v.transcript_source if m == "text" else None,
-                        "n_windows": len(v.windows), "embedded_at": now}])
-            old = v.stored or {}
-            text_source = v.transcript_source if texts else (None if changed else old.get("transcript_source"))
-            batch.replace("videos", [{
-                **{c: v.row.get(c) for c in _META}, "video_id": vid,
-                "media_size": fp[0], "media_mtime": fp[1], "media_sha256": fp[2],
-                "duration_s": v.duration_s if v.error is None else old.get("duration_s"),
-                "window_s": self.window_s, "hop_s": self.hop_s,
-                "status": STATUS_FAILED if v.error else STATUS_OK, "error": v.error,
-                "transcript_source": text_source, "updated_at": now,
-            }])
-        return batch
-
-    # ------------------------------------------------------------------ per video
-    def _prepare(self, v: _Video, report: EmbedReport) -> None:
-        """Decode, window and transcribe one video; sets ``v.error`` instead of raising."""
-        row = v.row
-        wants = v.todo
-        if row.get("error"):
-            v.error = row["error"]
-            return
-        tpath = row.get("transcript_path")
-        # Media, when the video has a file, fixes the window grid for every modality alike.
-        need_media = bool(wants & {"audio", "video"}) or ("text" in wants and (not tpath or row.get("path")))
-        if need_media and not row.get("path"):
-            v.error = ("no video file given; add a 'video' path to the manifest, or embed "
-                       "only --modalities text from its 'transcript'")
-            return
-        try:
-            if need_media:
-                t = time.perf_counter()
-                media = decode_video(row["path"], window_s=self.window_s, hop_s=self.hop_s,
-                                     video="video" in wants)
-                report.stage_s["decode"] += time.perf_counter() - t
-                v.windows, v.duration_s = media.windows, media.duration_s
-                v.audio, v.frames, v.frame_index = media.audio, media.frames, media.frame_index
-                v.frame_times = media.frame_times
-                if not v.windows:
-                    raise MediaError(row["path"], f"is too short ({media.duration_s:.2f} s) for one "
-                                     "window", "Use clips of at least 0.5 s.")
-            if "text" in wants:
-                self._transcribe(v, report)
-            elif not v.transcripts:
-                v.transcripts = [None] * len(v.windows)
-        except MediaError as exc:
-            v.error = str(exc)
-        except (OSError, ValueError) as exc:
-            v.error = f"{type(exc).__name__}: {exc}"
-
-    def _transcribe(self, v: _Video, report: EmbedReport) -> None:
-        from .asr import check_audio
-        from .transcripts import read_transcript
-
-        tpath = v.row.get("transcript_path")
-        if tpath:
-            result = read_transcript(tpath, windows=v.windows or None, unit=self.unit)
-            if not v.windows:
-                v.windows = list(result.windows)
-                v.duration_s = v.windows[-1].end_s if v.windows else 0.0
-            v.transcripts = list(result.texts)
-            v.transcript_source = self._text_source(v.row)
-            if not v.windows:
-                raise ValueError(f"transcript {tpath} holds no windows")
-            return
-        if v.audio is None:
-            v.transcripts = [None] * len(v.windows)
-            v.no_text_reason = REASON_NO_AUDIO
-            # Recorded as this run's source, so the video counts as done for it.
-            v.transcript_source = self._text_source(v.row)
-            return
-        if self.transcriber is None:
-            raise ValueError("no transcript in the manifest and ASR is off; pass a transcript "
-                             "column or enable ASR")
-        cached = v.cached_segments
-        if cached is not None and abs(cached[0] - (v.duration_s or 0.0)) < 0.05:
-            report.n_transcripts_reused += 1
-            self._set_segments(v, cached[1])
-        else:
-            check_audio(v.audio)  # a bad track fails this video here, not its whole batch
-            v.needs_asr = True     # transcribed with the chunk's other videos (_transcribe_chunk)
-
-    def _transcribe_chunk(self, chunk: list[_Video], report: EmbedReport) -> None:
-        """Whisper over every video of the chunk that needs it, their speech chunks batched
-        together (``Transcriber.transcribe_many``); a failure is retried video by video so
-        that it names its own video."""
-        todo = [v for v in chunk if v.error is None and v.needs_asr]
-        if not todo:
-            return
-        t = time.perf_counter()
-        try:
-            results = self.transcriber.transcribe_many([v.audio for v in todo])
-        except Exception:  # noqa: BLE001 - find the video, keep the others
-            results = []
-            for v in todo:
-                try:
-                    results.append(self.transcriber.transcribe_segments(v.audio))
-                except (RuntimeError, ValueError) as exc:
-                    v.error = f"ASR failed: {type(exc).__name__}: {exc}"
-                    results.append(None)
-        report.stage_s["asr"] += time.perf_counter() - t
-        for v, segments in zip(todo, results):
-            if segments is not None:
-                v.segments = segments
-                self._set_segments(v, segments)
-
-    def _set_segments(self, v: _Video, segments: list) -> None:
-        from .asr import window_texts
-
-        v.transcripts = window_texts(segments, v.windows, self.unit)
-        v.transcript_source = self._text_source(v.row)
-
-    def _encode_isolated(self, modality: str, enc: Encoder, chunk: list[_Video]
-                         ) -> dict[str, tuple[np.ndarray, list[str | None]]]:
-        """``{video_id: (X, reasons)}`` for the chunk's live videos that need ``modality``.
-
-        The whole chunk is encoded at once (batched); when that raises, each video is encoded
-        alone so that the exception is recorded on the video that caused it and the others
-        proceed. Every output is checked against the encoder contract (``check_output``).
-        """
-        live = [v for v in chunk if v.error is None and modality in v.todo]
-        if not live:
-            return {}
-        try:
-            X, reasons = self._encode(modality, enc, live)
-            check_output(enc, X, reasons, sum(len(v.windows) for v in live))
-        except Exception:  # noqa: BLE001 - find the video, keep the others
-            out = {}
-            for v in live:
-                try:
-                    Xv, rv = self._encode(modality, enc, [v])
-                    check_output(enc, Xv, rv, len(v.windows))
-                    out[v.row["video_id"]] = (Xv, rv)
-                except Exception as exc:  # noqa: BLE001 - recorded on the video
-                    v.error = f"{modality} encoder {enc.name} failed: {type(exc).__name__}: {exc}"
-            return out
-        out, k = {}, 0
-        for v in live:
-            n = len(v.windows)
-            out[v.row["video_id"]] = (X[k:k + n], list(reasons[k:k + n]))
-            k += n
-        return out
-
-    def _encode(self, modality: str, enc: Encoder, live: list[_Video]):
-        """One modality's rows for every window of ``live``, in window order."""
-        blocks_X, blocks_r = [], []
-        if modality == "text":
-            texts = [tx for v in live for tx in v.transcripts]
-            X, reasons = enc.encode(texts) if texts else (np.zeros((0, enc.dim), np.float32), [])
-            k = 0
-            for v in live:  # a video without audio gets its real reason, not "no speech"
-                if v.no_text_reason:
-                    reasons[k:k + len(v.windows)] = [v.no_text_reason] * len(v.windows)
-                k += len(v.windows)
-            return X, reasons
-        for v in live:
-            n = len(v.windows)
-            if modality == "audio":
-                if v.audio is None:
-                    X, r = missing_rows(n, enc.dim, REASON_NO_AUDIO)
-                elif hasattr(enc, "encode_video"):
-                    X, r = enc.encode_video(v.audio, v.windows)
-                else:
-                    X, r = enc.encode([v.audio[int(w.start_s * SAMPLE_RATE):int(w.end_s * SAMPLE_RATE)]
-                                       for w in v.windows])
-            else:
-                if v.frames is None:
-                    X, r = missing_rows(n, enc.dim, REASON_NO_VIDEO)
-                elif hasattr(enc, "encode_video"):
-                    X, r = enc.encode_video(v.frames, v.frame_times, v.windows, v.frame_index)
-                else:
-                    X, r = enc.encode([v.frames[ix] for ix in v.frame_index])
-            blocks_X.append(X)
-            blocks_r.extend(r)
-        X = np.concatenate(blocks_X) if blocks_X else np.zeros((0, enc.dim), np.float32)
-        return X, blocks_r
 
 
 def text_origins(store: FeatureStore, split: str | None = None) -> dict[str, int]:
@@ -634,32 +731,67 @@ def _differs(a, b) -> bool:
     return str(a) != str(b)
 
 
-def embed_manifest(store: FeatureStore, manifest: Manifest, modalities: Iterable[str] = MODALITIES,
+@dataclass(frozen=True)
+class ModelSpec:
+    """How to build a run's models again in another process (a Ray actor): each modality's
+    encoder name, the device asked for, and the Transcriber's arguments (None: no ASR)."""
+
+    encoder_names: dict[str, str]
+    device: str
+    transcriber_kwargs: dict | None
+
+    def build_encoder(self, modality: str, device: str | None = None) -> Encoder:
+        from .encoders.registry import get_encoder
+
+        return get_encoder(self.encoder_names[modality], device=device or self.device)
+
+    def build_transcriber(self, device: str | None = None, **overrides):
+        from .asr import Transcriber
+
+        if self.transcriber_kwargs is None:
+            raise ValueError("this run has no ASR")
+        return Transcriber(**{**self.transcriber_kwargs, "device": device or self.device, **overrides})
+
+
+def build_embedder(store: FeatureStore, manifest: Manifest, modalities: Iterable[str] = MODALITIES,
                    encoder_names: dict[str, str] | None = None, device: str = "auto",
                    asr_backend: str = "faster-whisper", asr_model: str | None = None,
                    language: str = "id", text_model: str | None = None, beam_size: int | None = None,
-                   asr_batch_size: int | None = None, shard: tuple[int, int] = (0, 1), chunk_size: int = 8,
-                   progress: bool = True, text_unit: str = "auto") -> EmbedReport:
-    """Library entry point behind ``cli.py embed``: build encoders, run, report."""
+                   asr_batch_size: int | None = None, chunk_size: int = 8, progress: bool = True,
+                   text_unit: str = "auto") -> tuple[Embedder, ModelSpec]:
+    """The :class:`Embedder` ``cli.py embed`` runs (encoders built, Whisper set up where the
+    manifest needs it) and the :class:`ModelSpec` that builds the same models elsewhere."""
     from .encoders.registry import default_encoder, get_encoder
 
     modalities = list(dict.fromkeys(modalities))
     names = dict(encoder_names or {})
     if text_model:
         names["text"] = text_model if ":" in text_model else f"hf:{text_model}"
-    encoders = {}
-    for m in modalities:
-        name = names.get(m) or default_encoder(m)
-        encoders[m] = get_encoder(name, device=device)
+    names = {m: names.get(m) or default_encoder(m) for m in modalities}
+    encoders = {m: get_encoder(names[m], device=device) for m in modalities}
     if text_unit == "auto":
         text_unit = matching_text_unit(store, manifest.videos.to_dict("records"))
-    transcriber = None
+    transcriber, transcriber_kwargs = None, None
     needs_asr = "text" in modalities and manifest.videos["transcript_path"].isna().any()
     if needs_asr:
         from .asr import Transcriber
-        transcriber = Transcriber(backend=asr_backend, model=asr_model, language=language,
-                                  device=device, beam_size=beam_size, batch_size=asr_batch_size,
+        transcriber_kwargs = dict(backend=asr_backend, model=asr_model, language=language,
+                                  beam_size=beam_size, batch_size=asr_batch_size,
                                   word_timestamps=text_unit == "word")
+        transcriber = Transcriber(device=device, **transcriber_kwargs)
     embedder = Embedder(store, encoders, transcriber, chunk_size=chunk_size, progress=progress,
                         text_unit=text_unit)
+    return embedder, ModelSpec(names, device, transcriber_kwargs)
+
+
+def embed_manifest(store: FeatureStore, manifest: Manifest, modalities: Iterable[str] = MODALITIES,
+                   encoder_names: dict[str, str] | None = None, device: str = "auto",
+                   asr_backend: str = "faster-whisper", asr_model: str | None = None,
+                   language: str = "id", text_model: str | None = None, beam_size: int | None = None,
+                   asr_batch_size: int | None = None, shard: tuple[int, int] = (0, 1), chunk_size: int = 8,
+                   progress: bool = True, text_unit: str = "auto") -> EmbedReport:
+    """Library entry point behind ``cli.py embed`` (the local engine): build encoders, run, report."""
+    embedder, _ = build_embedder(
+        store, manifest, modalities, encoder_names, device, asr_backend, asr_model, language,
+        text_model, beam_size, asr_batch_size, chunk_size, progress, text_unit)
     return embedder.run(manifest, shard=shard)

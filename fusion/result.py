@@ -72,6 +72,8 @@ class TuneResult:
                     f"{self.confirmation.mean:.4f} ({', '.join(f'{x:.3f}' for x in self.confirmation.scores)})"]
                    if self.confirmation else []),
                  *([self.estimate.describe()] if self.estimate else
+                   ["a tuning-only run (--no-refit): the confirmation, the estimate and the model are "
+                    "left to a run of the same study without it"] if self.model is None else
                    ["no estimate of the whole procedure (--estimate off): the score above chose the "
                     "model and overstates what unseen videos will give"]),
                  *([f"ensemble selection over the trials: {self.ensemble.n_members} member(s), OOF macro-F1 "

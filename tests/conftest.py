@@ -1,4 +1,4 @@
-"""Shared fixtures: a throw-away PostgreSQL server for the tests that need a real one."""
+"""Shared fixtures: throw-away servers (PostgreSQL, S3 through moto) and a local Ray instance for the tests that need real ones."""
 import os
 import shutil
 import socket
@@ -71,3 +71,52 @@ def postgres():
         subprocess.run(prefix + [str(bindir / "pg_ctl"), "-D", str(data), "-m", "immediate", "-w", "stop"],
                        capture_output=True)
         shutil.rmtree(base, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def s3_server():
+    """A throw-away S3 server (moto) on a free loopback port; the AWS_* variables point at it
+    while it runs. Yields its endpoint URL. Never a real bucket."""
+    try:
+        from moto.server import ThreadedMotoServer
+    except ImportError:
+        require("moto's S3 server", "pip install 'moto[server]' (in the dev extra)")
+    import logging
+    logging.getLogger("werkzeug").setLevel(logging.ERROR)  # one line per request otherwise
+    port = _free_port()
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
+    server.start()
+    endpoint = f"http://127.0.0.1:{port}"
+    env = {"AWS_ENDPOINT_URL": endpoint, "AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
+           "AWS_REGION": "us-east-1"}
+    saved = {k: os.environ.get(k) for k in (*env, "AWS_ENDPOINT_URL_S3", "AWS_SESSION_TOKEN",
+                                            "AWS_DEFAULT_REGION")}
+    for k in ("AWS_ENDPOINT_URL_S3", "AWS_SESSION_TOKEN"):
+        os.environ.pop(k, None)
+    os.environ.update(env)
+    try:
+        yield endpoint
+    finally:
+        server.stop()
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+
+
+@pytest.fixture(scope="module")
+def ray_cluster():
+    """A local Ray instance with 2 CPUs for one test module; yields its address (for a second
+    driver process) and shuts it down at the end."""
+    try:
+        import ray
+        import ray.data  # noqa: F401
+    except ImportError:
+        require("Ray Data", "pip install 'reels-emotion[ray]' (in the dev extra)")
+    ray.init(num_cpus=2, include_dashboard=False, object_store_memory=512 * 1024 ** 2,
+             logging_level="WARNING")
+    try:
+        yield ray.get_runtime_context().gcs_address
+    finally:
+        ray.shutdown()

@@ -506,6 +506,7 @@ class _WhisperStates(Encoder):
 
     modality = "audio"
     packages_used = ("numpy", "faster-whisper", "ctranslate2")
+    uses_gpu = True
     CHUNK_S = 30.0
     STEP_S = 0.02          # one encoder output step
     STATE_DIM = 512

@@ -86,6 +86,9 @@ class Encoder(abc.ABC):
     version: str = "1"
     #: PyPI distributions whose versions are recorded as lineage.
     packages_used: tuple[str, ...] = ("numpy",)
+    #: Whether ``device="cuda"`` runs the model on a GPU (the Ray engine gives such an
+    #: encoder's actors a GPU share; the others get CPUs only).
+    uses_gpu: bool = False
 
     def __init__(self, device: str = "auto") -> None:
         if self.modality not in MODALITIES:

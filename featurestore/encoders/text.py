@@ -189,6 +189,7 @@ class HFTextEncoder(TextEncoder):
 
     version = "1"
     packages_used = ("numpy", "torch", "transformers", "tokenizers")
+    uses_gpu = True
 
     def __init__(self, path: str | os.PathLike, max_length: int | None = None, device: str = "auto",
                  cache_size: int = 20_000, batch_size: int = 32, name: str | None = None,
