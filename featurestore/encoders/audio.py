@@ -749,6 +749,7 @@ class DescriptorsWhisper(Encoder):
     modality = "audio"
     version = "1"
     packages_used = ("numpy", "faster-whisper", "ctranslate2")
+    uses_gpu = True          # the Whisper part
 
     def __init__(self, device: str = "auto", silence_dbfs: float = -70.0, **whisper_options: Any) -> None:
         super().__init__(device)
