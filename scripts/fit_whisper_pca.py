@@ -27,7 +27,7 @@ from tqdm import tqdm
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from featurestore import demo  # noqa: E402
+from reels_demo import corpus as demo  # noqa: E402
 from featurestore.encoders.audio import WHISPER_PCA_FILE, WhisperStats  # noqa: E402
 from featurestore.media import window_grid  # noqa: E402
 from featurestore.schema import SAMPLE_RATE  # noqa: E402

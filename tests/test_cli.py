@@ -63,10 +63,13 @@ def test_sql_error_is_a_message_not_a_traceback(tmp_path, text_manifest):
 
 
 def test_console_entry_points_agree():
+    # python -m featurestore, python -m reels_emotion and the checkout's cli.py shim are one parser.
     a = subprocess.run([sys.executable, "-m", "featurestore", "--help"], cwd=REPO,
                        capture_output=True, text=True)
     b = cli("--help")
-    assert a.returncode == b.returncode == 0 and a.stdout == b.stdout
+    c = subprocess.run([sys.executable, "-m", "reels_emotion", "--help"], cwd=REPO,
+                       capture_output=True, text=True)
+    assert a.returncode == b.returncode == c.returncode == 0 and a.stdout == b.stdout == c.stdout
     assert "tune-fusion" in a.stdout and "export-submission" in a.stdout
 
 

@@ -5,7 +5,7 @@ import av
 import numpy as np
 import pytest
 
-from featurestore.demo import (
+from reels_demo.corpus import (
     DemoError,
     build_demo_corpus,
     face_frames,
@@ -16,8 +16,7 @@ from featurestore.demo import (
 from featurestore.manifest import read_manifest
 from featurestore.schema import CLASSES
 
-pytestmark = pytest.mark.skipif(
-    __import__("shutil").which("espeak-ng") is None, reason="needs espeak-ng (apt-get install espeak-ng)")
+pytestmark = pytest.mark.usefixtures("espeak_ng")
 
 N_PER_CLASS = 2
 

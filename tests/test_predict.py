@@ -234,11 +234,8 @@ def test_predictor_refuses_a_model_without_encoder_names(tmp_path):
 
 # ---------------------------------------------------------------- files outside the store
 @pytest.fixture(scope="module")
-def media_model(tmp_path_factory):
+def media_model(tmp_path_factory, espeak_ng):
     """Eight real clips embedded (librosa audio descriptors) and a model tuned on them."""
-    import shutil
-    if shutil.which("espeak-ng") is None:
-        pytest.skip("espeak-ng not installed (apt-get install espeak-ng)")
     import media_fixtures as mf
     from featurestore.embed import Embedder
     from featurestore.encoders.registry import get_encoder
