@@ -29,8 +29,8 @@ sys.path.insert(0, str(ROOT))
 
 from featurestore.encoders.audio import WHISPER_PCA_FILE, WhisperStats  # noqa: E402
 from featurestore.media import window_grid  # noqa: E402
-from reels_demo import corpus as demo  # noqa: E402
 from featurestore.schema import SAMPLE_RATE  # noqa: E402
+from reels_demo import corpus as demo  # noqa: E402
 
 VARIANTS = ["", "+f1", "+f2", "+f3", "+f4", "+f5", "+m1", "+m2", "+m3", "+m4", "+m5", "+m6", "+m7",
             "+klatt", "+klatt2", "+klatt3", "+croak", "+whisper"]
