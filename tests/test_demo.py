@@ -45,6 +45,7 @@ def _decode(path):
     return audio, rate, np.stack(frames), fps
 
 
+@pytest.mark.slow
 def test_manifest_has_eight_classes_and_stratified_split(corpus):
     out, manifest = corpus
     rows = _rows(manifest)
@@ -110,6 +111,7 @@ def test_emotion_prosody_is_audible(corpus):
     assert f0["Surprise"] > 1.3 * f0["Sadness"], f0
 
 
+@pytest.mark.slow
 def test_second_call_reuses_files_and_changed_params_rebuild(corpus, tmp_path):
     out, manifest = corpus
     files = sorted(p for p in out.rglob("*") if p.is_file())

@@ -16,7 +16,7 @@ from featurestore.schema import DEFAULT_DIMS
 from featurestore.store import FeatureStore
 import media_fixtures as mf
 
-pytestmark = pytest.mark.usefixtures("espeak_ng")
+pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("espeak_ng")]
 
 
 @pytest.fixture(scope="module")

@@ -6,9 +6,12 @@ import sys
 import zipfile
 from pathlib import Path
 
+import pytest
+
 REPO = Path(__file__).resolve().parents[1]
 
 
+@pytest.mark.slow
 def test_a_wheel_install_runs_embed_and_sql(tmp_path):
     # Build from a copy: setuptools reuses an in-tree build/, which would ship files this
     # checkout has deleted since, and leaves one behind.

@@ -22,6 +22,8 @@ import media_fixtures as mf
 REPO = Path(__file__).resolve().parents[1]
 #: The demo corpus speaks through espeak-ng (as in tests/test_embed.py).
 needs_espeak = pytest.mark.usefixtures("espeak_ng")
+#: Real Ray instances and real models end to end: the whole module is in the slow tier.
+pytestmark = pytest.mark.slow
 
 #: Rows that must be the same whichever engine wrote them (times of writing aside).
 SAME_ROWS = {

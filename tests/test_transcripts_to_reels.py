@@ -14,7 +14,7 @@ from reels_demo.corpus import EMOTION_SENTENCES
 
 REPO = Path(__file__).resolve().parents[1]
 CLASSES = ("Anger", "Fear", "Joy", "Sadness")
-pytestmark = pytest.mark.usefixtures("espeak_ng")
+pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("espeak_ng")]
 
 
 def cli(*args: str) -> subprocess.CompletedProcess:
