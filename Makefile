@@ -5,7 +5,7 @@ setup:
 	bash scripts/setup.sh
 
 demo: setup
-	.venv/bin/python cli.py demo
+	.venv/bin/python -m reels_emotion demo
 
 # pytest exits 5 when it collected no tests: that must not pass.
 test: setup

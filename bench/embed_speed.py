@@ -30,7 +30,7 @@ SEED_AUDIO_WINDOWS_PER_S = 11.0
 
 def make_reels(out: Path, n_clips: int, seconds: float) -> Path:
     """``n_clips`` talking-face .mp4 files of about ``seconds`` each, and their manifest."""
-    from featurestore.demo import EMOTION_SENTENCES, face_frames, speak, write_talking_video
+    from reels_demo.corpus import EMOTION_SENTENCES, face_frames, speak, write_talking_video
     from featurestore.schema import CLASSES
 
     out.mkdir(parents=True, exist_ok=True)

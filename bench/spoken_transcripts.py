@@ -59,7 +59,7 @@ def speak_reel(window_texts: list[str | None], path: Path) -> float:
 
     Returns the seconds of audio written (at least the reel's own duration).
     """
-    from featurestore.demo import speak, write_talking_video
+    from reels_demo.corpus import speak, write_talking_video
 
     duration = (len(window_texts) - 1) * HOP_S + WINDOW_S
     pieces, end = [], 0.0

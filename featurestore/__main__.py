@@ -1,6 +1,6 @@
-"""``python -m featurestore``: the same command line as ``cli.py``."""
+"""``python -m featurestore``: the same command line as ``reels-emotion`` (:mod:`reels_emotion.cli`)."""
 import sys
 
-from cli import main
+from reels_emotion.cli import main
 
 sys.exit(main())

@@ -1,6 +1,6 @@
 """The main job on a built-in demo: corpus -> embed -> tune -> predict -> submission.
 
-``python cli.py demo`` runs it. The corpus (``featurestore.demo``) is made on the
+``python cli.py demo`` runs it. The corpus (``reels_demo.corpus``) is made on the
 fly: Indonesian speech from espeak-ng with sentences and prosody per emotion,
 over frames of a real face. Every step reuses what a previous run finished:
 clips are not re-rendered, embedded videos are skipped, and a finished study
@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from featurestore.demo import build_demo_corpus
+from reels_demo.corpus import build_demo_corpus
 from featurestore.embed import embed_manifest
 from featurestore.export import export_submission
 from featurestore.manifest import read_manifest

@@ -27,10 +27,10 @@ from tqdm import tqdm
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from featurestore import demo  # noqa: E402
 from featurestore.encoders.audio import WHISPER_PCA_FILE, WhisperStats  # noqa: E402
 from featurestore.media import window_grid  # noqa: E402
 from featurestore.schema import SAMPLE_RATE  # noqa: E402
+from reels_demo import corpus as demo  # noqa: E402
 
 VARIANTS = ["", "+f1", "+f2", "+f3", "+f4", "+f5", "+m1", "+m2", "+m3", "+m4", "+m5", "+m6", "+m7",
             "+klatt", "+klatt2", "+klatt3", "+croak", "+whisper"]

@@ -17,6 +17,14 @@ def require(what: str, how: str) -> None:
     pytest.skip(message)
 
 
+@pytest.fixture(scope="session")
+def espeak_ng() -> None:
+    """The espeak-ng binary that the tests' speech (reels_demo.corpus.speak) runs; a test or
+    module needing it says ``pytest.mark.usefixtures("espeak_ng")``, never a bare skip."""
+    if shutil.which("espeak-ng") is None:
+        require("espeak-ng", "apt-get install espeak-ng")
+
+
 def _pg_bin() -> Path | None:
     for version in ("15", "16", "17", "14"):
         b = Path(f"/usr/lib/postgresql/{version}/bin")

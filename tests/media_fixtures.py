@@ -29,8 +29,14 @@ MARKER_STEP = 16
 
 def espeak(text: str = SPEECH_TEXT, voice: str = "id", pitch: int = 50,
            speed: int = 150) -> tuple[np.ndarray, int]:
-    """Synthesise ``text`` with espeak-ng; returns (float32 mono samples in [-1, 1], rate Hz)."""
-    from featurestore.demo import speak
+    """Synthesise ``text`` with espeak-ng; returns (float32 mono samples in [-1, 1], rate Hz).
+    Without espeak-ng the calling test skips, or fails where CI requires services."""
+    import shutil
+
+    if shutil.which("espeak-ng") is None:
+        from conftest import require
+        require("espeak-ng", "apt-get install espeak-ng")
+    from reels_demo.corpus import speak
 
     return speak(text, voice=voice, pitch=pitch, speed=speed)
 
@@ -65,7 +71,7 @@ def frame_number_from_marker(frame: np.ndarray) -> int:
 
 def _write(path: Path, image: np.ndarray | None, n_frames: int, fps: int,
            audio: tuple[np.ndarray, int] | None, marker: bool) -> Path:
-    from featurestore.demo import write_talking_video
+    from reels_demo.corpus import write_talking_video
 
     def frames():
         for i in range(n_frames):

@@ -87,6 +87,7 @@ def test_window_texts_by_segment_and_by_word():
 
 
 # ------------------------------------------------------------------ faster-whisper
+@pytest.mark.slow
 def test_whisper_base_segments_hold_their_words(base, speech):
     segments = base.transcribe_segments(speech.audio)
     assert segments
@@ -128,6 +129,7 @@ def long_speech(speech, tmp_path_factory):
     return np.tile(round_, 4), round_.size / rate, spans
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("options", [{}, {"batch_size": 1}, {"vad_filter": False}],
                          ids=["batched-vad", "sequential-vad", "batched-fixed-chunks"])
 def test_long_clip_every_utterance_found_at_its_time(long_speech, options):
@@ -144,6 +146,7 @@ def test_long_clip_every_utterance_found_at_its_time(long_speech, options):
         assert len(rounds) >= 3, (word, [(round(s.start_s, 1), s.text) for s in segments])
 
 
+@pytest.mark.slow
 def test_clips_transcribed_together_read_as_each_alone(speech, long_speech):
     """Several clips' speech chunks share batches; each clip's segments, in its own
     seconds, are the ones it gets alone (times within Whisper's 0.02 s steps)."""

@@ -77,6 +77,7 @@ def planted(tmp_path_factory):
     return store, expected
 
 
+@pytest.mark.slow
 def test_planted_duplicates_conflicts_and_leakage(planted, tmp_path):
     store, expected = planted
     report = audit(store)

@@ -24,6 +24,7 @@ def text_manifest(tmp_path_factory):
     return d / "m.csv"
 
 
+@pytest.mark.slow
 def test_bad_row_named_nonzero_exit_good_rows_stored(tmp_path, text_manifest):
     store = tmp_path / "s"
     r = cli("embed", "--store", str(store), "--manifest", str(text_manifest),
@@ -55,6 +56,7 @@ def test_missing_store(tmp_path):
     assert r.returncode == 2 and "not a feature store" in r.stderr
 
 
+@pytest.mark.slow
 def test_sql_error_is_a_message_not_a_traceback(tmp_path, text_manifest):
     store = tmp_path / "s"
     cli("embed", "--store", str(store), "--manifest", str(text_manifest), "--modalities", "text", "--quiet")
@@ -63,13 +65,17 @@ def test_sql_error_is_a_message_not_a_traceback(tmp_path, text_manifest):
 
 
 def test_console_entry_points_agree():
+    # python -m featurestore, python -m reels_emotion and the checkout's cli.py shim are one parser.
     a = subprocess.run([sys.executable, "-m", "featurestore", "--help"], cwd=REPO,
                        capture_output=True, text=True)
     b = cli("--help")
-    assert a.returncode == b.returncode == 0 and a.stdout == b.stdout
+    c = subprocess.run([sys.executable, "-m", "reels_emotion", "--help"], cwd=REPO,
+                       capture_output=True, text=True)
+    assert a.returncode == b.returncode == c.returncode == 0 and a.stdout == b.stdout == c.stdout
     assert "tune-fusion" in a.stdout and "export-submission" in a.stdout
 
 
+@pytest.mark.slow
 def test_compact_command(tmp_path, text_manifest):
     store = tmp_path / "s"
     cli("embed", "--store", str(store), "--manifest", str(text_manifest), "--modalities", "text",
@@ -83,6 +89,7 @@ def test_compact_command(tmp_path, text_manifest):
     assert after.stdout == before.stdout and after.stdout.count("\n") == 1 + 9
 
 
+@pytest.mark.slow
 def test_a_notebook_reading_the_store_does_not_stop_embed_or_compact(tmp_path, text_manifest):
     """The README's way to query, a read-only attach in another process, held open while
     `embed` and `compact` write; its next query sees their work."""

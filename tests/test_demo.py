@@ -5,7 +5,7 @@ import av
 import numpy as np
 import pytest
 
-from featurestore.demo import (
+from reels_demo.corpus import (
     DemoError,
     build_demo_corpus,
     face_frames,
@@ -16,8 +16,7 @@ from featurestore.demo import (
 from featurestore.manifest import read_manifest
 from featurestore.schema import CLASSES
 
-pytestmark = pytest.mark.skipif(
-    __import__("shutil").which("espeak-ng") is None, reason="needs espeak-ng (apt-get install espeak-ng)")
+pytestmark = pytest.mark.usefixtures("espeak_ng")
 
 N_PER_CLASS = 2
 
@@ -46,6 +45,7 @@ def _decode(path):
     return audio, rate, np.stack(frames), fps
 
 
+@pytest.mark.slow
 def test_manifest_has_eight_classes_and_stratified_split(corpus):
     out, manifest = corpus
     rows = _rows(manifest)
@@ -111,6 +111,7 @@ def test_emotion_prosody_is_audible(corpus):
     assert f0["Surprise"] > 1.3 * f0["Sadness"], f0
 
 
+@pytest.mark.slow
 def test_second_call_reuses_files_and_changed_params_rebuild(corpus, tmp_path):
     out, manifest = corpus
     files = sorted(p for p in out.rglob("*") if p.is_file())

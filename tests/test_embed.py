@@ -16,7 +16,7 @@ from featurestore.schema import DEFAULT_DIMS
 from featurestore.store import FeatureStore
 import media_fixtures as mf
 
-pytestmark = pytest.mark.skipif(shutil.which("espeak-ng") is None, reason="espeak-ng not installed (apt-get install espeak-ng)")
+pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("espeak_ng")]
 
 
 @pytest.fixture(scope="module")

@@ -111,6 +111,7 @@ def test_librosa_fast_path_throughput(librosa_enc):
 
 
 # ------------------------------------------------------------------ whisper encoder
+@pytest.mark.slow
 def test_whisper_encoder_pools_and_projects():
     enc = get_encoder("whisper-encoder", device="cpu", cpu_threads=2)
     P = enc.projection
@@ -128,6 +129,7 @@ def test_whisper_encoder_pools_and_projects():
     assert other.encoder_id != enc.encoder_id
 
 
+@pytest.mark.slow
 def test_whisper_stats_is_the_shipped_pca_of_window_mean_and_std():
     full = get_encoder("whisper-stats-1024", device="cpu", cpu_threads=2)
     enc = get_encoder("whisper-stats", device="cpu", cpu_threads=2)
@@ -149,6 +151,7 @@ def test_whisper_stats_is_the_shipped_pca_of_window_mean_and_std():
         type(enc)(device="cpu", reduction="random")
 
 
+@pytest.mark.slow
 def test_descriptors_whisper_is_both_parts_side_by_side(librosa_enc):
     enc = get_encoder("descriptors-whisper", device="cpu", cpu_threads=2)
     assert enc.dim == 640 and enc.modality == "audio"
@@ -255,6 +258,7 @@ SIMILAR = ("Saya sangat senang dan bahagia hari ini", "Hari ini aku gembira seka
 UNRELATED = "Harga beras di pasar naik lagi minggu ini"
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("which,dim", [("e5", 384), ("mpnet", 768)])
 def test_text_dims_dedup_and_no_speech(which, dim, request):
     enc = request.getfixturevalue(which)

@@ -80,6 +80,7 @@ def test_round_trip(store, tmp_path):
     assert sorted(p.name for p in out.parent.iterdir()) == ["submission.csv"]   # no temp file left
 
 
+@pytest.mark.slow
 def test_method_choice_and_tied_prior(store, tmp_path):
     # One more Trust makes Surprise and Trust tie: the first class name wins (schema order).
     store.put("videos", [{"video_id": "tr9", "split": "train", "label": "Trust", "status": "ok"}])
@@ -91,6 +92,7 @@ def test_method_choice_and_tied_prior(store, tmp_path):
     assert dict(_read(tmp_path / "b.csv")[1:])["t5"] == "Trust"
 
 
+@pytest.mark.slow
 def test_refusals_leave_the_old_file(store, tmp_path):
     out = tmp_path / "sub.csv"
     out.write_text("old\n")

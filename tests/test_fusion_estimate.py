@@ -79,6 +79,7 @@ def _shuffled(store, seed: int = 0) -> None:
     _relabel(store, {r["video_id"]: str(lab) for r, lab in zip(rows, labels)})
 
 
+@pytest.mark.slow
 def test_the_nested_estimate_finds_the_signal_and_finds_chance_when_labels_are_shuffled(tmp_path):
     kwargs = dict(n_trials=4, families=FAST, show_progress=False, estimate="nested", estimate_trials=3,
                   confirm_top=2, confirm_repeats=1)
@@ -119,6 +120,7 @@ def test_the_nested_estimate_finds_the_signal_and_finds_chance_when_labels_are_s
     assert small[2] - small[1] > large[2] - large[1]  # a small set's score is less certain
 
 
+@pytest.mark.slow
 def test_trials_keep_their_out_of_fold_predictions_as_parquet_artifacts(tmp_path):
     store = make_store(tmp_path / "s", n_videos=40)
     res = tune_fusion(store, n_trials=3, families=FAST, study_name="arts", show_progress=False,
@@ -136,6 +138,7 @@ def test_trials_keep_their_out_of_fold_predictions_as_parquet_artifacts(tmp_path
                                  "reason": "auto without a nested estimate to measure it (--estimate off)"}
 
 
+@pytest.mark.slow
 def test_a_resumed_study_refuses_changed_labels_and_videos(tmp_path):
     store = make_store(tmp_path / "s", n_videos=40)
     kwargs = dict(families=FAST, study_name="fixed", show_progress=False, estimate="off", confirm_top=0)
@@ -150,6 +153,7 @@ def test_a_resumed_study_refuses_changed_labels_and_videos(tmp_path):
         tune_fusion(store, n_trials=4, **kwargs)
 
 
+@pytest.mark.slow
 def test_predict_defaults_to_the_newest_model_of_the_current_labelled_set(tmp_path):
     store = make_store(tmp_path / "s", n_videos=40)
     kwargs = dict(n_trials=2, families=FAST, show_progress=False, estimate="off", confirm_top=0)

@@ -53,6 +53,7 @@ def test_group_stats_standardise_each_group_and_name_an_unknown_one():
         st.transform(X[:1], np.array(["c"], dtype=object))
 
 
+@pytest.mark.slow
 def test_tuning_with_speaker_normalisation_beats_raw_vectors_and_predicts_new_clips(tmp_path):
     store = speaker_store(tmp_path / "s")
     kwargs = dict(n_trials=2, families=("pooled-logreg",), show_progress=False, estimate="off", confirm_top=0)

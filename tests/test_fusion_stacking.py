@@ -82,6 +82,7 @@ def test_ensemble_selection_is_greedy_with_replacement_and_never_below_the_best_
     assert only.weights == {7: 1.0}
 
 
+@pytest.mark.slow
 def test_a_deployed_ensemble_saves_loads_and_predicts_like_its_members(tmp_path):
     from fusion import load_model, load_window_data, tune_fusion
     from test_fusion_tune import make_store

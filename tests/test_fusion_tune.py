@@ -46,6 +46,7 @@ def make_store(root: Path, n_videos: int = 64, seed: int = 0, signal: float = 0.
     return store
 
 
+@pytest.mark.slow
 def test_study_on_a_store_finds_the_signal_and_saves_a_model(tmp_path):
     store = make_store(tmp_path / "store")
     res = tune_fusion(str(tmp_path / "store"), n_trials=6, seed=0, study_name="synthetic",
@@ -129,6 +130,7 @@ def _finished(storage: str, study: str) -> list[optuna.trial.FrozenTrial]:
             if t.state in (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED)]
 
 
+@pytest.mark.slow
 def test_killed_study_resumes_and_trials_accumulate(tmp_path):
     storage = f"sqlite:///{tmp_path / 'optuna.db'}"
     proc = subprocess.Popen([sys.executable, "-c", _worker_script(storage, "resume-me", 500)],
@@ -163,6 +165,7 @@ def test_killed_study_resumes_and_trials_accumulate(tmp_path):
                     storage=storage, families=FAST, show_progress=False, refit=False)
 
 
+@pytest.mark.slow
 def test_postgresql_storage_shared_by_several_workers(postgres):
     # Two worker processes tune one study at once; then a third run only finishes the remainder.
     procs = [subprocess.Popen([sys.executable, "-c", _worker_script(postgres, "shared", 8)],
@@ -181,6 +184,7 @@ def test_postgresql_storage_shared_by_several_workers(postgres):
     assert res.storage.startswith("postgresql")
 
 
+@pytest.mark.slow
 def test_the_store_loader_equals_the_sql_loader(tmp_path):
     from fusion.data import load_store_window_data
     store = make_store(tmp_path / "s", n_videos=24)
@@ -197,6 +201,7 @@ def test_the_store_loader_equals_the_sql_loader(tmp_path):
     con.close()
 
 
+@pytest.mark.slow
 def test_a_modality_only_test_videos_have_stays_out_of_training(tmp_path):
     from featurestore.store import WriteBatch
     from fusion.data import load_store_window_data

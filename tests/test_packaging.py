@@ -6,9 +6,12 @@ import sys
 import zipfile
 from pathlib import Path
 
+import pytest
+
 REPO = Path(__file__).resolve().parents[1]
 
 
+@pytest.mark.slow
 def test_a_wheel_install_runs_embed_and_sql(tmp_path):
     # Build from a copy: setuptools reuses an in-tree build/, which would ship files this
     # checkout has deleted since, and leaves one behind.
@@ -24,6 +27,13 @@ def test_a_wheel_install_runs_embed_and_sql(tmp_path):
     shipped = {n.rsplit("/", 1)[1] for n in names if n.startswith("featurestore/sql/") and n.endswith(".sql")}
     assert shipped == {p.name for p in (REPO / "sql").glob("*.sql")}
     assert "featurestore/encoders/whisper_base_stats_pca.npz" in names    # whisper-stats' PCA
+    # The command line lives in a package (no top-level module named cli), the demo's media
+    # generation in its own package (the demo command needs it), not in the library.
+    assert "cli.py" not in names and not any(n.startswith("cli/") for n in names)
+    assert "reels_emotion/cli.py" in names and "reels_emotion/__main__.py" in names
+    assert "reels_demo/corpus.py" in names and "featurestore/demo.py" not in names
+    entry = next(n for n in names if n.endswith(".dist-info/entry_points.txt"))
+    assert "reels-emotion = reels_emotion.cli:main" in zipfile.ZipFile(wheel).read(entry).decode()
     target = tmp_path / "site"
     r = subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--target", str(target),
                         str(wheel)], capture_output=True, text=True)

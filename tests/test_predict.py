@@ -170,6 +170,7 @@ def fitted(tmp_path_factory):
     return store, X, keys, window_model, pooled_model
 
 
+@pytest.mark.slow
 def test_predict_store_writes_one_row_per_window(fitted):
     store, X, keys, window_model, _ = fitted
     model_id = predict_store(store, split="test", batch_videos=2, progress=False)
@@ -190,6 +191,7 @@ def test_predict_store_writes_one_row_per_window(fitted):
     con.close()
 
 
+@pytest.mark.slow
 def test_pooled_model_scores_whole_videos_across_batches(fitted):
     store, X, keys, _, pooled_model = fitted
     assert predict_store(store, split="test", model_id="pooled-1", batch_videos=1, progress=False) == "pooled-1"
@@ -205,6 +207,7 @@ def test_pooled_model_scores_whole_videos_across_batches(fitted):
     assert tbl.groupby("video_id")["probs"].apply(lambda s: np.ptp(np.stack(s.to_numpy()), axis=0).max()).max() == 0
 
 
+@pytest.mark.slow
 def test_mismatched_encoder_or_dims_is_refused(fitted):
     store, *_ = fitted
     est = LogRegClassifier(C=1.0).fit(np.random.default_rng(1).standard_normal((8, 24)), np.arange(8) % 2)
@@ -234,11 +237,8 @@ def test_predictor_refuses_a_model_without_encoder_names(tmp_path):
 
 # ---------------------------------------------------------------- files outside the store
 @pytest.fixture(scope="module")
-def media_model(tmp_path_factory):
+def media_model(tmp_path_factory, espeak_ng):
     """Eight real clips embedded (librosa audio descriptors) and a model tuned on them."""
-    import shutil
-    if shutil.which("espeak-ng") is None:
-        pytest.skip("espeak-ng not installed (apt-get install espeak-ng)")
     import media_fixtures as mf
     from featurestore.embed import Embedder
     from featurestore.encoders.registry import get_encoder
@@ -263,6 +263,7 @@ def media_model(tmp_path_factory):
     return store, encoders, result, d
 
 
+@pytest.mark.slow
 def test_predictor_reproduces_the_store_prediction(media_model):
     store, encoders, result, d = media_model
     predict_store(store, split="train", model_id=result.model_id, progress=False)
@@ -289,6 +290,7 @@ def test_predictor_reproduces_the_store_prediction(media_model):
     assert again.emotion == pred.emotion and again.confidence == pytest.approx(pred.confidence, abs=1e-6)
 
 
+@pytest.mark.slow
 def test_predict_batch_keeps_going_past_bad_files(media_model, tmp_path):
     store, encoders, result, d = media_model
     (tmp_path / "empty.mp4").write_bytes(b"")
@@ -324,6 +326,7 @@ def grouped_model(media_model, tmp_path_factory):
     return store, encoders, result, d
 
 
+@pytest.mark.slow
 def test_predict_video_normalises_by_the_named_speaker_or_the_files_themselves(grouped_model):
     store, encoders, result, d = grouped_model
     stored = {r["video_id"]: r["confidence"] for r in store.query(
@@ -362,6 +365,7 @@ def test_predictor_windows_new_text_like_the_training_videos(tmp_path, sources, 
     assert matching_text_unit(store, [{"transcript_path": "/t/t_9_Joy.txt"}]) == "segment"
 
 
+@pytest.mark.slow
 def test_text_origin_note_only_when_the_predicted_text_comes_from_elsewhere(tmp_path):
     from fusion.predict import text_origin_note
     asr = "asr:faster-whisper:whisper-base-ct2/id"

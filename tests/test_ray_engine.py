@@ -4,7 +4,6 @@ One Ray instance serves the module (``ray_cluster``); a second driver process jo
 address. Real models, a real DuckLake store and, for the object-storage test, a real S3
 server (moto on loopback).
 """
-import shutil
 import signal
 import subprocess
 import sys
@@ -14,16 +13,17 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-import cli
 from featurestore.embed import build_embedder
 from featurestore.manifest import read_manifest
 from featurestore.store import FeatureStore
+from reels_emotion import cli
 import media_fixtures as mf
 
 REPO = Path(__file__).resolve().parents[1]
 #: The demo corpus speaks through espeak-ng (as in tests/test_embed.py).
-needs_espeak = pytest.mark.skipif(shutil.which("espeak-ng") is None,
-                                  reason="espeak-ng not installed (apt-get install espeak-ng)")
+needs_espeak = pytest.mark.usefixtures("espeak_ng")
+#: Real Ray instances and real models end to end: the whole module is in the slow tier.
+pytestmark = pytest.mark.slow
 
 #: Rows that must be the same whichever engine wrote them (times of writing aside).
 SAME_ROWS = {
@@ -51,7 +51,7 @@ def _embed_local(store, manifest, **kw):
 @pytest.fixture(scope="module")
 def demo_manifest(tmp_path_factory):
     """Five demo-corpus clips, a file that is not a video and a missing one."""
-    from featurestore.demo import build_demo_corpus
+    from reels_demo.corpus import build_demo_corpus
     d = tmp_path_factory.mktemp("demo")
     build_demo_corpus(d, n_per_class=2, seed=3, progress=False)
     rows = (d / "manifest.csv").read_text().splitlines()[:6]

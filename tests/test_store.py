@@ -141,6 +141,7 @@ def test_coalesced_ops_leave_the_same_rows_as_the_ops_in_order():
         [("delete", "windows"), ("insert", "windows"), ("delete", "videos"), ("insert", "videos")]
 
 
+@pytest.mark.slow
 def test_files_written_elsewhere_are_registered_in_the_batch_transaction(tmp_path):
     """DataLayout.spill writes a batch's per-window rows as Parquet files under the data path
     (hive folders for the partitioned embeddings); the commit registers them with the
@@ -176,6 +177,7 @@ def test_files_written_elsewhere_are_registered_in_the_batch_transaction(tmp_pat
         "SELECT count(*) FROM embeddings").column(0)[0].as_py() == 12
 
 
+@pytest.mark.slow
 def test_a_moved_store_opens_with_and_without_the_package(tmp_path):
     src = tmp_path / "original"
     store = FeatureStore(src)
@@ -209,6 +211,7 @@ def test_a_moved_store_opens_with_and_without_the_package(tmp_path):
     assert r.returncode == 0 and "[('Joy', 1)]" in r.stdout, r.stderr
 
 
+@pytest.mark.slow
 def test_a_reader_never_blocks_a_writer_and_keeps_its_snapshot(tmp_path):
     store = FeatureStore(tmp_path / "s")
     add_video(store, "v1", 3, {"audio": 4})
@@ -244,6 +247,7 @@ print("done")
 """
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("overlap", [True, False], ids=["same-videos", "different-videos"])
 def test_two_writer_processes(tmp_path, overlap):
     root = tmp_path / "s"
@@ -270,6 +274,7 @@ def test_two_writer_processes(tmp_path, overlap):
     assert all(r["n_windows"] == r["n_embeddings"] and r["n_videos"] == 1 for r in rows)
 
 
+@pytest.mark.slow
 def test_kill_9_during_commits_leaves_whole_chunks(tmp_path):
     root = tmp_path / "s"
     FeatureStore(root).close()
@@ -316,6 +321,7 @@ def test_kill_9_during_commits_leaves_whole_chunks(tmp_path):
     assert store.query("SELECT count(*) AS n FROM windows WHERE video_id = 'after'").column("n")[0].as_py() == 2
 
 
+@pytest.mark.slow
 def test_feature_sets_are_named_choices(tmp_path):
     store = FeatureStore(tmp_path / "s")
     add_video(store, "v1", 3, {"text": 4})
@@ -332,6 +338,7 @@ def test_feature_sets_are_named_choices(tmp_path):
         store.use_encoders(["nope"])
 
 
+@pytest.mark.slow
 def test_time_travel_and_compaction(tmp_path):
     store = FeatureStore(tmp_path / "s")
     for k in range(6):
@@ -364,6 +371,7 @@ def test_errors_name_the_problem(tmp_path):
         store.put("nonsense", [{"a": 1}])
 
 
+@pytest.mark.slow
 def test_postgresql_catalog(tmp_path, postgres):
     url = postgres.replace("postgresql+psycopg2://", "postgresql://") + "?schema=store_test"
     store = FeatureStore(tmp_path / "pg", catalog=url)
@@ -382,6 +390,7 @@ def test_postgresql_catalog(tmp_path, postgres):
     assert again.query("SELECT count(DISTINCT video_id) AS n FROM videos").column("n")[0].as_py() == 3
 
 
+@pytest.mark.slow
 def test_the_file_reader_equals_duckdb_in_every_state(tmp_path):
     """load_embeddings' pyarrow path (data files + delete files, as DuckLake lists them) returns
     what DuckDB returns: fresh commits, partial replacements, compaction, old snapshots."""
@@ -417,6 +426,7 @@ def test_the_file_reader_equals_duckdb_in_every_state(tmp_path):
     same(snapshot=snap)
 
 
+@pytest.mark.slow
 def test_compaction_while_a_writer_commits(tmp_path):
     root = tmp_path / "s"
     store = FeatureStore(root)

@@ -2,7 +2,6 @@
 files (the seed's ``window_idx<TAB>text`` format) predicts real videos it never saw,
 whose text comes from our Whisper and which also carry audio and video vectors."""
 import json
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -11,12 +10,11 @@ import pandas as pd
 import pytest
 
 import media_fixtures as mf
-from featurestore.demo import EMOTION_SENTENCES
+from reels_demo.corpus import EMOTION_SENTENCES
 
 REPO = Path(__file__).resolve().parents[1]
 CLASSES = ("Anger", "Fear", "Joy", "Sadness")
-pytestmark = pytest.mark.skipif(shutil.which("espeak-ng") is None,
-                                reason="espeak-ng not installed (apt-get install espeak-ng)")
+pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("espeak_ng")]
 
 
 def cli(*args: str) -> subprocess.CompletedProcess:

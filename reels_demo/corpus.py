@@ -37,7 +37,7 @@ from typing import Iterable, Sequence
 
 import numpy as np
 
-from .schema import CLASSES
+from featurestore.schema import CLASSES
 
 #: Bump when the generated media change for the same parameters (invalidates reuse).
 DEMO_VERSION = 1

@@ -1,0 +1,408 @@
+"""Command line: a thin shell over the featurestore and fusion libraries.
+
+    python cli.py embed --store S --manifest train.csv
+    python cli.py tune-fusion --store S --trials 30
+    python cli.py predict --store S --split test
+    python cli.py export-submission --store S --split test --out submission.csv
+    python cli.py sql --store S "SELECT label, count(*) FROM videos GROUP BY 1"
+    python cli.py sql --store S --snapshot 12 "SELECT count(*) FROM windows"
+    python cli.py use-encoders --store S 3f2a9c1b0d4e
+    python cli.py compact --store S
+
+Also installed as the ``reels-emotion`` console script and runnable as
+``python -m reels_emotion`` or ``python -m featurestore`` (``python cli.py`` from a
+checkout is a shim over this module). Exit status: 0 success, 1 some rows/videos failed
+(the rest was done), 2 bad usage or input that stopped the command.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+EXIT_OK, EXIT_PARTIAL, EXIT_USAGE = 0, 1, 2
+
+
+def _store(args, create: bool = False):
+    from featurestore.store import FeatureStore
+    return FeatureStore(args.store, create=create, catalog=getattr(args, "catalog", None),
+                        data_path=getattr(args, "data_path", None))
+
+
+def _encoder_map(spec: str | None) -> dict[str, str] | None:
+    """``audio=ID,text=ID`` -> ``{"audio": ID, "text": ID}``."""
+    if not spec:
+        return None
+    out = {}
+    for part in spec.split(","):
+        modality, sep, encoder_id = part.partition("=")
+        if not sep or not encoder_id.strip():
+            raise ValueError(f"--encoders {spec!r}: expected modality=encoder_id[,...], e.g. text=3f2a9c1b0d4e")
+        out[modality.strip()] = encoder_id.strip()
+    return out
+
+
+def _print_table(table, fmt: str = "table", out=sys.stdout) -> None:
+    """Print an Arrow table or DataFrame as an aligned table, CSV or JSON lines."""
+    import pandas as pd
+    df = table if isinstance(table, pd.DataFrame) else table.to_pandas()
+    if fmt == "csv":
+        df.to_csv(out, index=False)
+    elif fmt == "json":
+        out.write(df.to_json(orient="records", force_ascii=False, date_format="iso") + "\n")
+    else:
+        with pd.option_context("display.max_rows", 200, "display.max_columns", 50,
+                               "display.width", 200, "display.max_colwidth", 60):
+            out.write((df.to_string(index=False) if len(df) else "(no rows)") + "\n")
+
+
+# ---------------------------------------------------------------------- commands
+RAY_OPTIONS = ("ray_address", "ray_actors", "ray_cpus", "ray_gpus", "ray_batch")
+
+
+def cmd_embed(args) -> int:
+    from featurestore.embed import embed_manifest, parse_shard
+    from featurestore.manifest import read_manifest
+    if args.engine != "ray":
+        given = [f"--{o.replace('_', '-')}" for o in RAY_OPTIONS if getattr(args, o) is not None]
+        if given:
+            raise ValueError(f"{', '.join(given)} only apply with --engine ray")
+    if args.chunk_size < 1:
+        raise ValueError(f"--chunk-size {args.chunk_size}: need at least 1 video per chunk")
+    manifest = read_manifest(args.manifest, split=args.split, videos_dir=args.videos_dir,
+                             encoding=args.encoding)
+    print(manifest.summary(), file=sys.stderr)
+    store = _store(args, create=True)
+    names = {m: n for m, n in (("audio", args.audio_encoder), ("video", args.video_encoder),
+                               ("text", args.text_encoder)) if n}
+    common = dict(modalities=args.modalities, encoder_names=names, device=args.device,
+                  asr_backend=args.asr_backend, asr_model=args.asr_model, language=args.language,
+                  text_model=args.text_model, beam_size=args.beam_size,
+                  asr_batch_size=args.asr_batch_size, shard=parse_shard(args.shard),
+                  chunk_size=args.chunk_size, progress=not args.quiet, text_unit=args.text_unit)
+    if args.engine == "ray":
+        from featurestore.ray_engine import RayEngineError, RayOptions, embed_manifest_ray, parse_stage_map
+        try:
+            options = RayOptions(address=args.ray_address,
+                                 actors=parse_stage_map(args.ray_actors, "--ray-actors", int),
+                                 cpus=parse_stage_map(args.ray_cpus, "--ray-cpus", float),
+                                 gpus=parse_stage_map(args.ray_gpus, "--ray-gpus", float),
+                                 batch=parse_stage_map(args.ray_batch, "--ray-batch", int))
+            report = embed_manifest_ray(store, manifest, options=options, **common)
+        except RayEngineError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return EXIT_USAGE
+    else:
+        report = embed_manifest(store, manifest, **common)
+    print(report.summary())
+    print(f"store: {store.root}")
+    if report.failures:
+        print(f"{len(report.failures)} video(s) failed; they are listed in the store's videos view "
+              "(status='failed', error). Fix or remove them and run embed again: done videos are "
+              "skipped.", file=sys.stderr)
+    return EXIT_OK if report.ok and manifest.ok else EXIT_PARTIAL
+
+
+def cmd_tune(args) -> int:
+    from fusion.tune import tune_fusion
+    store = _store(args)
+    result = tune_fusion(store, n_trials=args.trials, timeout=args.timeout, seed=args.seed,
+                         study_name=args.study, storage=args.storage, n_folds=args.folds,
+                         families=args.families, show_progress=not args.quiet,
+                         confirm_top=args.confirm_top, confirm_repeats=args.confirm_repeats,
+                         encoders=_encoder_map(args.encoders), estimate=args.estimate,
+                         estimate_trials=args.estimate_trials, decision_rule=args.decision_rule,
+                         ensemble=args.ensemble, group_norm=args.group_norm, refit=not args.no_refit)
+    print(result.summary() if hasattr(result, "summary") else result)
+    return EXIT_OK
+
+
+def cmd_predict(args) -> int:
+    from fusion.predict import expected_score_note, predict_store, text_origin_note
+    store = _store(args)
+    model_id = predict_store(store, split=args.split, model_id=args.model)
+    note = text_origin_note(store, model_id, args.split)
+    if note:
+        print(note, file=sys.stderr)
+    tbl = store.query(
+        "SELECT method, emotion, count(*) AS videos, round(avg(confidence), 3) AS mean_confidence "
+        "FROM video_predictions p JOIN videos v USING (video_id) "
+        "WHERE model_id = ? AND v.split = ? GROUP BY ALL ORDER BY method, videos DESC",
+        [model_id, args.split])
+    print(f"model {model_id}: window probabilities written; video_predictions per method:")
+    print(f"  {expected_score_note(store, model_id, args.split)}")
+    _print_table(tbl)
+    return EXIT_OK
+
+
+def cmd_predict_video(args) -> int:
+    from fusion.predict import Predictor
+    if args.group is not None and not args.store:
+        print("error: predict-video --group names a group of --store; give --store too", file=sys.stderr)
+        return EXIT_USAGE
+    predictor = Predictor.from_store(_store(args), model_id=args.model, group=args.group,
+                                     same_speaker=args.same_speaker) if args.store \
+        else Predictor(args.model, same_speaker=args.same_speaker)
+    df = predictor.predict_batch(args.paths)
+    if args.json:
+        print(df.to_json(orient="records", force_ascii=False))
+    else:
+        _print_table(df)
+    return EXIT_PARTIAL if df["error"].notna().any() else EXIT_OK
+
+
+def cmd_export(args) -> int:
+    from featurestore.export import export_submission
+    from featurestore.store import StoreError
+    from fusion.predict import expected_score_note
+    store = _store(args)
+    result = export_submission(store, split=args.split, out_csv=args.out,
+                               method=args.method, model_id=args.model)
+    print(result.summary() if hasattr(result, "summary") else result)
+    try:
+        print(f"  {expected_score_note(store, result.model_id, args.split)}")
+    except StoreError:  # predictions written by hand: no models row to read an estimate from
+        pass
+    return EXIT_OK
+
+
+def cmd_audit(args) -> int:
+    from featurestore.audit import audit
+    report = audit(_store(args))
+    if args.format == "json":
+        print(report.to_json())
+    elif args.format == "csv":
+        for name, frame in report.to_frames().items():
+            print(f"# {name}")
+            frame.to_csv(sys.stdout, index=False)
+    else:
+        print(report.to_text())
+    return EXIT_OK
+
+
+def cmd_sql(args) -> int:
+    store = _store(args)
+    con = store.connect(read_only=not args.write, snapshot=args.snapshot)
+    try:
+        tbl = con.sql(args.query).to_arrow_table() if not args.write else None
+        if args.write:
+            con.execute(args.query)
+    finally:
+        con.close()
+    if tbl is not None:
+        _print_table(tbl, args.format)
+    return EXIT_OK
+
+
+def cmd_snapshots(args) -> int:
+    _print_table(_store(args).snapshots(), args.format)
+    return EXIT_OK
+
+
+def cmd_use_encoders(args) -> int:
+    store = _store(args)
+    if args.encoder_ids:
+        for m, e in store.use_encoders(args.encoder_ids).items():
+            print(f"fusion_vectors serves {m} from {e}")
+    from featurestore.sqlfiles import read_sql
+    _print_table(store.query(read_sql("encoder_inventory")))
+    return EXIT_OK
+
+
+def cmd_compact(args) -> int:
+    result = _store(args).compact(expire_older_than=args.expire_older_than,
+                                  cleanup_older_than=args.cleanup_older_than)
+    print(f"data files {result['data_files_before']} -> {result['data_files_after']}; "
+          f"{result['snapshots_expired']} snapshot(s) expired; {result['files_deleted']} file(s) deleted, "
+          f"{result['orphans_deleted']} orphaned file(s) of killed runs deleted, "
+          f"{result['files_waiting']} replaced file(s) kept for open readers until a later compact")
+    return EXIT_OK
+
+
+def cmd_encoders(args) -> int:
+    from featurestore.encoders.registry import available_encoders, default_encoder
+    rows = [{"name": n, "modality": m, "dim": d, "default": n == default_encoder(m), "description": desc}
+            for n, (m, d, desc) in available_encoders().items()]
+    import pandas as pd
+    _print_table(pd.DataFrame(rows))
+    return EXIT_OK
+
+
+def cmd_demo(args) -> int:
+    from fusion.demo import run_demo
+    return run_demo(Path(args.out), quick=args.quick)
+
+
+# ---------------------------------------------------------------------- parser
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="reels-emotion", description=__doc__.split("\n\n")[0])
+    sub = p.add_subparsers(dest="command", required=True)
+
+    def with_store(sp):
+        sp.add_argument("--store", required=True, help="feature store directory")
+        return sp
+
+    e = with_store(sub.add_parser("embed", help="embed a manifest's videos into the store"))
+    e.add_argument("--catalog", help="a new store's DuckLake catalog on PostgreSQL "
+                   "(postgresql://user@host:port/db?schema=name); default a SQLite file in the store")
+    e.add_argument("--data-path", help="a new store's data files on object storage (s3://bucket/prefix; "
+                   "endpoint and keys from the AWS_* environment variables); the store directory "
+                   "keeps store.json, models and a SQLite catalog")
+    e.add_argument("--manifest", required=True, help="CSV id,video[,emotion][,transcript][,group][,split]")
+    e.add_argument("--split", choices=["train", "test"], help="split of every row (default: train "
+                   "when labelled, else test; a 'split' column wins)")
+    e.add_argument("--videos-dir", help="folder holding {id}.mp4 for URL videos")
+    e.add_argument("--encoding", help="manifest text encoding (default UTF-8)")
+    e.add_argument("--modalities", type=lambda s: [m.strip() for m in s.split(",") if m.strip()],
+                   default=["audio", "video", "text"], help="any subset of audio,video,text")
+    e.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
+    e.add_argument("--asr-backend", default="faster-whisper", choices=["faster-whisper", "openai-whisper"])
+    e.add_argument("--asr-model", help="faster-whisper name/path (small, large-v3...) or an "
+                   "openai-whisper checkpoint; default: offline Whisper base")
+    e.add_argument("--language", default="id", help="spoken language (default id)")
+    e.add_argument("--beam-size", type=int, help="Whisper beam width (default: 1 on CPU, 5 on CUDA)")
+    e.add_argument("--asr-batch-size", type=int, help="speech chunks (<= 30 s) of one video decoded "
+                   "together (default: 8 on CPU, 16 on CUDA; 1: one after another)")
+    e.add_argument("--text-unit", default="auto", choices=["auto", "segment", "word"],
+                   help="a window's text from ASR, SRT/VTT or Whisper JSON: every overlapping "
+                   "segment (as in the competition's transcripts) or only its own words; auto "
+                   "(default): segment when the store's labelled videos or this manifest use "
+                   "window transcript files or segments, else word")
+    e.add_argument("--text-model", help="a local sentence-transformers/HF model directory")
+    e.add_argument("--audio-encoder", help="audio encoder name (see `encoders`)")
+    e.add_argument("--video-encoder", help="video encoder name")
+    e.add_argument("--text-encoder", help="text encoder name")
+    e.add_argument("--shard", help="i/n: embed only this shard of the manifest (run n processes)")
+    e.add_argument("--chunk-size", type=int, default=8, help="videos per written chunk (one "
+                   "transaction; with --engine ray also the videos per model call)")
+    e.add_argument("--engine", choices=["local", "ray"], default="local",
+                   help="local (default): this process, chunk by chunk; ray: a Ray Data pipeline "
+                   "(decode tasks, ASR and encoder actor pools, one commit per block by this process)")
+    e.add_argument("--ray-address", help="with --engine ray: a running cluster (auto, "
+                   "ray://host:10001 or host:6379); default: start a local Ray sized to this machine")
+    e.add_argument("--ray-actors", help="with --engine ray: most actors per model stage, N or "
+                   "stage=N[,...] (stages asr, audio, video, text); default sized to the cluster")
+    e.add_argument("--ray-cpus", help="with --engine ray: CPUs per worker, N or stage=N[,...] "
+                   "(also decode, write)")
+    e.add_argument("--ray-gpus", help="with --engine ray: GPUs per actor, e.g. asr=1,text=0.5; "
+                   "default: the GPU stages share the cluster's GPUs evenly")
+    e.add_argument("--ray-batch", help="with --engine ray: videos per call, stage=N[,...] "
+                   "(default --chunk-size; decode 1)")
+    e.add_argument("--quiet", action="store_true", help="no progress bar")
+    e.set_defaults(func=cmd_embed)
+
+    t = with_store(sub.add_parser("tune-fusion", help="Optuna search over fusion models, video-grouped CV"))
+    t.add_argument("--trials", type=int, default=30)
+    t.add_argument("--timeout", type=float, help="seconds")
+    t.add_argument("--seed", type=int, default=0)
+    t.add_argument("--study", help="study name; the same name resumes it")
+    t.add_argument("--storage", help="Optuna storage URL (e.g. postgresql://...); default a file in the store")
+    t.add_argument("--folds", type=int, default=5)
+    t.add_argument("--families", type=lambda s: s.split(","), help="restrict model families (comma list)")
+    t.add_argument("--confirm-top", type=int, default=5, help="re-score this many best trials on "
+                   "other fold partitions and keep the best mean (default 5; 0: the single best trial)")
+    t.add_argument("--confirm-repeats", type=int, default=2, help="other fold partitions for "
+                   "--confirm-top (default 2)")
+    t.add_argument("--encoders", help="train on these feature sets instead of the store's named "
+                   "choice: modality=encoder_id[,...] (see `use-encoders`)")
+    t.add_argument("--estimate", choices=["nested", "off"], default="nested",
+                   help="nested (default): score the whole procedure on outer folds it never saw "
+                   "(about folds x estimate-trials / trials times the study's time); off: skip")
+    t.add_argument("--estimate-trials", type=int, help="trials of each inner study of the nested "
+                   "estimate (default min(trials, 10))")
+    t.add_argument("--decision-rule", choices=["auto", "on", "off"], default="auto",
+                   help="per-class log-probability offsets for macro-F1: auto (default) applies them "
+                   "when the nested estimate measured a gain")
+    t.add_argument("--ensemble", choices=["auto", "on", "off"], default="auto",
+                   help="ensemble selection over the trials: auto (default) deploys it when the nested "
+                   "estimate scored it above the single model")
+    t.add_argument("--group-norm", choices=["auto", "on", "off"], default="auto",
+                   help="standardise window vectors per manifest group (speaker) over all of the "
+                   "group's stored windows: auto (default) when every labelled video has a group")
+    t.add_argument("--no-refit", action="store_true", help="a tuning-only worker: add trials to the "
+                   "shared --study and stop; one later tune-fusion run without it confirms, estimates "
+                   "and refits the chosen model")
+    t.add_argument("--quiet", action="store_true")
+    t.set_defaults(func=cmd_tune)
+
+    pr = with_store(sub.add_parser("predict", help="score a split's windows and aggregate per video"))
+    pr.add_argument("--split", default="test", choices=["train", "test"])
+    pr.add_argument("--model", help="model_id (default: the newest trained on the current labelled set)")
+    pr.set_defaults(func=cmd_predict)
+
+    pv = sub.add_parser("predict-video", help="embed and classify files that are not in a store")
+    pv.add_argument("paths", nargs="+")
+    pv.add_argument("--store", help="store whose best (or --model) model to use")
+    pv.add_argument("--model", help="model_id in --store, or a model directory")
+    pv.add_argument("--json", action="store_true")
+    pv.add_argument("--group", help="for a model trained with per-group normalisation: the store's "
+                    "group (speaker) the files belong to; its stored windows give the statistics")
+    pv.add_argument("--same-speaker", action="store_true",
+                    help="for such a model: the files are one new speaker, normalised by their own windows")
+    pv.set_defaults(func=cmd_predict_video)
+
+    ex = with_store(sub.add_parser("export-submission", help="write id,emotion CSV through SQL COPY"))
+    ex.add_argument("--split", default="test", choices=["train", "test"])
+    ex.add_argument("--out", required=True)
+    ex.add_argument("--method", choices=["majority", "weighted", "mean", "max"])
+    ex.add_argument("--model")
+    ex.set_defaults(func=cmd_export)
+
+    a = with_store(sub.add_parser("audit", help="duplicates, conflicts, leakage, balance, coverage"))
+    a.add_argument("--format", default="table", choices=["table", "csv", "json"])
+    a.set_defaults(func=cmd_audit)
+
+    q = with_store(sub.add_parser("sql", help="run a DuckDB query over the store's tables and views"))
+    q.add_argument("query")
+    q.add_argument("--format", default="table", choices=["table", "csv", "json"])
+    q.add_argument("--snapshot", type=int, help="read the store as of this snapshot id (see `snapshots`)")
+    q.add_argument("--write", action="store_true", help="run a statement that changes the store "
+                   "(one transaction; default: read-only)")
+    q.set_defaults(func=cmd_sql)
+
+    sn = with_store(sub.add_parser("snapshots", help="the store's snapshots (time travel targets)"))
+    sn.add_argument("--format", default="table", choices=["table", "csv", "json"])
+    sn.set_defaults(func=cmd_snapshots)
+
+    ue = with_store(sub.add_parser("use-encoders", help="choose which stored feature set fusion_vectors "
+                                   "serves per modality; without ids, list them"))
+    ue.add_argument("encoder_ids", nargs="*", help="encoder_id per modality to serve")
+    ue.set_defaults(func=cmd_use_encoders)
+
+    c = with_store(sub.add_parser("compact", help="merge small data files and clean up files no "
+                                  "snapshot needs (DuckLake maintenance; safe while others write)"))
+    c.add_argument("--expire-older-than", help="also expire snapshots older than this interval "
+                   "(e.g. '30 days'): time travel before it stops working")
+    c.add_argument("--cleanup-older-than", default="1 hour", help="delete the files compaction "
+                   "replaced once they are this old (default '1 hour': open readers may still read them)")
+    c.set_defaults(func=cmd_compact)
+
+    en = sub.add_parser("encoders", help="list the available encoders")
+    en.set_defaults(func=cmd_encoders)
+
+    d = sub.add_parser("demo", help="build a demo corpus and run the whole job on it")
+    d.add_argument("--out", default="demo_out")
+    d.add_argument("--quick", action="store_true", help="fewer clips and trials")
+    d.set_defaults(func=cmd_demo)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    import duckdb
+
+    from featurestore.manifest import ManifestError
+    from featurestore.store import StoreError
+    try:
+        return args.func(args)
+    except (ManifestError, StoreError, FileNotFoundError, ValueError, duckdb.Error) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        print("interrupted: chunks committed so far are kept; run the same command again to resume",
+              file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())
