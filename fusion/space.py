@@ -56,30 +56,28 @@ def _mlp(trial: "optuna.Trial") -> dict[str, Any]:
     }
 
 
+def _trees(trial: "optuna.Trial", prefix: str, max_leaves: int,
+           min_child: tuple[int, int]) -> dict[str, Any]:
+    """LightGBM's space; windows and pooled videos differ only in tree size and leaf counts."""
+    return {
+        "num_leaves": trial.suggest_int(f"{prefix}_num_leaves", 4, max_leaves, log=True),
+        "learning_rate": trial.suggest_float(f"{prefix}_learning_rate", 0.02, 0.3, log=True),
+        "feature_fraction": trial.suggest_float(f"{prefix}_feature_fraction", 0.05, 0.6),
+        "bagging_fraction": trial.suggest_float(f"{prefix}_bagging_fraction", 0.5, 1.0),
+        "min_child_samples": trial.suggest_int(f"{prefix}_min_child_samples", *min_child, log=True),
+        "lambda_l1": trial.suggest_float(f"{prefix}_lambda_l1", 1e-3, 10.0, log=True),
+        "lambda_l2": trial.suggest_float(f"{prefix}_lambda_l2", 1e-3, 10.0, log=True),
+    }
+
+
 def _lightgbm(trial: "optuna.Trial") -> dict[str, Any]:
     """Trees over windows: thousands of rows, so larger trees and leaves than pooled."""
-    return {
-        "num_leaves": trial.suggest_int("lgbm_num_leaves", 4, 63, log=True),
-        "learning_rate": trial.suggest_float("lgbm_learning_rate", 0.02, 0.3, log=True),
-        "feature_fraction": trial.suggest_float("lgbm_feature_fraction", 0.05, 0.6),
-        "bagging_fraction": trial.suggest_float("lgbm_bagging_fraction", 0.5, 1.0),
-        "min_child_samples": trial.suggest_int("lgbm_min_child_samples", 10, 300, log=True),
-        "lambda_l1": trial.suggest_float("lgbm_lambda_l1", 1e-3, 10.0, log=True),
-        "lambda_l2": trial.suggest_float("lgbm_lambda_l2", 1e-3, 10.0, log=True),
-    }
+    return _trees(trial, "lgbm", 63, (10, 300))
 
 
 def _pooled_lightgbm(trial: "optuna.Trial") -> dict[str, Any]:
     """Trees over one row per video: a few hundred rows, so small trees and leaves."""
-    return {
-        "num_leaves": trial.suggest_int("plgbm_num_leaves", 4, 31, log=True),
-        "learning_rate": trial.suggest_float("plgbm_learning_rate", 0.02, 0.3, log=True),
-        "feature_fraction": trial.suggest_float("plgbm_feature_fraction", 0.05, 0.6),
-        "bagging_fraction": trial.suggest_float("plgbm_bagging_fraction", 0.5, 1.0),
-        "min_child_samples": trial.suggest_int("plgbm_min_child_samples", 3, 40, log=True),
-        "lambda_l1": trial.suggest_float("plgbm_lambda_l1", 1e-3, 10.0, log=True),
-        "lambda_l2": trial.suggest_float("plgbm_lambda_l2", 1e-3, 10.0, log=True),
-    }
+    return _trees(trial, "plgbm", 31, (3, 40))
 
 
 def _pooled_logreg(trial: "optuna.Trial") -> dict[str, Any]:
