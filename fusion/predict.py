@@ -113,19 +113,15 @@ def _group_normaliser(store: FeatureStore, con, model: FusionModel, encoder_ids:
     return stats, groups
 
 
-def _named_group_normaliser(store: FeatureStore, model_path: Path, encoder_ids: dict[str, str],
-                            group: str) -> tuple:
+def _named_group_normaliser(store: FeatureStore, model: FusionModel, group: str) -> tuple:
     """``(GroupStats, group)`` of one stored group, for :class:`Predictor`.
 
     Raises:
-        PredictError: the model does not normalise per group, or the store has no such group.
+        PredictError: the store has no such group.
     """
     from .groupnorm import group_key, store_group_stats
-    model = load_model(model_path, device="cpu")
-    if not model.group_norm:
-        raise PredictError(f"model {model.model_id} was trained without per-group normalisation; drop --group")
     key = group_key(group)
-    stats = store_group_stats(store, encoder_ids, model.dims)
+    stats = store_group_stats(store, model_encoder_ids(model), model.dims)
     if key not in stats.mean:
         known = ", ".join(sorted(g or "(no group)" for g in stats.mean)[:20])
         raise PredictError(f"group {group!r} has no stored windows in {store.root}; known groups: {known}. "
@@ -273,7 +269,9 @@ class Predictor:
         unit recorded in the model's lineage by tune-fusion (the one its training windows
         match), else ``"segment"``.
     normaliser : for a model trained with per-group normalisation, ``(GroupStats, group)``:
-        every file is normalised by that group's statistics (see :meth:`from_store`'s ``group``).
+        every file is normalised by that group's statistics.
+    group, group_store : for such a model, the same from the windows of manifest group ``group``
+        (a speaker) stored in ``group_store`` (what :meth:`from_store`'s ``group`` passes).
     same_speaker : for such a model, the files are one new speaker: the statistics are taken
         over the files' own windows, as the store takes them over a new test group's.
     """
@@ -282,22 +280,29 @@ class Predictor:
                  encoder_lineage: dict[str, dict] | None = None, encoders: dict | None = None,
                  transcriber=None, language: str = "id", asr_model: str | None = None,
                  text_unit: str | None = None, normaliser: tuple | None = None,
-                 same_speaker: bool = False):
+                 same_speaker: bool = False, group: str | None = None,
+                 group_store: FeatureStore | None = None):
         try:
             self.model = load_model(model_path, device=device)
         except FileNotFoundError as exc:
             raise PredictError(str(exc)) from exc
-        self.normaliser = normaliser
         self.same_speaker = bool(same_speaker)
-        if self.model.group_norm and normaliser is None and not self.same_speaker:
+        wants_stats = normaliser is not None or self.same_speaker or group is not None
+        if self.model.group_norm and not wants_stats:
             raise PredictError(f"model {self.model.model_id} was trained on vectors normalised per manifest "
                                "group (speaker), so each file needs its speaker's statistics: pass the "
                                "store and the speaker's group (`predict-video --store S --group G`, "
                                "Predictor.from_store(store, group=G)), or say the files are all one new "
                                "speaker (`--same-speaker`: statistics over the files' own windows)")
-        if not self.model.group_norm and (normaliser is not None or self.same_speaker):
+        if not self.model.group_norm and wants_stats:
             raise PredictError(f"model {self.model.model_id} was trained without per-group normalisation; "
                                "drop --group/--same-speaker")
+        if group is not None:
+            if group_store is None:
+                raise PredictError(f"group={group!r} names a group of a store: pass group_store= "
+                                   "(or use Predictor.from_store(store, group=...))")
+            normaliser = _named_group_normaliser(group_store, self.model, group)
+        self.normaliser = normaliser
         self.device = device
         self.method = method or self.model.method
         if self.method not in AGGREGATIONS:
@@ -327,9 +332,7 @@ class Predictor:
             con.close()
         by_id = {r[0]: {"encoder_id": r[0], "name": r[1], "modality": r[2], "dim": r[3],
                         "config": json.loads(r[4]) if r[4] else {}} for r in rows}
-        if group is not None:
-            kwargs["normaliser"] = _named_group_normaliser(store, path, ids, group)
-        predictor = cls(path, **kwargs)
+        predictor = cls(path, group=group, group_store=store, **kwargs)
         if "text" in ids and not kwargs.get("text_unit") and "text_unit" not in predictor.model.lineage:
             from featurestore.embed import matching_text_unit
             predictor.text_unit = matching_text_unit(store)  # a model from before units were recorded
