@@ -137,7 +137,7 @@ def main(argv: list[str] | None = None) -> None:
         name = f"{name}{', per-speaker normalised' if norm else ''}"
         for seed in range(args.seeds):
             td = prepare(con, 5, seed, only(normed if norm else data, mods))
-            td.pool_in_numpy = norm or args.whisper_pca   # the store's SQL pools what it stores
+            td.group_norm = norm
             res = cross_validate(td, config, seed)
             scores.append(res.method_scores[config.method])
             if config.family == "stacked":
@@ -157,7 +157,7 @@ def main(argv: list[str] | None = None) -> None:
         from fusion.selection import decision_offsets, fit_ensemble_members, predict_ensemble
         from fusion.tune import tune_and_select
         td = prepare(con, 5, 0, normed)   # tune-fusion's default here: --group-norm auto is on
-        td.pool_in_numpy = True
+        td.group_norm = True
         t0 = time.perf_counter()
         est = nested_estimate(td, lambda sub, nm: tune_and_select(sub, tuple(_families(modalities)),
                                                                    args.ensemble_trials, 0, 5, 2, nm),

@@ -1,8 +1,10 @@
-"""Per-video pooling of window vectors in numpy (no store, no SQL).
+"""Per-video pooling of window vectors: the one implementation training, serving and the
+audit share.
 
-It lives here, below ``fusion``, because two layers pool the same way: fusion's pooled
-models and CV leakage groups (``fusion.data`` re-exports :func:`pool_numpy`), and the data
-audit (``featurestore.audit``), which must compare exactly the vectors CV compares.
+Training holds every window vector in memory already (``fusion.data.WindowData``), and
+serving pools windows of loose files that are in no store, so pooling is numpy over those
+arrays rather than SQL over the store. It lives here, below ``fusion``, because the data
+audit (``featurestore.audit``) must compare exactly the vectors CV compares.
 """
 from __future__ import annotations
 
@@ -13,7 +15,7 @@ POOL_STATS = ("mean", "mean+std")
 
 
 def pooled_feature_names(dims: dict[str, int], stats: str) -> list[str]:
-    """Column names of :func:`pool_numpy` / ``fusion.data.pool_video_vectors`` output."""
+    """Column names of :func:`pool_numpy`'s output."""
     names: list[str] = []
     for m, d in dims.items():
         names += [f"{m}_mean_{i}" for i in range(d)]
@@ -38,7 +40,7 @@ def assemble_pooled(blocks: dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]]
 
 def pool_numpy(X: np.ndarray, video_code: np.ndarray, n_videos: int,
                slices: dict[str, slice], stats: str = "mean+std") -> np.ndarray:
-    """The pooling of ``sql/pool_video_vectors.sql`` in numpy, for windows held in memory.
+    """Each video's pooled window vectors.
 
     Args:
         X: float32 (n_windows, d) with NaN rows per missing modality.

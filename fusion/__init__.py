@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING
 _EXPORTS = {
     "Aggregator": "aggregate", "aggregate_windows": "aggregate", "aggregation_sql": "aggregate",
     "macro_f1": "aggregate",
-    "WindowData": "data", "load_window_data": "data", "pool_numpy": "data", "pool_video_vectors": "data",
+    "WindowData": "data", "load_window_data": "data", "pool_numpy": "data",
     "FAMILIES": "modelio", "FusionModel": "modelio", "load_model": "modelio",
     "TuneResult": "result",
     "tune_fusion": "tune",
@@ -34,7 +34,7 @@ __all__ = sorted(_EXPORTS)
 
 if TYPE_CHECKING:  # what static tools see; at run time __getattr__ imports on demand
     from .aggregate import Aggregator, aggregate_windows, aggregation_sql, macro_f1  # noqa: F401
-    from .data import WindowData, load_window_data, pool_numpy, pool_video_vectors  # noqa: F401
+    from .data import WindowData, load_window_data, pool_numpy  # noqa: F401
     from .modelio import FAMILIES, FusionModel, load_model  # noqa: F401
     from .result import TuneResult  # noqa: F401
     from .tune import tune_fusion  # noqa: F401

@@ -31,7 +31,7 @@ from featurestore.duplicates import video_evidence
 from featurestore.pooling import pooled_means
 
 from .aggregate import Aggregator, macro_f1
-from .data import WindowData, load_window_data, pool_numpy, pool_video_vectors
+from .data import WindowData, load_window_data, pool_numpy
 from .modelio import POOLED_FAMILIES
 from .oof import OOFPredictions
 from .space import Config, make_estimator
@@ -185,25 +185,23 @@ class TuneData:
     aggregator: Aggregator = field(default_factory=Aggregator)
     _pooled: dict[str, np.ndarray] = field(default_factory=dict)
     _parent: tuple["TuneData", np.ndarray] | None = None
-    #: Pool ``data.X`` itself (numpy, as serving does) rather than the store's vectors by SQL:
-    #: needed when ``data.X`` was transformed (per-group normalisation).
-    pool_in_numpy: bool = False
+    #: Whether ``data.X`` was normalised per group (``fusion.groupnorm``); recorded with the model.
+    group_norm: bool = False
 
     @property
     def video_ids(self) -> np.ndarray:
         return self.data.videos["video_id"].to_numpy(dtype=str)
 
     def pooled(self, stats: str) -> np.ndarray:
-        """Video-level pooled features (SQL, cached per ``stats``)."""
+        """Video-level pooled features of ``data.X`` (``featurestore.pooling``, the same code
+        serving runs), cached per ``stats``."""
         if stats not in self._pooled:
             if self._parent is not None:  # a subset pools nothing itself: rows of its parent's
                 parent, rows = self._parent
                 self._pooled[stats] = parent.pooled(stats)[rows]
-            elif self.pool_in_numpy:
+            else:
                 d = self.data
                 self._pooled[stats] = pool_numpy(d.X, d.video_code, d.n_videos, d.slices, stats)
-            else:
-                self._pooled[stats] = pool_video_vectors(self.con, self.data, stats)
         return self._pooled[stats]
 
     def fingerprint(self) -> dict:
@@ -211,7 +209,7 @@ class TuneData:
         labels = "\n".join(f"{v}\t{y}" for v, y in zip(self.video_ids, self.y_video))
         return {"n_videos": int(self.data.n_videos), "n_windows": int(len(self.data.X)),
                 "dims": self.data.dims, "n_groups": self.group_report.n_groups,
-                "labels_sha256": hashlib.sha256(labels.encode()).hexdigest(), "group_norm": self.pool_in_numpy,
+                "labels_sha256": hashlib.sha256(labels.encode()).hexdigest(), "group_norm": self.group_norm,
                 "groups_sha256": hashlib.sha256(np.ascontiguousarray(self.groups, np.int64).tobytes()).hexdigest()}
 
     def subset(self, rows: np.ndarray, n_folds: int, seed: int) -> "TuneData":

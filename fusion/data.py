@@ -264,35 +264,3 @@ def load_store_window_data(store, encoders: dict[str, str], *, snapshot: int | N
     return _window_data(X, keys, videos, slices)
 
 
-# ------------------------------------------------------------------ pooling
-def pool_video_vectors(con, data: WindowData, stats: str = "mean+std") -> np.ndarray:
-    """Video-level features pooled in SQL (``sql/pool_video_vectors.sql``).
-
-    Returns float32 (n_videos, p), rows in ``data.videos`` order; per modality the mean
-    (and std if ``stats == 'mean+std'``) of the windows that have it (NaN when none do)
-    and the share of windows that have it. Equal to :func:`pool_numpy` on the same windows.
-    """
-    if stats not in POOL_STATS:
-        raise ValueError(f"stats must be one of {POOL_STATS}, got {stats!r}")
-    ids = data.videos["video_id"].to_numpy(dtype=str)
-    counts = data.window_counts()
-    sql = read_sql("pool_video_vectors")
-    vids = pa.table({"video_id": pa.array(ids, pa.string())})
-    con.register("_fusion_pool_ids", vids)
-    try:
-        blocks = {}
-        for m, d in data.dims.items():
-            t = fetch_arrow(con, sql.format(modality=f'"{m}"', videos="SELECT video_id FROM _fusion_pool_ids"))
-            mean = np.full((len(ids), d), np.nan, np.float64)
-            std = np.full((len(ids), d), np.nan, np.float64)
-            n_present = np.zeros(len(ids))
-            if t.num_rows:
-                rows = np.searchsorted(ids, np.asarray(t["video_id"].to_numpy(zero_copy_only=False)).astype(str))
-                mean[rows] = pc.list_flatten(t["mean"].combine_chunks()).to_numpy(zero_copy_only=False).reshape(-1, d)
-                std[rows] = pc.list_flatten(t["std"].combine_chunks()).to_numpy(zero_copy_only=False).reshape(-1, d)
-                n_present[rows] = t["n_present"].to_numpy(zero_copy_only=False)
-            blocks[m] = (mean, std, n_present / np.maximum(counts, 1))
-    finally:
-        con.unregister("_fusion_pool_ids")
-    return assemble_pooled(blocks, stats)
-

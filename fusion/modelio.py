@@ -104,7 +104,7 @@ class FusionModel:
         Args:
             X: float (n_windows, sum(dims)), NaN where a modality is missing.
             video_id: (n_windows,) required by pooled families, which pool each video's
-                windows (as ``sql/pool_video_vectors.sql`` does) and repeat its video
+                windows (``featurestore.pooling.pool_numpy``, as training did) and repeat its video
                 probabilities on every window, so any aggregation method returns them.
         """
         X = self._check(X)

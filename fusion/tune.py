@@ -151,7 +151,7 @@ def tune_fusion(store_or_con, n_trials: int = 30, timeout: float | None = None, 
         lineage = build_lineage(source, td, sel, study_name=study_name, storage=describe_storage(storage_obj),
                                 n_folds=n_folds, seed=seed, confirm_repeats=confirm_repeats, y_pred=y_pred,
                                 confusion=confusion(td.y_video, y_pred), nested=nested, rule=rule,
-                                variant=variant, group_norm=td.pool_in_numpy)
+                                variant=variant, group_norm=td.group_norm)
         encoders = current_encoders(source.con, td.data.dims, source.served)
         model = _refit(td, sel, variant, offsets, model_id, encoders, lineage, seed)
     model_dir: Path | None = None
@@ -194,7 +194,7 @@ def _check_choices(families, estimate: str, decision_rule: str, ensemble: str,
 
 def _study_data(source: TrainingSource, n_folds: int, seed: int, group_norm: str) -> TuneData:
     """The labelled windows of ``source`` (normalised per group when ``group_norm`` says so),
-    their leakage groups and folds; ``pool_in_numpy`` tells whether they were normalised."""
+    their leakage groups and folds; ``TuneData.group_norm`` records whether they were normalised."""
     store = source.store
     data = load_store_window_data(store, source.served, snapshot=source.snapshot) if store is not None else None
     normalised = bool(data is not None and (group_norm == "on" or (group_norm == "auto" and wants_group_norm(data))))
@@ -203,7 +203,7 @@ def _study_data(source: TrainingSource, n_folds: int, seed: int, group_norm: str
     if normalised:
         data = normalise(data, store_group_stats(store, source.served, data.dims, source.snapshot))
     td = prepare(source.con, n_folds, seed, data)
-    td.pool_in_numpy = normalised
+    td.group_norm = normalised
     return td
 
 
@@ -262,7 +262,7 @@ def _refit(td: TuneData, sel: Selection, variant: str, offsets: np.ndarray | Non
         return FusionModel(family=config.family, method=config.method, estimator=fit_final(td, config, seed),
                            modalities=tuple(dims), dims=dims, params=config.params, encoders=encoders,
                            pool_stats=config.pool_stats, model_id=model_id, lineage=lineage,
-                           offsets=offsets, group_norm=td.pool_in_numpy)
+                           offsets=offsets, group_norm=td.group_norm)
     fitted = fit_ensemble_members(td, sel, np.arange(td.data.n_videos), seed)
     members = [FusionModel(family=c.family, method="mean", estimator=est, modalities=tuple(dims), dims=dims,
                            params=c.params, encoders=encoders, pool_stats=c.pool_stats,
@@ -272,7 +272,7 @@ def _refit(td: TuneData, sel: Selection, variant: str, offsets: np.ndarray | Non
                        params={}, encoders=encoders,
                        model_id=model_id.replace(f"-{config.family}-{config.method}-", f"-{ENSEMBLE}-mean-"),
                        lineage=lineage, members=members, member_weights=list(sel.ensemble.weights.values()),
-                       group_norm=td.pool_in_numpy)
+                       group_norm=td.group_norm)
 
 
 def _save(model: FusionModel, model_dir: Path, source: TrainingSource, score: float,

@@ -1,4 +1,5 @@
-"""The aggregation SQL files equal a plain Python computation; SQL pooling equals numpy pooling."""
+"""The aggregation SQL files equal a plain Python computation; so does the one pooling that
+training and serving share."""
 from __future__ import annotations
 
 import duckdb
@@ -7,7 +8,7 @@ import pytest
 
 from featurestore.schema import AGGREGATIONS, CLASSES
 from fusion.aggregate import Aggregator, aggregation_sql, window_predictions_table
-from fusion.data import load_window_data, pool_numpy, pool_video_vectors
+from fusion.data import load_window_data, pool_numpy
 from test_fusion_synthdata import synthetic_con
 
 
@@ -107,16 +108,30 @@ def test_aggregation_sql_runs_on_a_plain_duckdb_relation():
         assert len(rows) == 2 and {r[2] for r in rows} == {method}
 
 
-def test_sql_pooling_equals_numpy_pooling():
+def test_pooling_equals_plain_loops_and_training_pools_the_same_way():
     con = synthetic_con(n_videos=24, seed=3)
     data = load_window_data(con)
     for stats in ("mean", "mean+std"):
-        sql = pool_video_vectors(con, data, stats)
-        ref = pool_numpy(data.X, data.video_code, data.n_videos, data.slices, stats)
-        assert sql.shape == ref.shape == (24, sum(d * (2 if stats == "mean+std" else 1) + 1
-                                               for d in data.dims.values()))
-        np.testing.assert_allclose(sql, ref, rtol=1e-5, atol=1e-5)
+        got = pool_numpy(data.X, data.video_code, data.n_videos, data.slices, stats)
+        assert got.shape == (24, sum(d * (2 if stats == "mean+std" else 1) + 1 for d in data.dims.values()))
+        for v in range(data.n_videos):
+            rows = data.X[data.video_code == v]
+            ref = []
+            for m, sl in data.slices.items():
+                block = rows[:, sl].astype(np.float64)
+                present = block[~np.isnan(block).any(axis=1)]
+                d = sl.stop - sl.start
+                ref += list(present.mean(axis=0)) if len(present) else [np.nan] * d
+                if stats == "mean+std":
+                    ref += list(present.std(axis=0)) if len(present) else [np.nan] * d
+                ref.append(len(present) / len(rows))
+            np.testing.assert_allclose(got[v], ref, rtol=1e-5, atol=1e-6)
     # every 7th video has no face vectors at all: NaN block and a zero share
-    video_block = slice(sum(data.dims.values()) * 0 + 2 * data.dims["audio"] + 1, None)
+    video_block = slice(2 * data.dims["audio"] + 1, None)
     row0 = pool_numpy(data.X, data.video_code, data.n_videos, data.slices)[0, video_block]
     assert np.isnan(row0[:3]).all() and row0[6] == 0.0
+    # training (TuneData.pooled) runs this same function on the windows it holds
+    from fusion.cv import prepare
+    td = prepare(con, 3, 0, data)
+    np.testing.assert_array_equal(td.pooled("mean+std"),
+                                  pool_numpy(data.X, data.video_code, data.n_videos, data.slices))
