@@ -28,10 +28,10 @@ from tqdm.auto import tqdm
 
 import pyarrow as pa
 
-from .encoders.base import REASON_NO_AUDIO, REASON_NO_VIDEO, Encoder, check_output, missing_rows
+from .encoders.base import REASON_NO_AUDIO, Encoder, check_output
 from .manifest import Manifest
 from .media import MediaError, Window, decode_video, input_fingerprint
-from .schema import HOP_S, MODALITIES, SAMPLE_RATE, STATUS_FAILED, STATUS_OK, WINDOW_S
+from .schema import HOP_S, MODALITIES, STATUS_FAILED, STATUS_OK, WINDOW_S
 from .sqlfiles import read_sql
 from .store import FeatureStore, WriteBatch, embeddings_table, utcnow
 
@@ -343,22 +343,10 @@ def _encode(modality: str, enc: Encoder, live: list[VideoTask]):
             k += len(v.windows)
         return X, reasons
     for v in live:
-        n = len(v.windows)
         if modality == "audio":
-            if v.audio is None:
-                X, r = missing_rows(n, enc.dim, REASON_NO_AUDIO)
-            elif hasattr(enc, "encode_video"):
-                X, r = enc.encode_video(v.audio, v.windows)
-            else:
-                X, r = enc.encode([v.audio[int(w.start_s * SAMPLE_RATE):int(w.end_s * SAMPLE_RATE)]
-                                   for w in v.windows])
+            X, r = enc.encode_video(v.audio, v.windows)
         else:
-            if v.frames is None:
-                X, r = missing_rows(n, enc.dim, REASON_NO_VIDEO)
-            elif hasattr(enc, "encode_video"):
-                X, r = enc.encode_video(v.frames, v.frame_times, v.windows, v.frame_index)
-            else:
-                X, r = enc.encode([v.frames[ix] for ix in v.frame_index])
+            X, r = enc.encode_video(v.frames, v.frame_times, v.windows, v.frame_index)
         blocks_X.append(X)
         blocks_r.extend(r)
     X = np.concatenate(blocks_X) if blocks_X else np.zeros((0, enc.dim), np.float32)

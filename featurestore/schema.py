@@ -15,11 +15,9 @@ N_CLASSES = len(CLASSES)
 MODALITIES: tuple[str, ...] = ("audio", "video", "text")
 
 #: Dims the design card names: 128 + 3 + 768 = 899 (mpnet text). The store
-#: benchmark uses these; any dims round-trip.
+#: benchmark uses these; any dims round-trip, and each encoder states its own
+#: (``featurestore.encoders.registry``).
 DESIGN_CARD_DIMS: dict[str, int] = {"audio": 128, "video": 3, "text": 768}
-#: Dims of the default encoders: multilingual e5-small beat mpnet on the real
-#: transcripts (bench/text_encoders.py), so text is 384-D and a window 515-D.
-DEFAULT_DIMS: dict[str, int] = {"audio": 128, "video": 3, "text": 384}
 
 #: Window geometry (seconds) and frames sampled per window.
 WINDOW_S = 1.0

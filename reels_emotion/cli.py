@@ -224,7 +224,9 @@ def cmd_encoders(args) -> int:
     rows = [{"name": n, "modality": m, "dim": d, "default": n == default_encoder(m), "description": desc}
             for n, (m, d, desc) in available_encoders().items()]
     import pandas as pd
-    _print_table(pd.DataFrame(rows))
+    table = pd.DataFrame(rows)
+    table["dim"] = table["dim"].astype("Int64")   # "hf:<path>" has none (the model decides)
+    _print_table(table)
     return EXIT_OK
 
 

@@ -160,3 +160,27 @@ def make_corrupt_video(path: str | Path, source: str | Path) -> Path:
     path = Path(path)
     path.write_bytes(bytes(data))
     return path
+
+
+#: Indonesian emotion words the text-only corpora cycle through (one per video).
+EMOTION_WORDS = ("senang", "marah", "takut", "sedih", "bangga", "kaget", "percaya", "biasa")
+
+
+def text_corpus(root: str | Path, n_videos: int, n_windows: int, no_speech_first: bool = False) -> Path:
+    """A manifest of ``n_videos`` text-only videos with seed-format window transcripts.
+
+    Video ``v{i}`` is labelled ``EMOTION_WORDS[i % 8]`` (raw Indonesian labels, as the
+    competition's) and has ``n_windows`` windows ``"saya {word} sekali nomor {i} bagian {k // 3}"``,
+    the first one ``[NO_SPEECH]`` with ``no_speech_first``. Quick to embed (text only), so
+    tests use it for many videos and many commits. Returns the manifest path, ``root/m.csv``.
+    """
+    root = Path(root)
+    lines = ["id,video,emotion,transcript"]
+    for i in range(n_videos):
+        w = EMOTION_WORDS[i % len(EMOTION_WORDS)]
+        rows = ["[NO_SPEECH]" if no_speech_first and k == 0 else f"saya {w} sekali nomor {i} bagian {k // 3}"
+                for k in range(n_windows)]
+        (root / f"t{i}.txt").write_text("".join(f"{k}\t{t}\n" for k, t in enumerate(rows)))
+        lines.append(f"v{i},,{w},t{i}.txt")
+    (root / "m.csv").write_text("\n".join(lines) + "\n")
+    return root / "m.csv"

@@ -12,7 +12,6 @@ import pytest
 from featurestore.embed import Embedder, parse_shard
 from featurestore.encoders.registry import get_encoder
 from featurestore.manifest import read_manifest
-from featurestore.schema import DEFAULT_DIMS
 from featurestore.store import FeatureStore
 import media_fixtures as mf
 
@@ -91,7 +90,7 @@ def test_dims_and_missing_modalities_are_null_with_reasons(embedded, encoders):
     store, _, _ = embedded
     con = store.connect()
     dims = con.execute("SELECT max(len(audio)), max(len(video)), max(len(text)) FROM fusion_vectors").fetchone()
-    assert dims[:2] == (DEFAULT_DIMS["audio"], 3) and dims[2] in (384, 768)
+    assert dims == tuple(encoders[m].dim for m in ("audio", "video", "text"))
     served = dict(con.execute("SELECT modality, encoder_id FROM feature_sets").fetchall())
     assert served == {m: e.encoder_id for m, e in encoders.items()}
     # the talking face: every modality present somewhere, face share 1 where a face is found
@@ -138,17 +137,8 @@ def _cli(*args, **kw):
 
 @pytest.fixture(scope="module")
 def text_corpus(tmp_path_factory):
-    """24 text-only videos from seed-format transcripts (fast to embed)."""
-    d = tmp_path_factory.mktemp("texts")
-    words = ["senang", "marah", "takut", "sedih", "bangga", "kaget", "percaya", "biasa"]
-    lines = ["id,video,emotion,transcript"]
-    for i in range(24):
-        w = words[i % 8]
-        (d / f"t{i}.txt").write_text("".join(
-            f"{k}\t{'[NO_SPEECH]' if k == 0 else f'saya {w} sekali nomor {i} bagian {k // 3}'}\n" for k in range(12)))
-        lines.append(f"v{i},,{w},t{i}.txt")
-    (d / "m.csv").write_text("\n".join(lines) + "\n")
-    return d
+    """24 text-only videos of 12 windows, the first [NO_SPEECH] (fast to embed)."""
+    return mf.text_corpus(tmp_path_factory.mktemp("texts"), 24, 12, no_speech_first=True).parent
 
 
 def test_two_shards_write_one_store(tmp_path, text_corpus):

@@ -109,16 +109,9 @@ def test_a_bad_file_is_recorded_as_the_local_engine_records_it(both_engines):
 
 @pytest.fixture(scope="module")
 def text_manifest(tmp_path_factory):
-    """48 text-only videos from seed-format transcripts: quick to embed, many commits."""
-    d = tmp_path_factory.mktemp("texts")
-    words = ["senang", "marah", "takut", "sedih", "bangga", "kaget", "percaya", "biasa"]
-    lines = ["id,video,emotion,transcript"]
-    for i in range(48):
-        w = words[i % 8]
-        (d / f"t{i}.txt").write_text("".join(f"{k}\tsaya {w} sekali nomor {i} bagian {k // 3}\n" for k in range(6)))
-        lines.append(f"v{i},,{w},t{i}.txt")
-    (d / "m.csv").write_text("\n".join(lines) + "\n")
-    return d / "m.csv"
+    """48 text-only videos of 6 windows: quick to embed, many commits."""
+    import media_fixtures as mf
+    return mf.text_corpus(tmp_path_factory.mktemp("texts"), 48, 6)
 
 
 def _part(manifest: Path, out: Path, start: int, stop: int) -> Path:

@@ -32,7 +32,7 @@ from featurestore.encoders.base import (
     REASON_NO_AUDIO,
     REASON_SHORT_AUDIO,
     REASON_SILENT,
-    Encoder,
+    AudioEncoder,
     missing_rows,
     window_bounds,
 )
@@ -386,7 +386,7 @@ def _check_audio(y: Any, what: str) -> np.ndarray:
     return arr
 
 
-class LibrosaDescriptors(Encoder):
+class LibrosaDescriptors(AudioEncoder):
     """128 acoustic emotion descriptors per window (see :data:`FEATURE_NAMES`).
 
     Args:
@@ -396,7 +396,6 @@ class LibrosaDescriptors(Encoder):
     """
 
     name = "librosa-descriptors"
-    modality = "audio"
     dim = 128
     version = "1"
     packages_used = ("numpy", "scipy", "librosa")
@@ -483,7 +482,7 @@ class LibrosaDescriptors(Encoder):
 
 
 # ------------------------------------------------------------------ whisper
-class _WhisperStates(Encoder):
+class _WhisperStates(AudioEncoder):
     """Whisper base encoder states (512 values per 20 ms step), pooled per window.
 
     The track is cut into 30 s chunks (Whisper's context); each chunk's
@@ -504,7 +503,6 @@ class _WhisperStates(Encoder):
         silence_dbfs: windows quieter than this are "silent window" NaN rows.
     """
 
-    modality = "audio"
     packages_used = ("numpy", "faster-whisper", "ctranslate2")
     uses_gpu = True
     CHUNK_S = 30.0
@@ -730,7 +728,7 @@ class WhisperStats(_WhisperStates):
         return self.reduce(window_stats(states)[None])[0]
 
 
-class DescriptorsWhisper(Encoder):
+class DescriptorsWhisper(AudioEncoder):
     """``descriptors-whisper``: the 128 librosa descriptors, then Whisper base's 512 state
     means, per window (640-D).
 
@@ -746,7 +744,6 @@ class DescriptorsWhisper(Encoder):
     """
 
     name = "descriptors-whisper"
-    modality = "audio"
     version = "1"
     packages_used = ("numpy", "faster-whisper", "ctranslate2")
     uses_gpu = True          # the Whisper part

