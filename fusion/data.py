@@ -14,7 +14,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 # Pooling lives in featurestore (the audit pools as CV does); fusion's callers import it from here.
-from featurestore.pooling import POOL_STATS, assemble_pooled, pool_numpy, pooled_feature_names  # noqa: F401  (re-exported)
+from featurestore.pooling import POOL_STATS, pool_numpy, pooled_feature_names  # noqa: F401  (re-exported)
 from featurestore.schema import CLASSES, MODALITIES
 from featurestore.store import lists_to_numpy
 

@@ -74,6 +74,12 @@ class FusionModel:
     #: must be normalised the same way before ``predict_proba`` (``fusion.predict`` does).
     group_norm: bool = False
 
+    def __post_init__(self) -> None:
+        # One shape of encoder lineage, {modality: {"encoder_id", "name", ...}}: model files
+        # of format 1 stored the bare id.
+        self.encoders = {m: dict(v) if isinstance(v, dict) else {"encoder_id": str(v)}
+                         for m, v in (self.encoders or {}).items()}
+
     @property
     def pooled(self) -> bool:
         """True when every window of a video gets the video's probabilities (needs video_id)."""

@@ -29,7 +29,7 @@ from ._sql import fetch_arrow, read_sql
 from .aggregate import aggregate_windows, window_predictions_table
 from .data import vectors_to_matrix
 from .modelio import FusionModel, load_model
-from .registry import ModelLookupError, encoder_id, model_encoder_ids
+from .registry import ModelLookupError, model_encoder_ids, stored_encoder_ids
 
 
 class PredictError(StoreError):
@@ -323,8 +323,7 @@ class Predictor:
         """
         row = _store_model_row(store, model_id)
         path = registry.model_dir(store, row)
-        ids = json.loads(row["encoders"]) if row.get("encoders") else {}
-        ids = {m: encoder_id(v) for m, v in ids.items() if encoder_id(v)}
+        ids = {m: e for m, e in stored_encoder_ids(row).items() if e}
         con = store.connect()
         try:
             rows = con.execute(read_sql("predict_encoder_lineage"), [list(ids.values())]).fetchall()
@@ -362,7 +361,7 @@ class Predictor:
             enc = self._encoders.get(m)
             if enc is None:
                 raise PredictError(f"no {m} encoder given; the model reads {list(self.model.modalities)}")
-            want = encoder_id(self.lineage.get(m))
+            want = (self.lineage.get(m) or {}).get("encoder_id")
             if want and enc.encoder_id != want:
                 raise PredictError(
                     f"the {m} encoder {enc.name!r} built here has encoder_id {enc.encoder_id}, but model "
@@ -478,7 +477,4 @@ class _Scored:
 
 
 def _lineage_of(model: FusionModel) -> dict[str, dict]:
-    out = {}
-    for m, v in (model.encoders or {}).items():
-        out[m] = dict(v) if isinstance(v, dict) else {"encoder_id": encoder_id(v)}
-    return out
+    return {m: dict(v) for m, v in model.encoders.items()}

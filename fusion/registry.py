@@ -16,7 +16,7 @@ import hashlib
 import json
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import duckdb
 
@@ -28,7 +28,7 @@ if TYPE_CHECKING:
 
     from .modelio import FusionModel
 
-__all__ = ["ModelLookupError", "current_model", "encoder_id", "labelled_set", "list_models",
+__all__ = ["ModelLookupError", "current_model", "labelled_set", "list_models",
            "load_store_model", "lookup_model", "model_dir", "model_encoder_ids", "model_lineage",
            "model_row", "new_model_dir", "resolve_model_path", "save_model"]
 
@@ -60,24 +60,19 @@ def model_lineage(row: dict) -> dict:
         return {}
 
 
-def encoder_id(value: Any) -> str | None:
-    """An encoder id from a lineage entry, which holds either the id itself or a dict with it."""
-    if isinstance(value, str):
-        return value
-    if isinstance(value, dict):
-        return value.get("encoder_id") or value.get("id")
-    return None
-
-
 def model_encoder_ids(model: "FusionModel", row: dict | None = None) -> dict[str, str]:
-    """``{modality: encoder_id}`` the model was trained on (``models.encoders``, else its own lineage)."""
-    source: dict = {}
-    if row is not None and row.get("encoders"):
-        source = json.loads(row["encoders"]) if isinstance(row["encoders"], str) else dict(row["encoders"])
-    if not source:
-        source = dict(model.encoders or {})
-    out = {m: encoder_id(source.get(m)) for m in model.modalities}
-    return {m: e for m, e in out.items() if e}
+    """``{modality: encoder_id}`` the model was trained on: the ``models`` row's ``encoders``
+    map when given, else the model's own lineage."""
+    ids = stored_encoder_ids(row) if row is not None else {}
+    if not ids:
+        ids = {m: e.get("encoder_id") for m, e in model.encoders.items()}
+    return {m: ids[m] for m in model.modalities if ids.get(m)}
+
+
+def stored_encoder_ids(row: dict) -> dict[str, str]:
+    """A ``models`` row's ``encoders`` column: ``{modality: encoder_id}``."""
+    value = row.get("encoders")
+    return dict(json.loads(value) if isinstance(value, str) else value or {})
 
 
 # ---------------------------------------------------------------- lookups
@@ -197,7 +192,7 @@ def _register(store: "FeatureStore", model: "FusionModel", score: float | None, 
         path = str(directory.resolve().relative_to(store.root))
     except ValueError:  # saved outside the store
         path = str(directory.resolve())
-    encoder_ids = {m: e.get("encoder_id") for m, e in (model.encoders or {}).items() if isinstance(e, dict)}
+    encoder_ids = {m: e.get("encoder_id") for m, e in model.encoders.items()}
     store.put("models", [{"model_id": model.model_id, "family": model.family, "method": model.method,
                           "cv_macro_f1": score, "path": path,
                           "encoders": json.dumps(encoder_ids, default=str),
