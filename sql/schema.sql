@@ -1,5 +1,5 @@
 -- schema: the feature store's tables, the shared rules (macros, one definition each) and
--- the views, in one file of three script queries (aiosql's `-- name: x#`; read by
+-- the views, in one file of three script queries (aiosql's convention, # after a name marks a script; read by
 -- featurestore.sqlfiles.read_sql). featurestore.store runs `tables`, `rules`, `views` and
 -- aggregate.sql's `install` inside the attached lake when it creates a store (and again when
 -- STORE_SCHEMA_VERSION grows), so the macros and views are stored in the catalog and plain
