@@ -30,6 +30,7 @@ from sklearn.model_selection import StratifiedGroupKFold
 
 from bench.text_encoders import leakage_groups, read_windows
 from featurestore.schema import CLASSES
+from featurestore.sqlfiles import read_sql
 from fusion.aggregate import macro_f1
 from fusion.space import SEARCH_SPACE_VERSION
 
@@ -107,7 +108,7 @@ def run(quick: bool = False, trials: int = 30, test_size: float = 0.2, seed: int
     # earlier seed's model was trained on videos that are test videos now.
     from featurestore.store import FeatureStore
     model_id = FeatureStore(store).query(
-        "SELECT model_id FROM models ORDER BY created_at DESC LIMIT 1").column(0)[0].as_py()
+        read_sql("queries", "newest_model")).column(0)[0].as_py()
     times["predict"] = cli("predict", "--store", str(store), "--split", "test", "--model", model_id)
     times["export"] = cli("export-submission", "--store", str(store), "--split", "test",
                           "--model", model_id, "--out", str(out / "submission.csv"))

@@ -24,6 +24,7 @@ import pandas as pd
 
 from bench.real_transcripts import (DATA, REPO, cli, held_out_macro_f1, split_args, split_manifests,
                                     train_labels)
+from featurestore.sqlfiles import read_sql
 from fusion.space import SEARCH_SPACE_VERSION
 
 HOP_S, WINDOW_S = 0.5, 1.0
@@ -122,7 +123,7 @@ def run(quick: bool = False, trials: int = 30, test_size: float = 0.2, seed: int
     }
     from featurestore.store import FeatureStore
     model_id = FeatureStore(store).query(
-        "SELECT model_id FROM models ORDER BY created_at DESC LIMIT 1").column(0)[0].as_py()
+        read_sql("queries", "newest_model")).column(0)[0].as_py()
     truth = pd.read_csv(labels, dtype=str).set_index("id").loc[test_df.id].reset_index()
     trained = train_labels(train)  # macro-F1 label set: the classes the model was trained on
     cmd = (f"python -m bench.spoken_transcripts --trials {trials} --test-size {test_size} --seed {seed} "

@@ -24,7 +24,7 @@ import pandas as pd
 from . import duplicates
 from .pooling import pooled_means
 from .schema import CLASSES, MODALITIES
-from .sqlfiles import read_sql, sql_literal
+from .sqlfiles import read_sql, run_script
 from .store import FeatureStore, StoreError
 
 #: Tables of an :class:`AuditReport`, in the order they are rendered.
@@ -136,9 +136,9 @@ def audit(store: FeatureStore, threshold: float = duplicates.VECTOR_COSINE,
     try:
         deciding = _setup_encoders(con, chosen, min_dim)
         n_hashed = _setup_media(con) if hash_media else _empty_media(con)
-        ids = [v for (v,) in con.execute(read_sql("audit_videos")).fetchall()]
+        ids = [v for (v,) in con.execute(read_sql("audit", "video_ids")).fetchall()]
         evidence = duplicates.video_evidence(con, ids)
-        hashed = dict(con.execute("SELECT video_id, sha256 FROM audit_media").fetchall())
+        hashed = dict(con.execute(read_sql("audit", "media_hashes")).fetchall())
         media = [hashed.get(v) or s for v, s in zip(ids, evidence["sha256"])]
         vectors = _pooled_vectors(store, con, chosen, ids)
         pairs = duplicates.duplicate_pairs(ids, evidence["transcript"].tolist(), vectors, media,
@@ -152,17 +152,16 @@ def audit(store: FeatureStore, threshold: float = duplicates.VECTOR_COSINE,
         codes, _ = duplicates.leakage_groups(ids, pairs)
         con.register("audit_duplicate_pairs", pairs)
         con.register("audit_duplicate_members", _members(ids, codes, pairs))
-        con.execute(read_sql("audit_pairs"))
-        classes = "[" + ", ".join(sql_literal(c) for c in CLASSES) + "]"
+        run_script(con, "audit", "pairs")
         tables = {
-            "status": _df(con, read_sql("audit_status")),
-            "class_balance": _df(con, read_sql("audit_class_balance").format(classes=classes)),
-            "speech": _df(con, read_sql("audit_speech")),
-            "coverage": _df(con, read_sql("audit_coverage")),
-            "duplicate_groups": _df(con, read_sql("audit_groups")),
-            "duplicates": _df(con, read_sql("audit_duplicates")),
-            "label_conflicts": _df(con, read_sql("audit_conflicts")),
-            "test_train_duplicates": _df(con, read_sql("audit_test_train")),
+            "status": _df(con, read_sql("audit", "status")),
+            "class_balance": _df(con, read_sql("audit", "class_balance")),
+            "speech": _df(con, read_sql("audit", "speech")),
+            "coverage": _df(con, read_sql("audit", "coverage")),
+            "duplicate_groups": _df(con, read_sql("audit", "groups")),
+            "duplicates": _df(con, read_sql("audit", "duplicates")),
+            "label_conflicts": _df(con, read_sql("audit", "conflicts")),
+            "test_train_duplicates": _df(con, read_sql("audit", "test_train")),
         }
     finally:
         con.close()
@@ -185,7 +184,7 @@ def _pooled_vectors(store: FeatureStore, con: duckdb.DuckDBPyConnection, chosen:
     """Modality -> float32 (len(ids), dim): each video's mean embedding over its stored windows
     (``pooling.pooled_means``, as CV pools), all-NaN rows where it has none."""
     pos = pd.Index(ids)
-    win = con.execute(read_sql("audit_window_keys")).df()
+    win = con.execute(read_sql("audit", "window_keys")).df()
     wkey = (pos.get_indexer(win["video_id"]).astype(np.int64) << 32) | win["window_idx"].to_numpy(np.int64)
     out = {}
     for m in MODALITIES:
@@ -214,8 +213,8 @@ def _members(ids: list[str], codes: np.ndarray, pairs: pd.DataFrame) -> pd.DataF
 
 
 def _setup_encoders(con: duckdb.DuckDBPyConnection, chosen: dict[str, dict], min_dim: int) -> list[str]:
-    con.execute(read_sql("audit_setup"))
-    insert = read_sql("audit_encoders_insert")
+    run_script(con, "audit", "setup_encoders")
+    insert = read_sql("audit", "insert_encoder")
     deciding = []
     for i, m in enumerate(MODALITIES):
         c = chosen.get(m)
@@ -228,11 +227,11 @@ def _setup_encoders(con: duckdb.DuckDBPyConnection, chosen: dict[str, dict], min
 
 
 def _setup_media(con: duckdb.DuckDBPyConnection) -> int:
-    paths = [p for (p,) in con.execute(read_sql("audit_media_paths")).fetchall() if Path(p).is_file()]
+    paths = [p for (p,) in con.execute(read_sql("audit", "media_paths")).fetchall() if Path(p).is_file()]
     if not paths:
         return _empty_media(con)
     try:
-        con.execute(read_sql("audit_media").format(paths="[" + ", ".join(sql_literal(p) for p in paths) + "]"))
+        con.execute(read_sql("audit", "hash_media"), [paths])
     except duckdb.Error as exc:
         raise StoreError(f"cannot read video files to hash them ({exc}); "
                          "pass hash_media=False to audit without media hashes") from exc
@@ -240,7 +239,7 @@ def _setup_media(con: duckdb.DuckDBPyConnection) -> int:
 
 
 def _empty_media(con: duckdb.DuckDBPyConnection) -> int:
-    con.execute(read_sql("audit_media_empty"))
+    run_script(con, "audit", "no_media")
     return 0
 
 

@@ -36,10 +36,11 @@ import unicodedata
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 from scipy import sparse
 from scipy.sparse.csgraph import connected_components
 
-from .sqlfiles import read_sql, relation_columns
+from .sqlfiles import define_rules, read_sql, relation_columns
 
 #: Near-duplicate transcripts: Jaccard similarity of the sets of character 5-gram shingles
 #: (``analyzer="char"``: shingles cross word boundaries, so word order counts; per-word
@@ -370,25 +371,24 @@ def leakage_groups(video_ids, pairs: pd.DataFrame,
 # ------------------------------------------------------------------ evidence from a store
 def video_evidence(con, video_ids) -> pd.DataFrame:
     """``DataFrame(video_id, transcript, sha256, path)``, one row per ``video_ids`` entry in
-    its order (``sql/video_evidence.sql``), from a DuckDB connection's ``videos`` and
+    its order (``sql/queries.sql``: video_evidence), from a DuckDB connection's ``videos`` and
     ``windows``; a missing relation or column gives NULLs (a bare connection works)."""
     ids = pd.DataFrame({"video_id": pd.Series([str(v) for v in video_ids], dtype=object)})
-    vcols = relation_columns(con, "videos") or {}
-    wcols = relation_columns(con, "windows") or {}
-    has_windows = {"video_id", "window_idx", "transcript"} <= set(wcols)
-    sql = read_sql("video_evidence").format(
-        ids="_evidence_ids",
-        videos="videos" if "video_id" in vcols else "(SELECT CAST(NULL AS VARCHAR) AS video_id WHERE false)",
-        windows="windows" if has_windows else
-        "(SELECT CAST(NULL AS VARCHAR) AS video_id, 0 AS window_idx, CAST(NULL AS VARCHAR) AS transcript "
-        "WHERE false)",
-        sha256="v.media_sha256" if "media_sha256" in vcols and "video_id" in vcols else "CAST(NULL AS VARCHAR)",
-        path="v.path" if "path" in vcols and "video_id" in vcols else "CAST(NULL AS VARCHAR)")
-    con.register("_evidence_ids", ids)
+    define_rules(con)
+    stand_ins = {"evidence_ids": ids}
+    if "video_id" not in (relation_columns(con, "videos") or {}):
+        stand_ins["videos"] = pa.table({"video_id": pa.array([], pa.string())})
+    if not {"video_id", "window_idx", "transcript"} <= set(relation_columns(con, "windows") or {}):
+        stand_ins["windows"] = pa.table({"video_id": pa.array([], pa.string()),
+                                         "window_idx": pa.array([], pa.int32()),
+                                         "transcript": pa.array([], pa.string())})
+    for name, rel in stand_ins.items():
+        con.register(name, rel)
     try:
-        got = con.execute(sql).df()
+        got = con.execute(read_sql("queries", "video_evidence")).df()
     finally:
-        con.unregister("_evidence_ids")
+        for name in stand_ins:
+            con.unregister(name)
     got = got.drop_duplicates("video_id").set_index("video_id").reindex(ids["video_id"])
     got = got.astype(object).where(got.notna(), None)
     return got.reset_index()[["video_id", "transcript", "sha256", "path"]]

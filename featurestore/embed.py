@@ -539,7 +539,7 @@ class Embedder:
         want = {v.row["video_id"]: v.fingerprint[2] for v in videos if v.fingerprint}
         if not want:
             return {}
-        found = con.execute(read_sql("embed_cached_segments"), [
+        found = con.execute(read_sql("queries", "cached_segments"), [
             list(want), asr_source(self.transcriber), self.unit == "word"]).fetchall()
         out: dict[str, tuple[float, list]] = {}
         for vid, media_sha, duration, segs in found:
@@ -643,7 +643,7 @@ def text_origins(store: FeatureStore, split: str | None = None) -> dict[str, int
     of the labelled videos (``split=None``, what a model learns from) or of one split."""
     con = store.connect()
     try:
-        rows = con.execute(read_sql("text_origins")).fetchall()
+        rows = con.execute(read_sql("queries", "text_origins")).fetchall()
     finally:
         con.close()
     out: dict[str, int] = {}
@@ -688,7 +688,7 @@ def matching_text_unit(store: FeatureStore, rows: Sequence[dict] = ()) -> str:
         return "segment"
     con = store.connect()
     try:
-        sources = [s for (s,) in con.execute(read_sql("labelled_transcript_sources")).fetchall()]
+        sources = [s for (s,) in con.execute(read_sql("queries", "labelled_transcript_sources")).fetchall()]
     finally:
         con.close()
     units = {"segment" if text_unit_of(s) is None and s and s.startswith("file:") and _is_window_tsv(s[5:])

@@ -60,8 +60,9 @@ class ExportResult:
 
 # ---------------------------------------------------------------- prior
 def train_prior(con: duckdb.DuckDBPyConnection) -> str:
-    """Most frequent training label (``sql/train_prior.sql``); ties to the first class name."""
-    row = con.execute(read_sql("train_prior")).fetchone()
+    """Most frequent label of the labelled training videos (``sql/export.sql``: train_prior);
+    ties to the first class name."""
+    row = con.execute(read_sql("export", "train_prior")).fetchone()
     if row is None:
         raise ExportError("the store has no labelled training video, so there is no class prior "
                           "for videos without a prediction; embed the training manifest into this store")
@@ -95,21 +96,22 @@ def export_submission(store: FeatureStore, split: str, out_csv: str | Path,
 
     con = store.connect()
     try:
-        n_videos, n_with_windows = con.execute(read_sql("export_split_counts"), [split]).fetchone()
+        n_videos, n_with_windows = con.execute(read_sql("export", "split_counts"), [split]).fetchone()
         if n_videos == 0:
             raise ExportError(f"the store {store.root} has no {split} videos; embed the {split} manifest first")
         model_id, method = _resolve_model_method(con, split, model_id, method, n_with_windows > 0)
         prior = train_prior(con)
         tmp = out.with_name(f".{out.name}.{uuid.uuid4().hex[:8]}.tmp")
         try:
-            con.execute(read_sql("export_submission").format(
-                prior=sql_literal(prior), model_id=sql_literal(model_id), method=sql_literal(method),
-                split=sql_literal(split), out=sql_literal(str(tmp))))
+            # COPY's target file cannot be a prepared parameter: the one spliced literal.
+            con.execute(f"COPY ({read_sql('export', 'submission_rows').rstrip(';')}) "
+                        f"TO {sql_literal(str(tmp))} (FORMAT csv, HEADER, DELIMITER ',')",
+                        {"prior": prior, "model_id": model_id, "method": method, "split": split})
             n_rows = _check_written(con, tmp, split, n_videos)
             os.replace(tmp, out)
         finally:
             tmp.unlink(missing_ok=True)
-        fallbacks = con.execute(read_sql("export_fallbacks"),
+        fallbacks = con.execute(read_sql("export", "fallbacks"),
                                 {"model_id": model_id, "method": method, "split": split}).df()
     finally:
         con.close()
@@ -119,7 +121,7 @@ def export_submission(store: FeatureStore, split: str, out_csv: str | Path,
 
 def _resolve_model_method(con: duckdb.DuckDBPyConnection, split: str, model_id: str | None,
                           method: str | None, has_windows: bool) -> tuple[str, str]:
-    coverage = dict(con.execute(read_sql("export_model_coverage"), [split]).fetchall())
+    coverage = dict(con.execute(read_sql("export", "model_coverage"), [split]).fetchall())
     if model_id is not None and method is not None and model_id in coverage:
         return model_id, method            # hand-written predictions need no models row
     try:
@@ -143,8 +145,7 @@ def _resolve_model_method(con: duckdb.DuckDBPyConnection, split: str, model_id: 
 
 def _check_written(con: duckdb.DuckDBPyConnection, path: Path, split: str, n_videos: int) -> int:
     """Read the written CSV back: one row per video, distinct ids, class names only."""
-    n, n_ids, bad = con.execute(read_sql("export_check").format(path=sql_literal(str(path))),
-                                [list(CLASSES)]).fetchone()
+    n, n_ids, bad = con.execute(read_sql("export", "check"), [list(CLASSES), str(path)]).fetchone()
     if bad:
         raise ExportError(f"aggregation produced emotion value(s) {bad} that are not class names {CLASSES}")
     if n != n_videos or n_ids != n_videos:

@@ -38,8 +38,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from .objectstore import configure_duckdb, filesystem_for, is_remote, normalise_data_path
-from .schema import AGGREGATIONS, CLASSES, MODALITIES
-from .sqlfiles import read_sql, sql_literal
+from .schema import MODALITIES
+from .sqlfiles import read_sql, run_script, sql_literal, sql_statements  # noqa: F401
 
 CATALOG_FILE = "catalog.sqlite"
 STORE_FILE = "store.json"
@@ -47,7 +47,10 @@ DATA_DIR = "data"
 LAKE = "store"               # the name the lake is attached under (and USE'd)
 STORE_FORMAT = "reels-emotion/ducklake"
 #: Bumped when sql/schema.sql changes; recorded in ``store_commits.schema_version``.
-STORE_SCHEMA_VERSION = 1
+STORE_SCHEMA_VERSION = 2
+#: The script queries that make a store's schema, in order (``sql/schema.sql``, then the
+#: ``video_predictions`` view of ``sql/aggregate.sql``).
+SCHEMA_SCRIPTS = (("schema", "tables"), ("schema", "rules"), ("schema", "views"), ("aggregate", "install"))
 
 #: The groups of rows a write replaces as a whole: writing rows for a key first deletes every
 #: stored row with that key, in the same transaction. This is the store's only "newest wins".
@@ -553,15 +556,16 @@ class FeatureStore:
         os.replace(tmp, self.root / STORE_FILE)
 
     def _install_schema(self, con: duckdb.DuckDBPyConnection) -> None:
-        fill = {"classes": classes_literal(), "aggregations": aggregation_union()}
         con.execute(f"USE {LAKE}")
         # Row groups of 16k rows let pyarrow decode a file's vectors on every core; LZ4
         # decodes fastest (float vectors hardly compress with any codec).
         con.execute(f"CALL {LAKE}.set_option('parquet_row_group_size', 16384)")
         con.execute(f"CALL {LAKE}.set_option('parquet_compression', 'lz4')")
         con.execute("BEGIN")
-        for statement in sql_statements(read_sql("schema")):
-            con.execute(statement.format(**fill))
+        # schema.sql, then aggregate.sql's video_predictions: the store runs the files and
+        # knows nothing of the aggregation (fusion.aggregate owns that SQL).
+        for file, name in SCHEMA_SCRIPTS:
+            run_script(con, file, name)
         if con.execute("SELECT count(*) FROM store_commits").fetchone()[0] == 0:
             con.execute("INSERT INTO store_commits VALUES (0, ?)", [STORE_SCHEMA_VERSION])
         else:
@@ -608,9 +612,10 @@ class FeatureStore:
             if not read_only:
                 con.execute("SET ducklake_max_retry_count = 100")
             if encoders:
-                ids = {m: encoders.get(m) for m in MODALITIES}
-                con.execute(read_sql("fusion_vectors_for").format(
-                    **{m: sql_literal(e) if e else "NULL" for m, e in ids.items()}))
+                run_script(con, "schema", "connection_encoders")
+                for m in MODALITIES:
+                    if encoders.get(m):
+                        con.execute(read_sql("schema", "connection_encoder"), [m, encoders[m]])
         except duckdb.Error as exc:
             con.close()
             raise StoreError(f"cannot open the store {self.root} (catalog {self.catalog.attach_uri()}): "
@@ -766,7 +771,7 @@ class FeatureStore:
 
     def feature_sets(self, snapshot: int | None = None) -> dict[str, dict]:
         """The named choice of feature set per modality: ``{modality: {encoder_id, name, dim}}``."""
-        rows = self.query(read_sql("feature_sets"), snapshot=snapshot).to_pylist()
+        rows = self.query(read_sql("queries", "feature_sets"), snapshot=snapshot).to_pylist()
         return {r["modality"]: {"encoder_id": r["encoder_id"], "name": r["name"], "dim": r["dim"]}
                 for r in rows}
 
@@ -776,7 +781,7 @@ class FeatureStore:
         Every id must be a stored encoder with embeddings; returns ``{modality: encoder_id}``.
         """
         ids = list(encoder_ids)
-        known = {r["encoder_id"]: r for r in self.query(read_sql("encoder_inventory")).to_pylist()}
+        known = {r["encoder_id"]: r for r in self.query(read_sql("queries", "encoder_inventory")).to_pylist()}
         chosen: dict[str, str] = {}
         for eid in ids:
             r = known.get(eid)
@@ -1005,37 +1010,3 @@ def lists_to_numpy(col: pa.ChunkedArray | pa.Array, dim: int | None = None, name
     out = np.full((n, dim), np.nan, dtype=np.float32)
     out[valid] = flat.reshape(-1, dim)
     return out
-
-
-def sql_statements(script: str) -> list[str]:
-    """The statements of a ``.sql`` script (each ends with ``;`` at a line end), comment lines
-    dropped: DuckLake keeps a view's SQL text, and a view that nests another query must not
-    carry comments into it."""
-    body = "\n".join(line for line in script.splitlines() if not line.lstrip().startswith("--"))
-    return [s.strip() for s in body.split(";\n") if s.strip().rstrip(";").strip()]
-
-
-def classes_literal(classes: tuple[str, ...] = CLASSES) -> str:
-    """SQL list literal of the class names, e.g. ``['Anger', 'Fear', ...]``."""
-    return "[" + ", ".join(sql_literal(c) for c in classes) + "]"
-
-
-def aggregation_sql(method: str) -> str:
-    """The SELECT of ``sql/aggregate_<method>.sql`` with the class list filled in.
-
-    Reads a relation ``window_predictions(model_id, video_id, window_idx, probs)``;
-    returns ``(model_id, video_id, method, emotion, confidence, probs)``.
-    """
-    if method not in AGGREGATIONS:
-        raise ValueError(f"unknown aggregation method {method!r}; one of {', '.join(AGGREGATIONS)}")
-    sql = read_sql(f"aggregate_{method}").format(classes=classes_literal())
-    # Without its comment lines: DuckLake stores a view's SQL, and the view nests this one.
-    return "\n".join(line for line in sql.splitlines()
-                     if not line.lstrip().startswith("--")).strip().rstrip(";")
-
-
-def aggregation_union() -> str:
-    """Every aggregation method's rows, as one SELECT."""
-    return "\nUNION ALL\n".join(
-        f"SELECT model_id, video_id, method, emotion, confidence FROM (\n{aggregation_sql(m)}\n) AS agg_{m}"
-        for m in AGGREGATIONS)

@@ -1,4 +1,5 @@
-"""Window -> video aggregation, run by the same ``sql/aggregate_<method>.sql`` files as the store.
+"""Window -> video aggregation: the owner of ``sql/aggregate.sql``, which the store's
+``video_predictions`` view runs too.
 
 Tuning registers out-of-fold window probabilities as an Arrow relation named
 ``window_predictions`` in an in-memory DuckDB and runs the very SQL that the
@@ -14,9 +15,23 @@ import pyarrow as pa
 from sklearn.metrics import f1_score
 
 from featurestore.schema import AGGREGATIONS, CLASSES
-from featurestore.store import aggregation_sql  # noqa: F401  (the one implementation)
+from featurestore.sqlfiles import define_rules, read_sql, run_script
 
-from ._sql import fetch_arrow
+
+def install_aggregations(con: duckdb.DuckDBPyConnection, temp: bool = False) -> None:
+    """Define ``aggregate_windows`` and the ``video_predictions`` view on ``con`` (the store
+    runs this in its catalog; ``temp``: as TEMP objects on a connection without one). Needs a
+    relation ``window_predictions`` and the rules of ``schema.sql``."""
+    run_script(con, "aggregate", "install", temp=temp)
+
+
+def aggregation_sql(method: str) -> str:
+    """A SELECT of ``method``'s video rows ``(model_id, video_id, method, emotion, confidence,
+    probs)`` from relation ``window_predictions``, on a connection where
+    :func:`install_aggregations` ran (the store's, or an :class:`Aggregator`'s)."""
+    if method not in AGGREGATIONS:
+        raise ValueError(f"unknown aggregation method {method!r}; one of {', '.join(AGGREGATIONS)}")
+    return f"SELECT * FROM aggregate_windows(['{method}'])"
 
 
 def window_predictions_table(probs: np.ndarray, video_id: np.ndarray, window_idx: np.ndarray,
@@ -37,6 +52,14 @@ class Aggregator:
 
     def __init__(self, con: duckdb.DuckDBPyConnection | None = None):
         self.con = con if con is not None else duckdb.connect(":memory:")
+        define_rules(self.con)
+        # The macro binds window_predictions when it is created: an empty stand-in first.
+        self.con.register("window_predictions", window_predictions_table(
+            np.zeros((0, len(CLASSES)), np.float32), np.zeros(0, str), np.zeros(0, np.int32)))
+        try:
+            install_aggregations(self.con, temp=True)
+        finally:
+            self.con.unregister("window_predictions")
 
     def run(self, probs: np.ndarray, video_id: np.ndarray, window_idx: np.ndarray,
             methods: tuple[str, ...] = AGGREGATIONS, model_id: str = "oof") -> pd.DataFrame:
@@ -49,8 +72,10 @@ class Aggregator:
         table = window_predictions_table(probs, video_id, window_idx, model_id)
         self.con.register("window_predictions", table)
         try:
-            sql = "\nUNION ALL\n".join(f"({aggregation_sql(m)})" for m in methods)
-            return fetch_arrow(self.con, sql).to_pandas()
+            bad = [m for m in methods if m not in AGGREGATIONS]
+            if bad:
+                raise ValueError(f"unknown aggregation method(s) {bad}; one of {', '.join(AGGREGATIONS)}")
+            return self.con.execute(read_sql("aggregate", "video_labels"), [list(methods)]).df()
         finally:
             self.con.unregister("window_predictions")
 

@@ -18,6 +18,8 @@ from featurestore.pooling import POOL_STATS, pool_numpy, pooled_feature_names  #
 from featurestore.schema import CLASSES, MODALITIES
 from featurestore.store import lists_to_numpy
 
+from featurestore.sqlfiles import define_rules
+
 from ._sql import fetch_arrow, read_sql, relation_columns, scalar, strip_statement
 
 _ARRAY_DIM = re.compile(r"\[(\d+)\]\s*$")
@@ -131,7 +133,15 @@ def vectors_to_matrix(col: pa.ChunkedArray | pa.Array, dim: int, name: str = "")
 
 
 def _videos_sql(labelled: bool) -> str:
-    return strip_statement(read_sql("fusion_training_videos" if labelled else "fusion_embedded_videos"))
+    return strip_statement(read_sql("queries", "training_videos" if labelled else "embedded_videos"))
+
+
+def _select_videos(con, labelled: bool) -> str:
+    """Make ``selected_videos`` (a TEMP view: the training videos, or every embedded one) on
+    ``con`` and return a query of it in video_id order."""
+    define_rules(con)
+    con.execute(f"CREATE OR REPLACE TEMP VIEW selected_videos AS {_videos_sql(labelled)}")
+    return "SELECT * FROM selected_videos ORDER BY video_id"
 
 
 def _check_videos(con) -> None:
@@ -169,12 +179,11 @@ def load_window_data(con, *, labelled: bool = True,
         LookupError: missing relations/columns, or no labelled windows.
     """
     _check_videos(con)
-    videos_sql = _videos_sql(labelled)
+    videos_sql = _select_videos(con, labelled)
     dims = modality_dims(con, modalities, videos_sql)
-    videos = fetch_arrow(con, f"SELECT * FROM ({videos_sql}) ORDER BY video_id").to_pandas()
+    videos = fetch_arrow(con, videos_sql).to_pandas()
     _check_labels(videos)
-    columns = ", ".join(f'f."{m}"' for m in dims)
-    table = fetch_arrow(con, read_sql("fusion_window_vectors").format(columns=columns, videos=videos_sql))
+    table = con.execute(read_sql("queries", "window_vectors"), [list(dims)]).to_arrow_table()
     _check_windows(table, videos, labelled)
     X = np.concatenate([vectors_to_matrix(table[m], d, m) for m, d in dims.items()], axis=1)
     return _window_data(X, table, videos, _slices(dims))
@@ -223,11 +232,9 @@ def load_store_window_data(store, encoders: dict[str, str], *, snapshot: int | N
     con = store.connect(snapshot=snapshot)
     try:
         _check_videos(con)
-        videos_sql = _videos_sql(labelled)
-        videos = fetch_arrow(con, f"SELECT * FROM ({videos_sql}) ORDER BY video_id").to_pandas()
+        videos = fetch_arrow(con, _select_videos(con, labelled)).to_pandas()
         _check_labels(videos)
-        keys = fetch_arrow(con, f"SELECT video_id, window_idx FROM windows WHERE video_id IN "
-                                f"(SELECT video_id FROM ({videos_sql})) ORDER BY video_id, window_idx")
+        keys = fetch_arrow(con, read_sql("queries", "window_keys"))
         vectors = {m: store.load_embeddings(encoders[m], snapshot=snapshot, con=con, sort=False)
                    for m in MODALITIES if encoders.get(m)}
     finally:

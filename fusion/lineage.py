@@ -65,7 +65,7 @@ def open_source(store_or_con, encoders: dict[str, str] | None = None) -> Trainin
 
 def store_snapshot(con, snapshot: int | None = None) -> dict:
     """What a model was trained on, for its lineage: the store snapshot id and row counts."""
-    t = fetch_arrow(con, read_sql("fusion_store_counts"))
+    t = fetch_arrow(con, read_sql("queries", "store_counts"))
     out = {k: v[0] for k, v in t.to_pydict().items()}
     if snapshot is not None:
         out["snapshot_id"] = int(snapshot)
@@ -79,7 +79,7 @@ def current_encoders(con, dims: dict[str, int], served: dict[str, str]) -> dict:
     if relation_columns(con, "encoders") is not None:
         for m in dims:
             if served.get(m):
-                rows = con.execute(read_sql("fusion_served_encoder"), [served[m]]).to_arrow_table().to_pylist()
+                rows = con.execute(read_sql("queries", "served_encoder"), [served[m]]).to_arrow_table().to_pylist()
                 found[m] = rows[0] if rows else {"encoder_id": served[m]}
     return {m: {**found.get(m, {}), "dim": d} for m, d in dims.items()}
 

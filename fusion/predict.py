@@ -56,7 +56,7 @@ def _store_model_row(store: FeatureStore, model_id: str | None) -> dict:
 def check_store_matches(store: FeatureStore, con, model: FusionModel, encoder_ids: dict[str, str]) -> None:
     """Raise :class:`PredictError` unless ``con``'s ``fusion_vectors`` can serve the model: each
     of its modalities from the feature set it was trained on, at the dim it expects."""
-    stored = {r["encoder_id"]: r for r in con.execute(read_sql("encoder_inventory")).to_arrow_table().to_pylist()}
+    stored = {r["encoder_id"]: r for r in con.execute(read_sql("queries", "encoder_inventory")).to_arrow_table().to_pylist()}
     for m in model.modalities:
         want = encoder_ids.get(m)
         if not want:
@@ -79,21 +79,20 @@ def _ids_table(ids: Sequence[str]) -> pa.Table:
 
 def _stage_vectors(con, model: FusionModel, ids: Sequence[str]) -> None:
     """Materialise the model's columns of ``fusion_vectors`` for ``ids`` in one pass."""
-    con.register("_predict_videos", _ids_table(ids))
+    con.register("predict_videos", _ids_table(ids))
     try:
-        columns = ", ".join(f'f."{m}"' for m in model.modalities)
-        con.execute(read_sql("predict_stage_vectors").format(columns=columns))
+        con.execute(read_sql("queries", "stage_vectors"), [list(model.modalities)])
     finally:
-        con.unregister("_predict_videos")
+        con.unregister("predict_videos")
 
 
 def _batch_vectors(con, model: FusionModel, ids: Sequence[str]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(X float32 (n_windows, sum(dims)) NaN where missing, video_id, window_idx) of staged ``ids``."""
-    con.register("_predict_batch", _ids_table(ids))
+    con.register("predict_batch", _ids_table(ids))
     try:
-        table = fetch_arrow(con, read_sql("predict_batch_vectors"))
+        table = fetch_arrow(con, read_sql("queries", "batch_vectors"))
     finally:
-        con.unregister("_predict_batch")
+        con.unregister("predict_batch")
     X = np.concatenate([vectors_to_matrix(table[m], model.dims[m], m) for m in model.modalities], axis=1)
     video_id = np.asarray(table["video_id"].to_numpy(zero_copy_only=False)).astype(str)
     window_idx = table["window_idx"].to_numpy(zero_copy_only=False).astype(np.int32)
@@ -101,7 +100,7 @@ def _batch_vectors(con, model: FusionModel, ids: Sequence[str]) -> tuple[np.ndar
 
 
 def _split_videos(con, split: str) -> list[str]:
-    return [r[0] for r in con.execute(read_sql("predict_split_videos"), [split]).fetchall()]
+    return [r[0] for r in con.execute(read_sql("queries", "split_videos"), [split]).fetchall()]
 
 
 def _group_normaliser(store: FeatureStore, con, model: FusionModel, encoder_ids: dict[str, str]):
@@ -200,7 +199,7 @@ def expected_score_note(store: FeatureStore, model_id: str, split: str = "test")
     row = registry.lookup_model(store, model_id)
     con = store.connect()
     try:
-        n_videos = con.execute(read_sql("export_split_counts"), [split]).fetchone()[0]
+        n_videos = con.execute(read_sql("export", "split_counts"), [split]).fetchone()[0]
     finally:
         con.close()
     lineage = registry.model_lineage(row)
@@ -326,7 +325,7 @@ class Predictor:
         ids = {m: e for m, e in stored_encoder_ids(row).items() if e}
         con = store.connect()
         try:
-            rows = con.execute(read_sql("predict_encoder_lineage"), [list(ids.values())]).fetchall()
+            rows = con.execute(read_sql("queries", "encoder_lineage"), [list(ids.values())]).fetchall()
         finally:
             con.close()
         by_id = {r[0]: {"encoder_id": r[0], "name": r[1], "modality": r[2], "dim": r[3],
@@ -408,7 +407,7 @@ class Predictor:
                     normaliser = (stats, {v: group for v in ids})
                 results = score_videos(store, con, self.model, ids, progress=False, write=False,
                                        normaliser=normaliser)
-                windows = fetch_arrow(con, read_sql("predict_windows")).to_pandas()
+                windows = fetch_arrow(con, read_sql("queries", "windows")).to_pandas()
             finally:
                 con.close()
         if results:

@@ -45,7 +45,7 @@ def labelled_set(con: duckdb.DuckDBPyConnection) -> tuple[int, str | None]:
     A model records the pair it was trained on; (0, None) where the relation lacks the
     columns (a bare connection)."""
     try:
-        rows = con.execute(read_sql("fusion_training_videos")).fetchall()
+        rows = con.execute(read_sql("queries", "training_videos")).fetchall()
     except duckdb.Error:
         return 0, None
     text = "\n".join(f"{v}\t{label}" for v, label, *_ in sorted(rows, key=lambda r: str(r[0])))
@@ -77,8 +77,8 @@ def stored_encoder_ids(row: dict) -> dict[str, str]:
 
 # ---------------------------------------------------------------- lookups
 def list_models(con: duckdb.DuckDBPyConnection) -> list[dict]:
-    """Every ``models`` row, newest first (``sql/export_models.sql``)."""
-    cur = con.execute(read_sql("export_models"))
+    """Every ``models`` row, newest first (``sql/queries.sql``: models, newest first by ``model_recency``)."""
+    cur = con.execute(read_sql("queries", "models"))
     names = [d[0] for d in cur.description]
     return [dict(zip(names, r)) for r in cur.fetchall()]
 
@@ -112,7 +112,7 @@ def model_row(con: duckdb.DuckDBPyConnection, model_id: str | None) -> dict:
     """
     if model_id is None:
         return current_model(con)
-    cur = con.execute(read_sql("export_model"), [model_id])
+    cur = con.execute(read_sql("queries", "model"), [model_id])
     names = [d[0] for d in cur.description]
     found = cur.fetchone()
     if found is None:

@@ -205,7 +205,7 @@ def cmd_use_encoders(args) -> int:
         for m, e in store.use_encoders(args.encoder_ids).items():
             print(f"fusion_vectors serves {m} from {e}")
     from featurestore.sqlfiles import read_sql
-    _print_table(store.query(read_sql("encoder_inventory")))
+    _print_table(store.query(read_sql("queries", "encoder_inventory")))
     return EXIT_OK
 
 

@@ -1,16 +1,18 @@
--- schema: every table and view of the feature store, in one file.
---
--- The store is a DuckLake (Parquet data files + a SQL catalog). featurestore.store runs this
--- file once when it creates a store (and again when STORE_SCHEMA_VERSION grows), inside the
--- attached lake, so the views below are stored in the catalog and plain duckdb sees them too.
--- Placeholders: {classes} = schema.CLASSES as a list literal; {aggregations} = the UNION ALL of
--- sql/aggregate_<method>.sql (window -> video labels by every method).
+-- schema: the feature store's tables, the shared rules (macros, one definition each) and
+-- the views, in one file of three script queries (aiosql's convention, # after a name marks a script; read by
+-- featurestore.sqlfiles.read_sql). featurestore.store runs `tables`, `rules`, `views` and
+-- aggregate.sql's `install` inside the attached lake when it creates a store (and again when
+-- STORE_SCHEMA_VERSION grows), so the macros and views are stored in the catalog and plain
+-- duckdb sees them too. A connection without the catalog (an in-memory DuckDB) gets `rules`
+-- as TEMP macros from featurestore.sqlfiles.define_rules.
 --
 -- Row ownership: a write replaces whole groups of rows, never single rows, and the keys of
 -- those groups are featurestore.store.REPLACE_KEYS (videos by video_id, windows by video_id,
 -- embeddings by (encoder_id, video_id), ...). Vectors are FLOAT[] (DuckLake has no fixed-size
 -- arrays); their length is the encoder's dim in `encoders`.
 
+-- name: tables#
+-- Every table of the store.
 -- One row per manifest video: manifest facts, the media fingerprint the store's rows were
 -- computed from, and the last embed run's outcome.
 CREATE TABLE IF NOT EXISTS videos (
@@ -118,7 +120,7 @@ CREATE TABLE IF NOT EXISTS models (
     created_at TIMESTAMP WITH TIME ZONE
 );
 
--- Per-window class probabilities of each model, in class order {classes}.
+-- Per-window class probabilities of each model, in class order emotion_classes().
 CREATE TABLE IF NOT EXISTS window_predictions (
     model_id VARCHAR NOT NULL,
     video_id VARCHAR NOT NULL,
@@ -134,22 +136,88 @@ CREATE TABLE IF NOT EXISTS store_commits (
     schema_version INTEGER NOT NULL
 );
 
--- One row per window: the chosen feature set's vector per modality (NULL where missing).
-CREATE OR REPLACE VIEW fusion_vectors AS
+-- name: rules#
+-- The shared rules as scalar macros (no table in them, so any connection can define them).
+-- emotion_classes(): the class names in class order; featurestore.schema.CLASSES is the same
+-- list (tests/test_sql.py asserts it), the order of every probs vector.
+CREATE OR REPLACE MACRO emotion_classes() AS
+    ['Anger', 'Fear', 'Joy', 'Neutral', 'Proud', 'Sadness', 'Surprise', 'Trust'];
+-- aggregation_methods(): the window -> video aggregations (featurestore.schema.AGGREGATIONS).
+CREATE OR REPLACE MACRO aggregation_methods() AS ['majority', 'weighted', 'mean', 'max'];
+-- speaks(transcript): a window carries speech: its text is not NULL, blank or [NO_SPEECH].
+CREATE OR REPLACE MACRO speaks(transcript) AS
+    transcript IS NOT NULL AND trim(transcript) NOT IN ('', '[NO_SPEECH]');
+-- embedded(status): the video's last embed run succeeded (it has windows and vectors to score).
+CREATE OR REPLACE MACRO embedded(status) AS coalesce(status = 'ok', false);
+-- trains(status, label, split): a labelled training video, what tune-fusion learns from and
+-- what a model's labelled set is: embedded, labelled, and not in the held-out 'test' split
+-- (a NULL split counts as train).
+CREATE OR REPLACE MACRO trains(status, label, split) AS
+    embedded(status) AND label IS NOT NULL AND coalesce(split, 'train') <> 'test';
+
+-- name: views#
+-- The views over the tables (after `tables`: DuckDB binds a view when it is created).
+-- served_encoders: the feature set that serves each modality in fusion_vectors, one row per
+-- modality. "Newest wins": the latest choice (chosen_at), ties to the larger encoder_id.
+-- (feature_sets holds one row per modality, REPLACE_KEYS; this is the one reading of it.)
+CREATE OR REPLACE VIEW served_encoders AS
+SELECT modality, encoder_id, chosen_at
+FROM feature_sets
+QUALIFY row_number() OVER (PARTITION BY modality ORDER BY chosen_at DESC NULLS LAST, encoder_id DESC) = 1;
+
+-- model_recency: every fitted model's rank, 1 = the newest ("newest wins": created_at, ties
+-- and NULL times to the larger model_id after every timed model).
+CREATE OR REPLACE VIEW model_recency AS
+SELECT model_id, row_number() OVER (ORDER BY created_at DESC NULLS LAST, model_id DESC) AS recency
+FROM models;
+
+-- Which videos: training_videos (the labelled videos tune-fusion learns from, rule trains()),
+-- embedded_videos (every embedded video, labelled or not: what can be predicted), and
+-- split_videos (every video of each split; `scored`: embedded with at least one window, the
+-- videos predict scores; the others get the training prior in a submission).
+CREATE OR REPLACE VIEW training_videos AS
+SELECT video_id, label, "group" FROM videos WHERE trains(status, label, split);
+
+CREATE OR REPLACE VIEW embedded_videos AS
+SELECT video_id, label, "group" FROM videos WHERE embedded(status);
+
+CREATE OR REPLACE VIEW split_videos AS
+SELECT v.split, v.video_id, v.manifest_row, v.status,
+       embedded(v.status) AND v.video_id IN (SELECT video_id FROM windows) AS scored
+FROM videos AS v;
+
+-- fusion_vectors_of(audio_encoder, video_encoder, text_encoder): one row per window with those
+-- feature sets' vectors per modality (NULL where missing or where the encoder_id is NULL).
+CREATE OR REPLACE MACRO fusion_vectors_of(audio_encoder, video_encoder, text_encoder) AS TABLE
 SELECT w.video_id, w.window_idx,
        a.embedding AS audio, v.embedding AS video, t.embedding AS text
 FROM windows AS w
 LEFT JOIN embeddings AS a
-       ON a.video_id = w.video_id AND a.window_idx = w.window_idx
-      AND a.encoder_id = (SELECT max(encoder_id) FROM feature_sets WHERE modality = 'audio')
+       ON a.video_id = w.video_id AND a.window_idx = w.window_idx AND a.encoder_id = audio_encoder
 LEFT JOIN embeddings AS v
-       ON v.video_id = w.video_id AND v.window_idx = w.window_idx
-      AND v.encoder_id = (SELECT max(encoder_id) FROM feature_sets WHERE modality = 'video')
+       ON v.video_id = w.video_id AND v.window_idx = w.window_idx AND v.encoder_id = video_encoder
 LEFT JOIN embeddings AS t
-       ON t.video_id = w.video_id AND t.window_idx = w.window_idx
-      AND t.encoder_id = (SELECT max(encoder_id) FROM feature_sets WHERE modality = 'text');
+       ON t.video_id = w.video_id AND t.window_idx = w.window_idx AND t.encoder_id = text_encoder;
 
--- window_predictions aggregated to one label per video by every method.
-CREATE OR REPLACE VIEW video_predictions AS
-SELECT model_id, video_id, method, emotion, confidence
-FROM ({aggregations}) AS agg;
+-- fusion_vectors: one row per window, the served feature set's vector per modality.
+CREATE OR REPLACE VIEW fusion_vectors AS
+SELECT * FROM fusion_vectors_of(
+    (SELECT encoder_id FROM served_encoders WHERE modality = 'audio'),
+    (SELECT encoder_id FROM served_encoders WHERE modality = 'video'),
+    (SELECT encoder_id FROM served_encoders WHERE modality = 'text'));
+
+-- name: connection_encoders#
+-- fusion_vectors serving given feature sets instead of the store's choice, on one connection
+-- (a model's own encoders at predict time, `tune-fusion --encoders`): the caller inserts
+-- (modality, encoder_id) rows into connection_encoders (query connection_encoder), then the
+-- TEMP view shadows the stored one.
+CREATE OR REPLACE TEMP TABLE connection_encoders (modality VARCHAR, encoder_id VARCHAR);
+CREATE OR REPLACE TEMP VIEW fusion_vectors AS
+SELECT * FROM fusion_vectors_of(
+    (SELECT encoder_id FROM temp.connection_encoders WHERE modality = 'audio'),
+    (SELECT encoder_id FROM temp.connection_encoders WHERE modality = 'video'),
+    (SELECT encoder_id FROM temp.connection_encoders WHERE modality = 'text'));
+
+-- name: connection_encoder
+-- One modality's feature set for this connection (parameters: modality, encoder_id).
+INSERT INTO temp.connection_encoders VALUES (?, ?);

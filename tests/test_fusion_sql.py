@@ -7,7 +7,8 @@ import numpy as np
 import pytest
 
 from featurestore.schema import AGGREGATIONS, CLASSES
-from fusion.aggregate import Aggregator, aggregation_sql, window_predictions_table
+from featurestore.sqlfiles import define_rules
+from fusion.aggregate import Aggregator, aggregation_sql, install_aggregations, window_predictions_table
 from fusion.data import load_window_data, pool_numpy
 from test_fusion_synthdata import synthetic_con
 
@@ -103,6 +104,8 @@ def test_aggregation_sql_runs_on_a_plain_duckdb_relation():
     table = window_predictions_table(probs, np.array(["a"] * 3 + ["b"] * 3), np.arange(6) % 3, "m1")
     con.register("wp_arrow", table)
     con.execute("CREATE TABLE window_predictions AS SELECT * FROM wp_arrow")
+    define_rules(con)
+    install_aggregations(con)
     for method in AGGREGATIONS:
         rows = con.execute(aggregation_sql(method)).fetchall()
         assert len(rows) == 2 and {r[2] for r in rows} == {method}

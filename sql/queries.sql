@@ -1,0 +1,187 @@
+-- queries: the named queries of the other stages (store, embed, fusion, predict), read by
+-- featurestore.sqlfiles.read_sql("queries", name). The shared rules they use (trains(),
+-- speaks(), served_encoders, training_videos, split_videos...) are defined in schema.sql.
+
+-- name: feature_sets
+-- The named feature set per modality that fusion_vectors serves, with its lineage.
+SELECT f.modality, f.encoder_id, e.name, e.dim, e.version, e.weights_sha256, f.chosen_at
+FROM served_encoders AS f
+LEFT JOIN encoders AS e USING (encoder_id)
+ORDER BY f.modality;
+
+-- name: encoder_inventory
+-- Every stored encoder configuration, how many videos and windows it has embedded, and
+-- whether fusion_vectors serves it (`cli.py use-encoders` changes that).
+SELECT e.encoder_id, e.name, e.modality, e.dim,
+       count(DISTINCT x.video_id) AS n_videos,
+       count(x.video_id) AS n_windows,
+       coalesce(f.encoder_id IS NOT NULL, false) AS in_fusion_vectors,
+       e.registered_at
+FROM encoders AS e
+LEFT JOIN embeddings AS x ON x.encoder_id = e.encoder_id
+LEFT JOIN served_encoders AS f ON f.encoder_id = e.encoder_id AND f.modality = e.modality
+GROUP BY ALL
+ORDER BY e.modality, e.encoder_id;
+
+-- name: cached_segments
+-- Whisper segments already in the store for videos about to be embedded, one row per video:
+-- the media fingerprint it was transcribed from, its duration and its segments in order.
+-- Parameters: the video ids, the ASR identity (segments.source), whether word timestamps are needed.
+SELECT s.video_id, any_value(v.media_sha256) AS media_sha256, any_value(s.duration_s) AS duration_s,
+       list({'start_s': s.start_s, 'end_s': s.end_s, 'text': s.text, 'words': s.words}
+            ORDER BY s.segment_idx) AS segments
+FROM segments AS s
+JOIN videos AS v USING (video_id)
+WHERE s.video_id IN (SELECT unnest(?::VARCHAR[]))
+  AND s.source = ?
+  AND (s.word_timestamps OR NOT ?)
+GROUP BY s.video_id;
+
+-- name: text_origins
+-- Where the embedded videos' window texts came from, counted per split and labelled/unlabelled:
+-- 'transcript files' (the manifest's transcript column) or the ASR identity
+-- 'asr:<backend>:<model>/<lang>' (videos.transcript_source less its text unit). tune-fusion
+-- keeps the labelled videos' counts in a model's lineage, and predict compares them with the
+-- predicted split's (featurestore.embed.text_origin says the same).
+SELECT split,
+       label IS NOT NULL AS labelled,
+       CASE WHEN transcript_source LIKE 'file:%' THEN 'transcript files'
+            ELSE regexp_replace(transcript_source, '#(word|segment)$', '') END AS origin,
+       count(*) AS videos
+FROM videos
+WHERE embedded(status) AND transcript_source IS NOT NULL
+GROUP BY ALL
+ORDER BY ALL;
+
+-- name: labelled_transcript_sources
+-- Where the labelled training videos' window texts came from (videos.transcript_source:
+-- 'file:<path>' for window TSV files, 'file:<path>#<unit>' for timed transcripts,
+-- 'asr:<backend>:<model>/<lang>#<unit>'), so that new windows get their text the same way
+-- (featurestore.embed.matching_text_unit).
+SELECT DISTINCT v.transcript_source
+FROM videos AS v
+WHERE v.video_id IN (SELECT video_id FROM training_videos);
+
+-- name: video_evidence
+-- Per wanted video (relation evidence_ids(video_id)), the evidence besides its vectors that
+-- decides duplicates (featurestore.duplicates; CV leakage groups and the audit read this one
+-- query), from relations videos and windows (featurestore.duplicates.video_evidence registers
+-- empty stand-ins for absent ones, so a bare connection works):
+--   transcript  "same transcript": the speaking windows' texts (speaks()) in window order,
+--               joined by spaces, a window whose text repeats the previous speaking window's
+--               skipped (with segment windowing every window inside a sentence carries the whole
+--               sentence, so a re-upload cut a second longer or windowed with another hop would
+--               repeat a sentence a different number of times); NULL for a video with no speech.
+--               duplicates.normalise_transcript then gives the key two videos share.
+--   sha256      the media fingerprint the store computed on ingest (videos.media_sha256).
+--   path        the media path as the manifest named it.
+-- A videos relation without those columns gives NULLs (to_json(...) ->> reads absent keys as NULL).
+WITH runs AS (
+    SELECT video_id, window_idx, trim(transcript) AS text,
+           trim(transcript) IS DISTINCT FROM lag(trim(transcript))
+               OVER (PARTITION BY video_id ORDER BY window_idx) AS starts
+    FROM windows
+    WHERE speaks(transcript)
+), texts AS (
+    SELECT video_id, string_agg(text, ' ' ORDER BY window_idx) AS transcript
+    FROM runs
+    WHERE starts
+    GROUP BY video_id
+)
+SELECT i.video_id, t.transcript,
+       to_json(v) ->> 'media_sha256' AS sha256, to_json(v) ->> 'path' AS path
+FROM evidence_ids AS i
+LEFT JOIN videos AS v ON v.video_id = i.video_id
+LEFT JOIN texts AS t ON t.video_id = i.video_id;
+
+-- name: training_videos
+-- The labelled videos tune-fusion learns from (rule trains()), one row per video.
+SELECT video_id, label, "group" FROM videos WHERE trains(status, label, split) ORDER BY video_id;
+
+-- name: embedded_videos
+-- Every embedded video (labelled or not), for prediction.
+SELECT video_id, label, "group" FROM videos WHERE embedded(status) ORDER BY video_id;
+
+-- name: window_vectors
+-- Window vectors of the chosen videos (relation selected_videos(video_id): fusion.data makes
+-- it a TEMP view of training_videos or embedded_videos; parameter: the modality columns of
+-- fusion_vectors to load), in (video_id, window_idx) order. A NULL array means that modality
+-- is missing for the window.
+SELECT f.video_id, f.window_idx, COLUMNS(c -> list_contains(?::VARCHAR[], c))
+FROM fusion_vectors AS f
+WHERE f.video_id IN (SELECT video_id FROM selected_videos)
+ORDER BY f.video_id, f.window_idx;
+
+-- name: window_keys
+-- The keys of the chosen videos' windows (relation selected_videos), in order.
+SELECT w.video_id, w.window_idx
+FROM windows AS w
+WHERE w.video_id IN (SELECT video_id FROM selected_videos)
+ORDER BY w.video_id, w.window_idx;
+
+-- name: store_counts
+-- Row counts of what a fusion model was trained on, for its lineage (beside the store
+-- snapshot id, which identifies the data exactly).
+SELECT (SELECT count(*) FROM videos) AS n_videos,
+       (SELECT count(*) FROM fusion_vectors) AS n_fusion_vectors;
+
+-- name: served_encoder
+-- Lineage of one encoder configuration (parameter: encoder_id), for the record a model keeps
+-- of the feature sets it was trained on.
+SELECT encoder_id, name, dim, version, weights_sha256
+FROM encoders
+WHERE encoder_id = ?;
+
+-- name: models
+-- Every fitted model, newest first (model_recency). Predict and export, when no model is
+-- named, take the newest whose lineage's labels_sha256 is the store's current labelled set
+-- (fusion.export.labelled_set over training_videos).
+SELECT m.model_id, m.family, m.method, m.cv_macro_f1, m.path, m.encoders, m.lineage, m.created_at
+FROM models AS m
+JOIN model_recency AS r USING (model_id)
+ORDER BY r.recency;
+
+-- name: newest_model
+-- The newest fitted model's id (model_recency), whatever its labelled set.
+SELECT model_id FROM model_recency WHERE recency = 1;
+
+-- name: model
+-- One named model's row (parameter: model_id).
+SELECT model_id, family, method, cv_macro_f1, path, encoders, lineage
+FROM models
+WHERE model_id = ?;
+
+-- name: split_videos
+-- The videos of a split that predict scores (split_videos.scored; parameter: split). Failed
+-- videos get no windows; the submission export gives them the training prior.
+SELECT video_id FROM split_videos WHERE split = ? AND scored ORDER BY video_id;
+
+-- name: stage_vectors#
+-- The window vectors of the videos to score (relation predict_videos(video_id)), staged once in
+-- a temp table so that scoring in batches does not re-run the fusion_vectors joins per batch
+-- (parameter: the model's modality columns of fusion_vectors).
+CREATE OR REPLACE TEMP TABLE predict_vectors AS
+SELECT f.video_id, f.window_idx, COLUMNS(c -> list_contains(?::VARCHAR[], c))
+FROM fusion_vectors AS f
+WHERE f.video_id IN (SELECT video_id FROM predict_videos);
+
+-- name: batch_vectors
+-- One batch of staged window vectors (relation predict_batch(video_id)), in (video_id, window_idx) order.
+SELECT v.*
+FROM predict_vectors AS v
+WHERE v.video_id IN (SELECT video_id FROM predict_batch)
+ORDER BY v.video_id, v.window_idx;
+
+-- name: encoder_lineage
+-- Name, modality, dim and config of the encoder configurations a model was trained on
+-- (parameter: list of encoder_ids).
+SELECT encoder_id, name, modality, dim, config
+FROM encoders
+WHERE list_contains(?, encoder_id);
+
+-- name: windows
+-- Window times and transcripts, in (video_id, window_idx) order (predict-video joins them to
+-- the window probabilities it computed).
+SELECT video_id, window_idx, start_s, end_s, transcript
+FROM windows
+ORDER BY video_id, window_idx;
