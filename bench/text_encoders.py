@@ -4,7 +4,7 @@ Per video: window transcripts -> encoder -> NaN-aware mean over windows -> one
 vector (zeros for a video without speech). Grouped stratified 5-fold CV by
 video, grouped by the project's one definition of duplicate videos
 (``featurestore.duplicates``: identical or near-identical transcripts -- windows
-concatenated as ``sql/video_evidence.sql`` does -- and the same media fingerprint,
+concatenated as the ``video_evidence`` query does -- and the same media fingerprint,
 which for a transcript-only video is the SHA-256 of its transcript file, as the
 store computes it; pooled vectors are not compared, so the groups do not depend on
 the encoder), so duplicates never straddle train and test. Standardised features +
@@ -73,7 +73,7 @@ def leakage_groups(ids: list[str], videos: list[list[str | None]],
     """Leakage groups of transcript-only videos by the project's one definition.
 
     ``featurestore.duplicates`` on what a store would hold for them: the transcript of
-    ``sql/video_evidence.sql`` (``duplicates.video_evidence`` over the windows ``videos``,
+    the ``video_evidence`` query (``duplicates.video_evidence`` over the windows ``videos``,
     window texts in order, None = no speech) and, as media fingerprint, the SHA-256 of
     each transcript file in ``files`` (the store's ``media_sha256`` of a video without
     media). No vectors: nothing is embedded yet.

@@ -16,7 +16,7 @@ Two videos are duplicates when any rule holds:
 components: CV never splits one between training and validation.
 
 Measured on the 498 public competition transcripts (``reels-transcripts/labels.csv``, windows
-concatenated by ``sql/video_evidence.sql``; ``python scripts/measure_transcript_duplicates.py``):
+concatenated by the ``video_evidence`` query of ``sql/queries.sql``; ``python scripts/measure_transcript_duplicates.py``):
 497 speak, none is shorter than ``MIN_NEAR_CHARS``. Identical normalised transcripts merge 28
 reels (498 -> 470 groups); every copy there is character-identical, so near transcripts add
 none at any threshold from 0.32 to 0.99: each reel's best non-identical match has Jaccard

@@ -37,5 +37,6 @@ SPLITS = ("train", "test")
 
 # The store's tables and views are defined in sql/schema.sql (the one place for them).
 
-#: Window -> video aggregation methods; each is ``sql/aggregate_<name>.sql``.
+#: Window -> video aggregation methods (``aggregation_methods()`` in ``sql/schema.sql``; the
+#: rules are ``aggregate_windows`` in ``sql/aggregate.sql``).
 AGGREGATIONS: tuple[str, ...] = ("majority", "weighted", "mean", "max")

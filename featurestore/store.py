@@ -482,6 +482,8 @@ class FeatureStore:
                                  f"not {wanted_data}")
             self.catalog = Catalog.parse(info.get("catalog"), self.root)
             self._data_url = info.get("data_path")
+            if info.get("schema_version", 1) < STORE_SCHEMA_VERSION:
+                self._upgrade()
         elif (self.root / "parts").is_dir():
             raise StoreError(f"{self.root} is a store of the earlier parts/ format, which this version "
                              "no longer reads; embed the manifest again into a new --store")
@@ -548,14 +550,50 @@ class FeatureStore:
         finally:
             con.close()
         spec = catalog_spec or f"sqlite:{CATALOG_FILE}"
-        info = {"format": STORE_FORMAT, "catalog": spec}
+        info = {"format": STORE_FORMAT, "catalog": spec, "schema_version": STORE_SCHEMA_VERSION}
         if self.remote:
             info["data_path"] = self._data_url
+        self._write_info(info)
+
+    def _write_info(self, info: dict) -> None:
         tmp = self.root / (STORE_FILE + ".tmp")
         tmp.write_text(json.dumps(info, indent=2) + "\n")
         os.replace(tmp, self.root / STORE_FILE)
 
-    def _install_schema(self, con: duckdb.DuckDBPyConnection) -> None:
+    def _upgrade(self) -> None:
+        """Bring a store made by an earlier schema version up to this one, once, on open.
+
+        Only the derived objects change between versions so far (the shared-rule macros, the
+        views, the aggregation): they are re-created in one transaction and no row is touched.
+        The file lock makes concurrent openers (embed shards) upgrade once.
+        """
+        import fcntl
+        with open(self.root / ".create.lock", "w") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            info = json.loads((self.root / STORE_FILE).read_text())
+            if info.get("schema_version", 1) >= STORE_SCHEMA_VERSION:
+                return
+            try:
+                con = self.connect(read_only=False)
+            except StoreError as exc:
+                raise StoreError(f"{self.root} was made by an earlier version (schema "
+                                 f"{info.get('schema_version', 1)}, this one reads {STORE_SCHEMA_VERSION}) "
+                                 f"and could not be opened to upgrade it: {exc}") from exc
+            def attempt() -> None:
+                try:
+                    self._install_schema(con, upgrade=True)
+                except duckdb.Error:
+                    con.execute("ROLLBACK")
+                    raise
+            try:
+                _with_retries(attempt, 50)
+            finally:
+                con.close()
+            self._write_info({**info, "schema_version": STORE_SCHEMA_VERSION})
+
+    def _install_schema(self, con: duckdb.DuckDBPyConnection, upgrade: bool = False) -> None:
+        """Run ``SCHEMA_SCRIPTS`` in one transaction; ``upgrade``: an existing store's, whose
+        tables stay as they are (their partitioning is set once, at creation)."""
         con.execute(f"USE {LAKE}")
         # Row groups of 16k rows let pyarrow decode a file's vectors on every core; LZ4
         # decodes fastest (float vectors hardly compress with any codec).
@@ -565,7 +603,8 @@ class FeatureStore:
         # schema.sql, then aggregate.sql's video_predictions: the store runs the files and
         # knows nothing of the aggregation (fusion.aggregate owns that SQL).
         for file, name in SCHEMA_SCRIPTS:
-            run_script(con, file, name)
+            if not (upgrade and (file, name) == ("schema", "tables")):
+                run_script(con, file, name)
         if con.execute("SELECT count(*) FROM store_commits").fetchone()[0] == 0:
             con.execute("INSERT INTO store_commits VALUES (0, ?)", [STORE_SCHEMA_VERSION])
         else:

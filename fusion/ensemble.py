@@ -24,7 +24,7 @@ MAX_CANDIDATES = 20
 
 def video_probs(oof: OOFPredictions, video_ids: np.ndarray) -> np.ndarray:
     """float64 (len(video_ids), k): the mean window probability of each video (what
-    ``sql/aggregate_mean.sql`` returns as ``probs``); NaN rows for videos without windows."""
+    ``aggregate_windows`` returns as ``probs`` for 'mean'); NaN rows for videos without windows."""
     index = {v: i for i, v in enumerate(np.asarray(video_ids).astype(str))}
     rows = np.array([index.get(v, -1) for v in oof.video_id.astype(str)])
     ok = rows >= 0

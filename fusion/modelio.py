@@ -46,7 +46,7 @@ class FusionModel:
     Attributes:
         family: one of ``FAMILIES``. ``pooled-*`` families classify a video from its pooled
             window vectors and give every window of the video that probability vector.
-        method: default window -> video aggregation (``sql/aggregate_<method>.sql``).
+        method: default window -> video aggregation (``aggregate_windows`` in ``sql/aggregate.sql``).
         estimator: fitted scikit-learn-style classifier (``predict_proba`` -> (n, 8)).
         modalities: modalities of ``fusion_vectors`` the model reads, in column order of X.
         dims: modality -> expected dim.

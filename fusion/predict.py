@@ -6,7 +6,7 @@
 * :class:`Predictor` classifies media files outside any store: it embeds them
   with the encoders the model was trained on (rebuilt from their lineage and
   checked by ``encoder_id``) into a temporary store, scores the windows and
-  aggregates them with the model's method by the same ``sql/aggregate_*.sql``.
+  aggregates them with the model's method by the same ``aggregate_windows`` (``sql/aggregate.sql``).
 """
 from __future__ import annotations
 

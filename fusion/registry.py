@@ -39,7 +39,7 @@ class ModelLookupError(StoreError):
 
 # ---------------------------------------------------------------- what a model was trained on
 def labelled_set(con: duckdb.DuckDBPyConnection) -> tuple[int, str | None]:
-    """(number, SHA-256) of the labelled training videos (``sql/fusion_training_videos.sql``:
+    """(number, SHA-256) of the labelled training videos (the ``training_videos`` view of ``sql/schema.sql``:
     what ``tune-fusion`` learns from), hashed over sorted ``video_id<TAB>label`` lines.
 
     A model records the pair it was trained on; (0, None) where the relation lacks the

@@ -184,9 +184,12 @@ def cmd_sql(args) -> int:
     store = _store(args)
     con = store.connect(read_only=not args.write, snapshot=args.snapshot)
     try:
-        tbl = con.sql(args.query).to_arrow_table() if not args.write else None
         if args.write:
             con.execute(args.query)
+            return EXIT_OK
+        rel = con.sql(args.query)
+        # A statement with no result set (COPY ... TO a file, SET, ...) has already run.
+        tbl = rel.to_arrow_table() if rel is not None else None
     finally:
         con.close()
     if tbl is not None:

@@ -2,7 +2,7 @@
 
 ``python scripts/measure_transcript_duplicates.py [labels.csv] [--threshold 0.5]`` loads each
 reel's ``window_idx<TAB>text`` file as windows, concatenates them with the store's own query
-(``sql/video_evidence.sql``), and prints: the distribution of every reel's best-match Jaccard,
+(the ``video_evidence`` query of ``sql/queries.sql``), and prints: the distribution of every reel's best-match Jaccard,
 how many reels each rule merges at the threshold, and the pairs just below and above it.
 """
 from __future__ import annotations

@@ -57,11 +57,22 @@ def test_missing_store(tmp_path):
 
 
 @pytest.mark.slow
+def cli_count(store, table: str) -> int:
+    r = cli("sql", "--store", str(store), "--format", "json", f"SELECT count(*) AS n FROM {table}")
+    return json.loads(r.stdout)[0]["n"]
+
+
 def test_sql_error_is_a_message_not_a_traceback(tmp_path, text_manifest):
     store = tmp_path / "s"
     cli("embed", "--store", str(store), "--manifest", str(text_manifest), "--modalities", "text", "--quiet")
     r = cli("sql", "--store", str(store), "SELECT no_such_column FROM videos")
     assert r.returncode == 2 and "no_such_column" in r.stderr and "Traceback" not in r.stderr
+    # a statement without a result set runs too: COPY to Parquet, read back
+    out = tmp_path / "windows.parquet"
+    r = cli("sql", "--store", str(store), f"COPY (FROM windows) TO '{out}' (FORMAT parquet)")
+    assert r.returncode == 0, r.stderr
+    import pyarrow.parquet as pq
+    assert pq.read_table(out).num_rows == cli_count(store, "windows")
 
 
 def test_console_entry_points_agree():

@@ -19,7 +19,7 @@ K = len(CLASSES)
 
 # ---------------------------------------------------------------- aggregation
 def reference(probs: np.ndarray, method: str) -> tuple[int, float]:
-    """The rules documented in sql/aggregate_<method>.sql, in plain numpy (float64).
+    """The rules documented in sql/aggregate.sql, in plain numpy (float64).
 
     Returns (class index, confidence). Ties: inside a window the earlier class wins its
     argmax; between classes, higher mean probability, then the earlier class.

@@ -32,7 +32,12 @@ def test_unknown_query_names_file_and_query():
 
 
 def test_aiosql_reads_the_files_the_same_way():
-    aiosql = pytest.importorskip("aiosql")
+    try:
+        import aiosql
+    except ImportError:
+        from conftest import require
+        require("aiosql", "pip install -e .[dev]")
+        return
     for f in sql_files():
         q = aiosql.from_path(SQL_DIR / f"{f}.sql", "duckdb", mandatory_parameters=False)
         assert sorted(n for n in q.available_queries if not n.endswith('_cursor')) == sorted(queries(f)), f

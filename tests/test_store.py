@@ -211,6 +211,47 @@ def test_a_moved_store_opens_with_and_without_the_package(tmp_path):
     assert r.returncode == 0 and "[('Joy', 1)]" in r.stdout, r.stderr
 
 
+def test_a_store_of_the_previous_schema_is_upgraded_once_on_open(tmp_path):
+    """A store made before the shared-rule macros (schema 1: tables, two views, no macros)
+    opens with every view working and no row lost; the upgrade runs once."""
+    root = tmp_path / "s"
+    store = FeatureStore(root)
+    add_video(store, "v1", 4, {"audio": 8, "text": 4})
+    store.use_encoders(["audio-8", "text-4"])
+    store.close()
+    con = store.connect(read_only=False)
+    # What schema 1 left in the catalog: no macros, none of the rule views.
+    for view in ("video_predictions", "fusion_vectors", "split_videos", "embedded_videos", "training_videos",
+                 "model_recency", "served_encoders"):
+        con.execute(f"DROP VIEW {view}")
+    for macro in ("aggregate_windows", "fusion_vectors_of"):
+        con.execute(f"DROP MACRO TABLE {macro}")
+    for macro in ("trains", "embedded", "speaks", "aggregation_methods", "emotion_classes"):
+        con.execute(f"DROP MACRO {macro}")
+    con.execute("UPDATE store_commits SET schema_version = 1")
+    before = con.execute("SELECT count(*) FROM embeddings").fetchone()
+    con.close()
+    info = json.loads((root / "store.json").read_text())
+    del info["schema_version"]
+    (root / "store.json").write_text(json.dumps(info))
+    with pytest.raises(Exception, match="fusion_vectors"):
+        store.query("SELECT count(*) FROM fusion_vectors")
+
+    upgraded = FeatureStore(root, create=False)
+    assert json.loads((root / "store.json").read_text())["schema_version"] == 2
+    assert upgraded.query("SELECT count(*) AS n FROM fusion_vectors WHERE audio IS NOT NULL")["n"][0].as_py() == 4
+    assert upgraded.query("SELECT count(*) AS n FROM video_predictions")["n"][0].as_py() == 0
+    con = upgraded.connect()
+    assert con.execute("SELECT count(*) FROM embeddings").fetchone() == before
+    assert con.execute("SELECT schema_version FROM store_commits").fetchone() == (2,)
+    n_snapshots = con.execute("SELECT count(*) FROM ducklake_snapshots('store')").fetchone()[0]
+    con.close()
+    FeatureStore(root, create=False)          # already upgraded: nothing is written
+    con = upgraded.connect()
+    assert con.execute("SELECT count(*) FROM ducklake_snapshots('store')").fetchone()[0] == n_snapshots
+    con.close()
+
+
 @pytest.mark.slow
 def test_a_reader_never_blocks_a_writer_and_keeps_its_snapshot(tmp_path):
     store = FeatureStore(tmp_path / "s")
