@@ -23,7 +23,7 @@ import pandas as pd
 
 from . import duplicates
 from .pooling import pooled_means
-from .schema import CLASSES, MODALITIES
+from .schema import MODALITIES
 from .sqlfiles import read_sql, run_script
 from .store import FeatureStore, StoreError
 

@@ -39,7 +39,7 @@ import pyarrow.compute as pc
 
 from .objectstore import configure_duckdb, filesystem_for, is_remote, normalise_data_path
 from .schema import MODALITIES
-from .sqlfiles import read_sql, run_script, sql_literal, sql_statements  # noqa: F401
+from .sqlfiles import read_sql, run_script, sql_literal
 
 CATALOG_FILE = "catalog.sqlite"
 STORE_FILE = "store.json"

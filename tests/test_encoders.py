@@ -320,6 +320,19 @@ def test_registry():
         get_encoder("hf:/nonexistent/model")
 
 
+@pytest.mark.slow
+def test_every_registered_encoder_is_what_its_registration_says():
+    """Name, modality and dim as listed; the name is what the store records and what a
+    model's lineage rebuilds from, so a named configuration comes back with its options."""
+    from featurestore.encoders.registry import _REGISTRY
+    for name, spec in _REGISTRY.items():
+        enc = get_encoder(name, device="cpu")
+        assert (enc.name, enc.modality, enc.dim) == (name, spec.modality, spec.dim)
+        assert enc.info()["name"] == name
+        assert get_encoder(enc.info()["name"], device="cpu").encoder_id == enc.encoder_id
+    assert get_encoder("whisper-stats-1024").encoder_id != get_encoder("whisper-stats").encoder_id
+
+
 def test_encoder_id_tracks_config(librosa_enc, fer_enc):
     same = get_encoder("librosa-descriptors")
     assert same.encoder_id == librosa_enc.encoder_id and len(same.encoder_id) == 16

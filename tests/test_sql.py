@@ -5,7 +5,6 @@ import re
 from pathlib import Path
 
 import duckdb
-import pyarrow as pa
 import pytest
 
 from featurestore.schema import AGGREGATIONS, CLASSES

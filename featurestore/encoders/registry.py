@@ -62,8 +62,10 @@ def register_encoder(name: str, factory: Factory, modality: str, dim: int | None
     """Make ``get_encoder(name)`` build ``factory(**options, **call_options)``.
 
     Args:
-        name: the encoder's registry name; it should equal the built encoder's ``name``
-            (the store records that one).
+        name: the encoder's registry name. ``get_encoder(name)`` gives the built encoder this
+            ``name``, which the store records and ``predict-video`` rebuilds it by: a named
+            configuration (``whisper-stats-1024`` is ``WhisperStats(reduction="none")``) is
+            then its own feature set and comes back with its options.
         factory: an ``Encoder`` subclass or factory, or ``"module:attribute"``.
         modality: one of ``featurestore.schema.MODALITIES``.
         dim: width of its rows (None where the model decides).
@@ -155,7 +157,9 @@ def get_encoder(name: str, **options) -> Encoder:
         raise ValueError(f"unknown encoder {name!r}; available: {', '.join(available_encoders())}. "
                          f"A custom encoder is registered with featurestore.encoders.register_encoder "
                          f"or an entry point in the group {ENTRY_POINT_GROUP!r}")
-    return _REGISTRY[name].build(**options)
+    enc = _REGISTRY[name].build(**options)
+    enc.name = name
+    return enc
 
 
 def default_encoder(modality: str) -> str:
