@@ -229,8 +229,6 @@ class DataLayout:
 
         import pyarrow.parquet as pq
 
-        from .objectstore import filesystem_for
-
         out = WriteBatch()
         pending: dict[str, list[pa.Table]] = {}
         for op, table, rows in batch.ops:
@@ -595,10 +593,8 @@ class FeatureStore:
         """Run ``SCHEMA_SCRIPTS`` in one transaction; ``upgrade``: an existing store's, whose
         tables stay as they are (their partitioning is set once, at creation)."""
         con.execute(f"USE {LAKE}")
-        # Row groups of 16k rows let pyarrow decode a file's vectors on every core; LZ4
-        # decodes fastest (float vectors hardly compress with any codec).
-        con.execute(f"CALL {LAKE}.set_option('parquet_row_group_size', 16384)")
-        con.execute(f"CALL {LAKE}.set_option('parquet_compression', 'lz4')")
+        con.execute(f"CALL {LAKE}.set_option('parquet_row_group_size', {PARQUET_ROW_GROUP_SIZE})")
+        con.execute(f"CALL {LAKE}.set_option('parquet_compression', {sql_literal(PARQUET_COMPRESSION)})")
         con.execute("BEGIN")
         # schema.sql, then aggregate.sql's video_predictions: the store runs the files and
         # knows nothing of the aggregation (fusion.aggregate owns that SQL).

@@ -29,9 +29,15 @@ def aggregation_sql(method: str) -> str:
     """A SELECT of ``method``'s video rows ``(model_id, video_id, method, emotion, confidence,
     probs)`` from relation ``window_predictions``, on a connection where
     :func:`install_aggregations` ran (the store's, or an :class:`Aggregator`'s)."""
-    if method not in AGGREGATIONS:
-        raise ValueError(f"unknown aggregation method {method!r}; one of {', '.join(AGGREGATIONS)}")
+    _check_methods([method])
     return f"SELECT * FROM aggregate_windows(['{method}'])"
+
+
+def _check_methods(methods) -> None:
+    bad = [m for m in methods if m not in AGGREGATIONS]
+    if bad:
+        raise ValueError(f"unknown aggregation method {', '.join(map(repr, bad))}; "
+                         f"one of {', '.join(AGGREGATIONS)}")
 
 
 def window_predictions_table(probs: np.ndarray, video_id: np.ndarray, window_idx: np.ndarray,
@@ -72,9 +78,7 @@ class Aggregator:
         table = window_predictions_table(probs, video_id, window_idx, model_id)
         self.con.register("window_predictions", table)
         try:
-            bad = [m for m in methods if m not in AGGREGATIONS]
-            if bad:
-                raise ValueError(f"unknown aggregation method(s) {bad}; one of {', '.join(AGGREGATIONS)}")
+            _check_methods(methods)
             return self.con.execute(read_sql("aggregate", "video_labels"), [list(methods)]).df()
         finally:
             self.con.unregister("window_predictions")

@@ -16,9 +16,8 @@ import pyarrow.compute as pc
 # Pooling lives in featurestore (the audit pools as CV does); fusion's callers import it from here.
 from featurestore.pooling import POOL_STATS, pool_numpy, pooled_feature_names  # noqa: F401  (re-exported)
 from featurestore.schema import CLASSES, MODALITIES
-from featurestore.store import lists_to_numpy
-
 from featurestore.sqlfiles import define_rules
+from featurestore.store import lists_to_numpy
 
 from ._sql import fetch_arrow, read_sql, relation_columns, scalar, strip_statement
 

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING
 
 import duckdb
 
-from featurestore.sqlfiles import read_sql
+from featurestore.sqlfiles import define_rules, read_sql
 from featurestore.store import StoreError
 
 if TYPE_CHECKING:
@@ -44,6 +44,7 @@ def labelled_set(con: duckdb.DuckDBPyConnection) -> tuple[int, str | None]:
 
     A model records the pair it was trained on; (0, None) where the relation lacks the
     columns (a bare connection)."""
+    define_rules(con)      # trains(): a bare connection has no store catalog that defines it
     try:
         rows = con.execute(read_sql("queries", "training_videos")).fetchall()
     except duckdb.Error:

@@ -113,3 +113,17 @@ def test_no_sql_file_is_a_format_template():
     for p, text in _sources():
         if p.suffix == ".py":
             assert not re.search(r"read_sql\([^)]*\)\.format\(", text), p
+
+
+def test_rule_queries_run_on_a_bare_connection_with_only_a_videos_table():
+    """labelled_set reads the training videos through the trains() rule, which a connection
+    without the store's catalog gets as TEMP macros (a synthetic or user connection)."""
+    from fusion.registry import labelled_set
+    con = duckdb.connect()
+    con.execute("""CREATE TABLE videos AS SELECT * FROM (VALUES
+        ('a', 'Joy', 'train', 'ok', NULL), ('b', 'Fear', NULL, 'ok', NULL),
+        ('c', 'Joy', 'test', 'ok', NULL), ('d', 'Joy', 'train', 'failed', NULL), ('e', NULL, 'train', 'ok', NULL))
+        AS t(video_id, label, split, status, "group")""")
+    n, sha = labelled_set(con)
+    assert n == 2 and sha is not None
+    assert labelled_set(duckdb.connect()) == (0, None)
