@@ -79,7 +79,8 @@ def cmd_embed(args) -> int:
                   asr_backend=args.asr_backend, asr_model=args.asr_model, language=args.language,
                   text_model=args.text_model, beam_size=args.beam_size,
                   asr_batch_size=args.asr_batch_size, shard=parse_shard(args.shard),
-                  chunk_size=args.chunk_size, progress=not args.quiet, text_unit=args.text_unit)
+                  chunk_size=args.chunk_size, progress=not args.quiet, text_unit=args.text_unit,
+                  rehash=args.rehash)
     if args.engine == "ray":
         from featurestore.ray_engine import RayEngineError, RayOptions, embed_manifest_ray, parse_stage_map
         try:
@@ -97,9 +98,11 @@ def cmd_embed(args) -> int:
     print(report.summary())
     print(f"store: {store.root}")
     if report.failures:
-        print(f"{len(report.failures)} video(s) failed; they are listed in the store's videos view "
-              "(status='failed', error). Fix or remove them and run embed again: done videos are "
-              "skipped.", file=sys.stderr)
+        print(f"{len(report.failures)} video(s) failed; they are listed in the store's videos table "
+              "(status='failed', error, failed_modalities) and left out of training until they "
+              "succeed. The next embed of a manifest that lists them tries each of them again (a "
+              "file that is back, or fixed, is embedded; one still missing fails again) and skips "
+              "the videos that are done.", file=sys.stderr)
     return EXIT_OK if report.ok and manifest.ok else EXIT_PARTIAL
 
 
@@ -163,6 +166,12 @@ def cmd_export(args) -> int:
         print(f"  {expected_score_note(store, result.model_id, args.split)}")
     except StoreError:  # predictions written by hand: no models row to read an estimate from
         pass
+    if len(result.fallbacks):
+        # A batch job must be able to tell: these rows carry no prediction.
+        print(f"{len(result.fallbacks)} of {result.n_rows} row(s) got the training prior "
+              f"{result.prior!r} instead of a prediction (not embedded, failed, or not predicted); "
+              "embed and predict them, then export again", file=sys.stderr)
+        return EXIT_PARTIAL
     return EXIT_OK
 
 
@@ -182,11 +191,15 @@ def cmd_audit(args) -> int:
 
 def cmd_sql(args) -> int:
     store = _store(args)
-    con = store.connect(read_only=not args.write, snapshot=args.snapshot)
+    if args.write:
+        if args.snapshot is not None:
+            raise ValueError("--snapshot reads the past and cannot be written; leave it out with --write")
+        # One writer transaction, with the commit counter, retried against a concurrent
+        # writer's rows: the statements run again there.
+        store.execute_write(args.query)
+        return EXIT_OK
+    con = store.connect(read_only=True, snapshot=args.snapshot)
     try:
-        if args.write:
-            con.execute(args.query)
-            return EXIT_OK
         rel = con.sql(args.query)
         # A statement with no result set (COPY ... TO a file, SET, ...) has already run.
         tbl = rel.to_arrow_table() if rel is not None else None
@@ -268,6 +281,11 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--beam-size", type=int, help="Whisper beam width (default: 1 on CPU, 5 on CUDA)")
     e.add_argument("--asr-batch-size", type=int, help="speech chunks (<= 30 s) of one video decoded "
                    "together (default: 8 on CPU, 16 on CUDA; 1: one after another)")
+    e.add_argument("--rehash", action="store_true",
+                   help="hash every input file again (full SHA-256). By default a stored hash is "
+                   "reused only while the file's size, mtime, ctime and inode are unchanged, which a "
+                   "same-size, same-mtime replacement (cp -p, rsync -t, tar) cannot keep; use this on "
+                   "file systems that keep no change time")
     e.add_argument("--text-unit", default="auto", choices=["auto", "segment", "word"],
                    help="a window's text from ASR, SRT/VTT or Whisper JSON: every overlapping "
                    "segment (as in the competition's transcripts) or only its own words; auto "
@@ -361,8 +379,9 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("query")
     q.add_argument("--format", default="table", choices=["table", "csv", "json"])
     q.add_argument("--snapshot", type=int, help="read the store as of this snapshot id (see `snapshots`)")
-    q.add_argument("--write", action="store_true", help="run a statement that changes the store "
-                   "(one transaction; default: read-only)")
+    q.add_argument("--write", action="store_true", help="run statements that change the store, as "
+                   "one writer transaction (run again against the rows of a writer that commits "
+                   "first; no BEGIN/COMMIT of your own; default: read-only)")
     q.set_defaults(func=cmd_sql)
 
     sn = with_store(sub.add_parser("snapshots", help="the store's snapshots (time travel targets)"))

@@ -185,3 +185,13 @@ WHERE list_contains(?, encoder_id);
 SELECT video_id, window_idx, start_s, end_s, transcript
 FROM windows
 ORDER BY video_id, window_idx;
+
+-- name: videos_of
+-- The committed videos rows of the ids in the registered table _commit_ids (a writer's
+-- transaction reads them to merge into: featurestore.embed.video_commit).
+SELECT * FROM videos WHERE video_id IN (SELECT video_id FROM _commit_ids);
+
+-- name: window_grids_of
+-- The committed window grid (window_idx, start_s, end_s) of the ids in _commit_ids.
+SELECT video_id, window_idx, start_s, end_s FROM windows
+WHERE video_id IN (SELECT video_id FROM _commit_ids) ORDER BY video_id, window_idx;
