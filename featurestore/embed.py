@@ -681,24 +681,40 @@ class Embedder:
 
     def _register_encoders(self, report: EmbedReport) -> None:
         """Record the encoders' lineage; a modality with no named feature set yet gets this
-        run's encoder (an existing choice is never changed by embed: ``use-encoders`` does)."""
+        run's encoder (an existing choice is never changed by embed: ``use-encoders`` does).
+        Whether a modality has a choice is read inside the commit, so of two runs that start
+        at once with different encoders, the first to commit names the feature set and the
+        other is told so."""
+        claimed: list[str] = []
+
+        def plan(con) -> WriteBatch:
+            claimed.clear()
+            known = {r[0] for r in con.execute("SELECT encoder_id FROM encoders").fetchall()}
+            has_choice = {r[0] for r in con.execute("SELECT modality FROM served_encoders").fetchall()}
+            batch = WriteBatch()
+            for m, enc in self.encoders.items():
+                if enc.encoder_id not in known:
+                    batch.replace("encoders", [{**enc.info(), "registered_at": utcnow()}])
+                if m not in has_choice:
+                    claimed.append(m)
+                    batch.replace("feature_sets", [{"modality": m, "encoder_id": enc.encoder_id,
+                                                    "chosen_at": utcnow()}])
+            return batch
+
         chosen = self.store.feature_sets()
         known = set(self.store.query("SELECT encoder_id FROM encoders").column("encoder_id").to_pylist())
-        batch = WriteBatch()
+        if any(e.encoder_id not in known or m not in chosen for m, e in self.encoders.items()):
+            self.store.commit(plan)
+            chosen = self.store.feature_sets()
         for m, enc in self.encoders.items():
-            if enc.encoder_id not in known:
-                batch.replace("encoders", [{**enc.info(), "registered_at": utcnow()}])
             report.encoders[m] = enc.encoder_id
-            if m not in chosen:
-                batch.replace("feature_sets", [{"modality": m, "encoder_id": enc.encoder_id,
-                                                "chosen_at": utcnow()}])
+            if m in claimed:
                 self.log(f"embed: fusion_vectors serves {m} from {enc.name} ({enc.encoder_id}), "
                          "the first feature set of that modality in this store")
-            elif chosen[m]["encoder_id"] != enc.encoder_id:
+            elif m in chosen and chosen[m]["encoder_id"] != enc.encoder_id:
                 self.log(f"embed: {m} vectors from {enc.name} ({enc.encoder_id}) are stored as their own "
                          f"feature set; fusion_vectors still serves {chosen[m]['name']} "
                          f"({chosen[m]['encoder_id']}). Switch with `cli.py use-encoders {enc.encoder_id}`")
-        self.store.commit(batch)
 
     def _process_chunk(self, chunk: list[VideoTask], report: EmbedReport) -> None:
         s = self.settings

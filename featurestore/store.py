@@ -287,15 +287,22 @@ class DataLayout:
         return out
 
 
-def _with_retries(attempt, retries: int = 50):
+def _with_retries(attempt, retries: int = 50, data_path: str | None = None):
     """``attempt()``, run again with a growing random back-off while it loses commit races
-    with other writers (DuckLake conflicts, a busy catalog); other errors pass through."""
+    with other writers (DuckLake conflicts, a busy catalog); other errors pass through.
+
+    With ``data_path``, an attempt that could not open one of the store's own data files is
+    retried too: a ``compact`` run meanwhile replaced and deleted a file that the attempt's
+    snapshot still listed (only with a short ``--cleanup-older-than``), and the next attempt
+    reads the current snapshot's files."""
     delay = 0.02
     for n in range(retries + 1):
         try:
             return attempt()
         except duckdb.Error as exc:
-            if not any(m in str(exc).lower() for m in _RETRYABLE) or n == retries:
+            msg = str(exc).lower()
+            stale = data_path is not None and "cannot open file" in msg and data_path.lower() in msg
+            if not (stale or any(m in msg for m in _RETRYABLE)) or n == retries:
                 raise
             time.sleep(delay * (1 + random.random()))
             delay = min(delay * 1.6, 1.0)
@@ -708,7 +715,7 @@ class FeatureStore:
         if isinstance(batch, WriteBatch) and not batch:
             return
         try:
-            _with_retries(lambda: self._apply(batch), retries)
+            _with_retries(lambda: self._apply(batch), retries, data_path=self.data_path)
         except duckdb.Error as exc:
             raise StoreError(f"commit to {self.root} failed: {exc}") from exc
 
@@ -754,11 +761,18 @@ class FeatureStore:
                     where, params = _key_filter(rows)
                     con.execute(f'DELETE FROM "{table}" WHERE {where}', params)
             con.execute("COMMIT")
-        except duckdb.Error:
+        except duckdb.Error as exc:
             try:
                 con.execute("ROLLBACK")
             except duckdb.Error:
                 pass
+            if "cannot open file" in str(exc).lower():
+                # The attached catalog may keep listing files compaction deleted: attach anew.
+                for name in registered:
+                    con.unregister(name)
+                registered.clear()
+                con.close()
+                self._writer = None
             raise
         finally:
             for name in registered:
@@ -916,7 +930,7 @@ class FeatureStore:
 
     # ------------------------------------------------------------------ maintenance
     def compact(self, expire_older_than: str | None = None,
-                cleanup_older_than: str = "1 hour") -> dict[str, int]:
+                cleanup_older_than: str = "1 hour", orphans_older_than: str = "1 day") -> dict[str, int]:
         """Merge small data files and rewrite files with many deletes, by DuckLake's own
         functions (safe while other processes read and write). With ``expire_older_than``
         (e.g. ``'30 days'``) snapshots older than that are expired and the files only they
@@ -926,8 +940,11 @@ class FeatureStore:
         (measured: deleting them at once made an open reader see an empty table).
 
         Data files no snapshot lists (orphans: written by a run killed before its commit, e.g.
-        a Ray worker's block whose driver died) are deleted once ``cleanup_older_than`` old;
-        younger ones may belong to a commit still in flight.
+        a Ray worker's block whose driver died) are deleted once ``orphans_older_than`` old
+        (default ``'1 day'``). A younger one may belong to a commit still in flight (a writer
+        writes its files before it commits; a Ray block's files wait for the driver), and
+        deleting it would leave that commit pointing at a missing file: measured, a compact
+        with a zero age beside two embeds broke the store for every later write.
 
         Returns counts: data files before and after, snapshots expired, files deleted, orphan
         files deleted, and files waiting to be deleted by a later ``compact``.
@@ -958,7 +975,7 @@ class FeatureStore:
             deleted = len(call(f"CALL ducklake_cleanup_old_files({sql_literal(LAKE)}, cleanup_all => true)")) \
                 if n_scheduled and newest else 0
             orphans = len(call(f"CALL ducklake_delete_orphaned_files({sql_literal(LAKE)}, older_than => "
-                               f"now() - INTERVAL {sql_literal(cleanup_older_than)})"))
+                               f"now() - INTERVAL {sql_literal(orphans_older_than)})"))
             after = _n_files(con)
             waiting = con.execute(f"SELECT count(*) FROM __ducklake_metadata_{LAKE}."
                                   "ducklake_files_scheduled_for_deletion").fetchone()[0]

@@ -227,7 +227,8 @@ def cmd_use_encoders(args) -> int:
 
 def cmd_compact(args) -> int:
     result = _store(args).compact(expire_older_than=args.expire_older_than,
-                                  cleanup_older_than=args.cleanup_older_than)
+                                  cleanup_older_than=args.cleanup_older_than,
+                                  orphans_older_than=args.orphans_older_than)
     print(f"data files {result['data_files_before']} -> {result['data_files_after']}; "
           f"{result['snapshots_expired']} snapshot(s) expired; {result['files_deleted']} file(s) deleted, "
           f"{result['orphans_deleted']} orphaned file(s) of killed runs deleted, "
@@ -399,6 +400,9 @@ def build_parser() -> argparse.ArgumentParser:
                    "(e.g. '30 days'): time travel before it stops working")
     c.add_argument("--cleanup-older-than", default="1 hour", help="delete the files compaction "
                    "replaced once they are this old (default '1 hour': open readers may still read them)")
+    c.add_argument("--orphans-older-than", default="1 day", help="delete data files no snapshot "
+                   "lists (left by killed runs) once they are this old (default '1 day': a younger one "
+                   "may belong to a commit still in flight, which deleting it would break)")
     c.set_defaults(func=cmd_compact)
 
     en = sub.add_parser("encoders", help="list the available encoders")

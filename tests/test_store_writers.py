@@ -18,6 +18,9 @@ pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("espeak_ng")]
 ROOT = Path(__file__).resolve().parent.parent
 TEXT = ("--modalities", "text", "--text-encoder", "e5-small")
 AUDIO = ("--modalities", "audio", "--audio-encoder", "librosa-descriptors")
+#: The default audio feature set: slow enough (Whisper's encoder) that its commits interleave
+#: with a text run's, which is what the rounds below are about.
+DEFAULT_AUDIO = ("--modalities", "audio")
 
 
 def _cli(*args, prefix=(), env=None):
@@ -90,7 +93,7 @@ def test_text_and_audio_embeds_at_once_keep_every_row(tmp_path, speech):
     for k, (first, delay, extras) in enumerate(ROUNDS):
         store = tmp_path / f"s{k}"
         common = ("embed", "--store", str(store), "--manifest", str(speech), "--quiet", "--chunk-size", "1")
-        runs = {"text": (*common, *TEXT), "audio": (*common, *AUDIO)}
+        runs = {"text": (*common, *TEXT), "audio": (*common, *DEFAULT_AUDIO)}
         second = "audio" if first == "text" else "text"
         procs = [_cli(*runs[first])]
         time.sleep(delay)
@@ -100,7 +103,10 @@ def test_text_and_audio_embeds_at_once_keep_every_row(tmp_path, speech):
             time.sleep(1.0)
         for extra in extras:
             if extra == "compact":
-                procs.append(_cli("compact", "--store", str(store), "--cleanup-older-than", "0 seconds"))
+                # Replaced files deleted at once in the last round: a writer whose snapshot still
+                # listed one retries against the current files.
+                soon = ("--cleanup-older-than", "0 seconds") if k == len(ROUNDS) - 1 else ()
+                procs.append(_cli("compact", "--store", str(store), *soon))
             else:
                 procs.append(_cli("sql", "--store", str(store), "--write",
                                   "CREATE TABLE IF NOT EXISTS notes (video_id VARCHAR, note VARCHAR); "
