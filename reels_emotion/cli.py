@@ -107,8 +107,14 @@ def cmd_embed(args) -> int:
 
 
 def cmd_tune(args) -> int:
+    from featurestore.sqlfiles import read_sql
     from fusion.tune import tune_fusion
     store = _store(args)
+    n_failed = store.query(read_sql("queries", "failed_labelled")).column(0)[0].as_py()
+    if n_failed:
+        print(f"tune-fusion: {n_failed} labelled video(s) are left out: their last embed failed "
+              "(`cli.py audit` lists them; the next embed of their manifest tries them again)",
+              file=sys.stderr)
     result = tune_fusion(store, n_trials=args.trials, timeout=args.timeout, seed=args.seed,
                          study_name=args.study, storage=args.storage, n_folds=args.folds,
                          families=args.families, show_progress=not args.quiet,

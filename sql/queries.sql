@@ -195,3 +195,8 @@ SELECT * FROM videos WHERE video_id IN (SELECT video_id FROM _commit_ids);
 -- The committed window grid (window_idx, start_s, end_s) of the ids in _commit_ids.
 SELECT video_id, window_idx, start_s, end_s FROM windows
 WHERE video_id IN (SELECT video_id FROM _commit_ids) ORDER BY video_id, window_idx;
+
+-- name: failed_labelled
+-- Labelled non-test videos left out of training because their last embed failed.
+SELECT count(*) FROM videos
+WHERE status = 'failed' AND label IS NOT NULL AND coalesce(split, 'train') <> 'test';
