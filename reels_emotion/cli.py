@@ -21,6 +21,7 @@ import sys
 from pathlib import Path
 
 EXIT_OK, EXIT_PARTIAL, EXIT_USAGE = 0, 1, 2
+from featurestore.schema import MODALITIES  # noqa: E402 - light: names only
 
 
 def _store(args, create: bool = False):
@@ -38,6 +39,9 @@ def _encoder_map(spec: str | None) -> dict[str, str] | None:
         modality, sep, encoder_id = part.partition("=")
         if not sep or not encoder_id.strip():
             raise ValueError(f"--encoders {spec!r}: expected modality=encoder_id[,...], e.g. text=3f2a9c1b0d4e")
+        if modality.strip() not in MODALITIES:
+            raise ValueError(f"--encoders {spec!r}: unknown modality {modality.strip()!r}; use "
+                             f"{', '.join(MODALITIES)}")
         out[modality.strip()] = encoder_id.strip()
     return out
 
@@ -259,8 +263,18 @@ def cmd_demo(args) -> int:
 
 
 # ---------------------------------------------------------------------- parser
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+    try:
+        return version("reels-emotion")
+    except PackageNotFoundError:
+        return "unknown (not installed)"
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="reels-emotion", description=__doc__.split("\n\n")[0])
+    p.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
+    p.add_argument("--debug", action="store_true", help="print the full traceback of any error")
     sub = p.add_subparsers(dest="command", required=True)
 
     def with_store(sp):
@@ -418,6 +432,9 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--out", default="demo_out")
     d.add_argument("--quick", action="store_true", help="fewer clips and trials")
     d.set_defaults(func=cmd_demo)
+    for sp in sub.choices.values():  # also after the command, where users type it
+        sp.add_argument("--debug", action="store_true", default=argparse.SUPPRESS,
+                        help="print the full traceback of any error")
     return p
 
 
@@ -430,12 +447,24 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return args.func(args)
     except (ManifestError, StoreError, FileNotFoundError, ValueError, duckdb.Error) as exc:
+        if args.debug:
+            raise
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_USAGE
     except KeyboardInterrupt:
         print("interrupted: chunks committed so far are kept; run the same command again to resume",
               file=sys.stderr)
         return 130
+    except Exception as exc:  # noqa: BLE001 - a bug: say so, keep the traceback
+        if args.debug:
+            raise
+        import tempfile
+        import traceback
+        with tempfile.NamedTemporaryFile("w", prefix="reels-emotion-", suffix=".log", delete=False) as f:
+            traceback.print_exc(file=f)
+        print(f"error: unexpected {type(exc).__name__}: {exc}. This is a bug; the traceback is in "
+              f"{f.name} (run again with --debug to print it)", file=sys.stderr)
+        return EXIT_USAGE
 
 
 if __name__ == "__main__":
