@@ -154,3 +154,22 @@ def test_an_unexpected_error_says_it_is_a_bug_and_where_the_traceback_went(monke
     Path(log).unlink()
     with pytest.raises(RuntimeError, match="planted fault"):
         cli_module.main(["encoders", "--debug"])
+
+
+def test_sql_write_is_one_writer_transaction(tmp_path):
+    """sql --write bumps the commit counter like every writer (so it conflicts with, and is
+    retried against, a concurrent embed) and runs its statements in one transaction."""
+    from featurestore.store import FeatureStore
+    store = FeatureStore(tmp_path / "s")
+    seq = lambda: store.query("SELECT seq FROM store_commits")["seq"][0].as_py()  # noqa: E731
+    before = seq()
+    r = cli("sql", "--store", str(store.root), "--write",
+            "CREATE TABLE notes (n INTEGER); INSERT INTO notes VALUES (1), (2)")
+    assert r.returncode == 0, r.stderr
+    assert seq() == before + 1
+    assert store.query("SELECT count(*) AS n FROM notes")["n"][0].as_py() == 2
+    r = cli("sql", "--store", str(store.root), "--write", "INSERT INTO notes VALUES (3); SELECT no_such_column")
+    assert r.returncode == 2 and seq() == before + 1          # rolled back whole
+    assert store.query("SELECT count(*) AS n FROM notes")["n"][0].as_py() == 2
+    r = cli("sql", "--store", str(store.root), "--write", "BEGIN; INSERT INTO notes VALUES (3); COMMIT")
+    assert r.returncode == 2 and "leave out BEGIN/COMMIT" in r.stderr
