@@ -199,4 +199,4 @@ WHERE video_id IN (SELECT video_id FROM _commit_ids) ORDER BY video_id, window_i
 -- name: failed_labelled
 -- Labelled non-test videos left out of training because their last embed failed.
 SELECT count(*) FROM videos
-WHERE status = 'failed' AND label IS NOT NULL AND coalesce(split, 'train') <> 'test';
+WHERE trains('ok', label, split) AND NOT embedded(status);
