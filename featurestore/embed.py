@@ -35,7 +35,11 @@ from .schema import HOP_S, MODALITIES, STATUS_FAILED, STATUS_OK, WINDOW_S
 from .sqlfiles import read_sql
 from .store import FeatureStore, WriteBatch, embeddings_table, utcnow
 
-STAGES = ("decode", "asr", "audio", "video", "text", "write")
+#: The speaker stage: a voice encoder (``featurestore.encoders.speaker``) run beside the
+#: modalities on the same decoded audio, stored as its own feature set that fusion_vectors never
+#: serves; featurestore.speakers clusters its vectors into speaker groups.
+SPEAKER = "speaker"
+STAGES = ("decode", "asr", "audio", "video", "text", SPEAKER, "write")
 _META = ("split", "label", "raw_label", "group", "path", "transcript_path", "manifest_row")
 
 
@@ -203,7 +207,7 @@ def prepare_video(v: VideoTask, s: EmbedSettings, stage_s: dict[str, float]) -> 
         return
     tpath = row.get("transcript_path")
     # Media, when the video has a file, fixes the window grid for every modality alike.
-    need_media = bool(wants & {"audio", "video"}) or ("text" in wants and (not tpath or row.get("path")))
+    need_media = bool(wants & {"audio", "video", SPEAKER}) or ("text" in wants and (not tpath or row.get("path")))
     if need_media and not row.get("path"):
         v.error = ("no video file given; add a 'video' path to the manifest, or embed "
                    "only --modalities text from its 'transcript'")
@@ -343,7 +347,7 @@ def _encode(modality: str, enc: Encoder, live: list[VideoTask]):
             k += len(v.windows)
         return X, reasons
     for v in live:
-        if modality == "audio":
+        if modality in ("audio", SPEAKER):
             X, r = enc.encode_video(v.audio, v.windows)
         else:
             X, r = enc.encode_video(v.frames, v.frame_times, v.windows, v.frame_index)
@@ -429,7 +433,8 @@ class Embedder:
     Parameters
     ----------
     store : the feature store to append to.
-    encoders : ``{modality: Encoder}`` for the modalities to embed.
+    encoders : ``{modality: Encoder}`` for the modalities to embed, and optionally
+        ``{"speaker": AudioEncoder}``: the voice vectors of speaker groups (never served).
     transcriber : an ``asr.Transcriber`` used for videos without a transcript;
         ``None`` means text comes only from manifest transcripts.
     chunk_size : videos per written chunk (the unit lost by a kill).
@@ -450,7 +455,7 @@ class Embedder:
 
         if text_unit not in (*TEXT_UNITS, "auto"):
             raise ValueError(f"text_unit must be one of {(*TEXT_UNITS, 'auto')}, got {text_unit!r}")
-        unknown = set(encoders) - set(MODALITIES)
+        unknown = set(encoders) - {*MODALITIES, SPEAKER}
         if unknown:
             raise ValueError(f"unknown modality {sorted(unknown)}; choose from {', '.join(MODALITIES)}")
         if chunk_size < 1:
@@ -600,6 +605,8 @@ class Embedder:
             if enc.encoder_id not in known:
                 batch.replace("encoders", [{**enc.info(), "registered_at": utcnow()}])
             report.encoders[m] = enc.encoder_id
+            if m == SPEAKER:
+                continue  # voice vectors feed speaker groups, never fusion_vectors
             if m not in chosen:
                 batch.replace("feature_sets", [{"modality": m, "encoder_id": enc.encoder_id,
                                                 "chosen_at": utcnow()}])
@@ -746,9 +753,10 @@ def build_embedder(store: FeatureStore, manifest: Manifest, modalities: Iterable
                    asr_backend: str = "faster-whisper", asr_model: str | None = None,
                    language: str = "id", text_model: str | None = None, beam_size: int | None = None,
                    asr_batch_size: int | None = None, chunk_size: int = 8, progress: bool = True,
-                   text_unit: str = "auto") -> tuple[Embedder, ModelSpec]:
+                   text_unit: str = "auto", speaker_encoder: str | None = None) -> tuple[Embedder, ModelSpec]:
     """The :class:`Embedder` ``cli.py embed`` runs (encoders built, Whisper set up where the
-    manifest needs it) and the :class:`ModelSpec` that builds the same models elsewhere."""
+    manifest needs it) and the :class:`ModelSpec` that builds the same models elsewhere.
+    ``speaker_encoder``: a voice encoder's name to run as the ``speaker`` stage (None: none)."""
     from .encoders.registry import default_encoder, get_encoder
 
     modalities = list(dict.fromkeys(modalities))
@@ -756,7 +764,9 @@ def build_embedder(store: FeatureStore, manifest: Manifest, modalities: Iterable
     if text_model:
         names["text"] = text_model if ":" in text_model else f"hf:{text_model}"
     names = {m: names.get(m) or default_encoder(m) for m in modalities}
-    encoders = {m: get_encoder(names[m], device=device) for m in modalities}
+    if speaker_encoder:
+        names[SPEAKER] = speaker_encoder
+    encoders = {m: get_encoder(n, device=device) for m, n in names.items()}
     if text_unit == "auto":
         text_unit = matching_text_unit(store, manifest.videos.to_dict("records"))
     transcriber, transcriber_kwargs = None, None
@@ -777,9 +787,10 @@ def embed_manifest(store: FeatureStore, manifest: Manifest, modalities: Iterable
                    asr_backend: str = "faster-whisper", asr_model: str | None = None,
                    language: str = "id", text_model: str | None = None, beam_size: int | None = None,
                    asr_batch_size: int | None = None, shard: tuple[int, int] = (0, 1), chunk_size: int = 8,
-                   progress: bool = True, text_unit: str = "auto") -> EmbedReport:
+                   progress: bool = True, text_unit: str = "auto",
+                   speaker_encoder: str | None = None) -> EmbedReport:
     """Library entry point behind ``cli.py embed`` (the local engine): build encoders, run, report."""
     embedder, _ = build_embedder(
         store, manifest, modalities, encoder_names, device, asr_backend, asr_model, language,
-        text_model, beam_size, asr_batch_size, chunk_size, progress, text_unit)
+        text_model, beam_size, asr_batch_size, chunk_size, progress, text_unit, speaker_encoder)
     return embedder.run(manifest, shard=shard)

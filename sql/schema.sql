@@ -128,6 +128,20 @@ CREATE TABLE IF NOT EXISTS window_predictions (
     probs FLOAT[]
 );
 
+-- Speaker groups inferred from the voice (featurestore.speakers, the clustering step: its
+-- only writer, which replaces every row at once): per video with speech, its cluster of the
+-- speaker stage's voice vectors and how the cluster was drawn. A video without speech has no
+-- row. The manifest's videos."group" is never touched; video_speakers puts the two side by side.
+CREATE TABLE IF NOT EXISTS speaker_groups (
+    video_id VARCHAR NOT NULL,
+    speaker_group VARCHAR,      -- 'voice-<n>': one cluster of similar voices
+    n_speech_windows INTEGER,   -- windows whose voice vector entered the video's mean
+    encoder_id VARCHAR,         -- the speaker stage's feature set the vectors came from
+    threshold DOUBLE,           -- cosine-distance cut of the average-linkage clustering
+    threshold_source VARCHAR,   -- 'manifest groups (...)' or 'default (...)': how it was chosen
+    clustered_at TIMESTAMP WITH TIME ZONE
+);
+
 -- One row that every write transaction bumps: two concurrent writers then always conflict
 -- on it, and the loser retries against the winner's rows, so no two transactions can both
 -- insert the same video's rows unseen by each other.
@@ -185,6 +199,17 @@ CREATE OR REPLACE VIEW split_videos AS
 SELECT v.split, v.video_id, v.manifest_row, v.status,
        embedded(v.status) AND v.video_id IN (SELECT video_id FROM windows) AS scored
 FROM videos AS v;
+
+-- video_speakers: each video's manifest group beside its inferred speaker group; `speaker` is
+-- the one to use, the manifest's whenever it has one (a manifest group always wins), and
+-- `speaker_source` says which ('manifest', 'inferred', NULL: no group and no speech).
+CREATE OR REPLACE VIEW video_speakers AS
+SELECT v.video_id, v."group", s.speaker_group AS inferred_group, s.n_speech_windows,
+       coalesce(nullif(trim(v."group"), ''), s.speaker_group) AS speaker,
+       CASE WHEN nullif(trim(v."group"), '') IS NOT NULL THEN 'manifest'
+            WHEN s.speaker_group IS NOT NULL THEN 'inferred' END AS speaker_source
+FROM videos AS v
+LEFT JOIN speaker_groups AS s USING (video_id);
 
 -- fusion_vectors_of(audio_encoder, video_encoder, text_encoder): one row per window with those
 -- feature sets' vectors per modality (NULL where missing or where the encoder_id is NULL).
