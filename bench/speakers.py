@@ -1,0 +1,244 @@
+"""Speaker groups inferred from the voice, on the Java-SED sets with the actors hidden.
+
+Data: ``/work/shared/data/javanese-speech`` (1008 clips) and ``javanese-av`` (144 clips),
+actors 1-6, ``group`` = actor. Each corpus is embedded once (``cli.py embed``, audio by
+``librosa-descriptors``, plus the speaker stage: Resemblyzer d-vectors); the voice vectors
+and window vectors are then read from the store. What is measured:
+
+1. **Clustering quality** (featurestore.speakers: AgglomerativeClustering, cosine, average
+   linkage), the actors used only to score: adjusted Rand index, purity and the error rate of
+   the "same speaker" decision over all video pairs, with the threshold chosen
+   (a) on three actors' pairs and scored on the other three's videos, for all 20 splits of
+   the six actors (mean and sd), and (b) on the other corpus's actors (the whole corpus scored).
+2. **Macro-F1 with the test fold's groups withheld**: actor-grouped 5-fold CV (every fold's
+   test actors unseen), a pooled logistic regression (C=0.05, balanced) on per-speaker
+   normalised audio vectors, trained with the training actors' own statistics; the test fold
+   normalised by (i) its manifest groups (today's best), (ii) its inferred groups (clustered
+   over all clips with the test fold's groups hidden, the threshold from the training actors'
+   pairs, the fallback rule of ``featurestore.speakers``), (iii) one pool for all of them
+   (today's fallback for videos without a group). Mean and sd over fold seeds.
+3. **Fallback for a speaker with too few windows**: each test clip alone (one short clip of a
+   new speaker, ~6 windows < MIN_SPEAKER_WINDOWS): normalised by the pooled statistics of every
+   window, by the nearest training actor's by voice, or by its own windows.
+4. **Cost**: the speaker stage's seconds per minute of audio beside librosa-descriptors', on
+   the same decoded clips in one run (ratios; the machine is shared, so absolute times drift).
+
+    .venv/bin/python -m bench.speakers --corpus speech
+    .venv/bin/python -m bench.speakers --corpus av
+"""
+from __future__ import annotations
+
+import argparse
+import itertools
+import json
+import subprocess
+import sys
+import time
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+SHARED = ROOT.parent / "shared" / "data"
+OUT = ROOT / "bench" / "out"
+CORPORA = {"speech": ("javanese-speech", "audio"), "av": ("javanese-av", "audio,video")}
+AUDIO_ENCODER = "librosa-descriptors"
+
+
+def manifest(corpus: str, work: Path, takes: int | None) -> Path:
+    """The corpus's manifest; with ``takes``, only the clips of takes 1..takes (javanese-speech
+    ids end in _01.._07: every actor, emotion and sentence, fewer repetitions)."""
+    name, _ = CORPORA[corpus]
+    src = SHARED / name / "labels.csv"
+    if not takes:
+        return src
+    import pandas as pd
+    df = pd.read_csv(src)
+    df = df[df["id"].str.extract(r"_(\d+)$")[0].astype(int) <= takes]
+    df["video"] = [str(SHARED / name / v) for v in df["video"]]
+    out = work / f"{name}-takes{takes}.csv"
+    df.to_csv(out, index=False)
+    return out
+
+
+def store_path(corpus: str, work: Path, takes: int | None) -> Path:
+    return work / f"{CORPORA[corpus][0]}{f'-takes{takes}' if takes else ''}-store"
+
+
+def embed(corpus: str, work: Path, takes: int | None = None) -> Path:
+    """The corpus's store (embedded once; a re-run skips what is stored)."""
+    name, modalities = CORPORA[corpus]
+    store = store_path(corpus, work, takes)
+    cmd = [sys.executable, str(ROOT / "cli.py"), "embed", "--store", str(store), "--manifest",
+           str(manifest(corpus, work, takes)), "--modalities", modalities, "--audio-encoder", AUDIO_ENCODER,
+           "--quiet"]
+    proc = subprocess.run(cmd, capture_output=True, text=True)
+    if proc.returncode not in (0, 1):
+        raise RuntimeError(proc.stderr[-3000:])
+    print(proc.stdout.strip().splitlines()[-2] if proc.stdout.strip() else "", flush=True)
+    return store
+
+
+def voices(store_path: Path):
+    from featurestore.speakers import voice_vectors
+    from featurestore.store import FeatureStore
+    con = FeatureStore(store_path, create=False).connect()
+    try:
+        return voice_vectors(con)
+    finally:
+        con.close()
+
+
+def clustering_quality(vv, other=None) -> dict:
+    """Leave-three-actors-out thresholds (20 splits) and the other corpus's threshold."""
+    from featurestore.speakers import agreement, cluster, pair_threshold
+    actors = sorted(set(vv.group))
+    rows = []
+    for chosen in itertools.combinations(actors, 3):
+        pick = np.isin(vv.group, chosen)
+        t, _ = pair_threshold(vv.voice[pick], vv.group[pick])
+        held = ~pick
+        a = agreement(vv.group[held], cluster(vv.voice[held], t))
+        rows.append({**a, "threshold": t})
+    out = {"leave_3_actors_out": {k: {"mean": float(np.mean([r[k] for r in rows])),
+                                      "sd": float(np.std([r[k] for r in rows], ddof=1))}
+                                  for k in ("ari", "purity", "pair_error", "false_same", "false_different",
+                                            "n_clusters", "threshold")}}
+    t_all, info = pair_threshold(vv.voice, vv.group)
+    out["own_pairs_threshold"] = {"threshold": t_all, **info}
+    if other is not None:
+        t, _ = pair_threshold(other.voice, other.group)
+        out["other_corpus_threshold"] = {**agreement(vv.group, cluster(vv.voice, t)), "threshold": t}
+    return out
+
+
+def _load(store_path: Path):
+    from fusion.lineage import open_source
+    from fusion.data import load_store_window_data
+    from featurestore.store import FeatureStore
+    store = FeatureStore(store_path, create=False)
+    st, con, _, snapshot, served = open_source(store)
+    data = load_store_window_data(st, {"audio": served["audio"]}, snapshot=snapshot)
+    return con, data
+
+
+def withheld_f1(store_path: Path, vv, seeds: int) -> dict:
+    """Macro-F1 of the test fold normalised by manifest / inferred / one pooled group; and the
+    fallback rules for single short clips of new speakers."""
+    from featurestore.speakers import MIN_SPEAKER_WINDOWS, POOLED, cluster, pair_threshold
+    from fusion.aggregate import macro_f1
+    from fusion.cv import fit_videos, predict_videos, prepare
+    from fusion.groupnorm import GroupStats
+    from fusion.oof import OOFPredictions
+    from fusion.space import Config
+    con, data = _load(store_path)
+    config = Config("pooled-logreg", "mean", {"class_weight": "balanced", "C": 0.05}, pool_stats="mean")
+    ids = data.videos["video_id"].to_numpy(str)
+    actor = data.videos["group"].to_numpy(object)
+    vpos = {v: i for i, v in enumerate(vv.video_id)}
+    has_voice = np.array([v in vpos for v in ids])
+    V = np.array([vv.voice[vpos[v]] if v in vpos else np.zeros(vv.voice.shape[1]) for v in ids])
+    n_win = data.window_counts()
+    settings = ("manifest", "inferred", "pooled", "alone: pooled statistics", "alone: nearest actor",
+                "alone: own windows")
+    scores = {s: [] for s in settings}
+    fallbacks = []
+    for seed in range(seeds):
+        td0 = prepare(con, 5, seed, data, speaker_groups="off")
+        parts = {s: [] for s in settings}
+        for tr, va in td0.folds:
+            test = np.zeros(len(ids), bool)
+            test[va] = True
+            t, _ = pair_threshold(V[~test & has_voice], actor[~test & has_voice])
+            # Clustered over every clip, the test clips' groups hidden (as embed clusters a store).
+            codes = np.full(len(ids), -1)
+            codes[has_voice] = cluster(V[has_voice], t)
+            inferred = np.array([f"voice-{c}" if c >= 0 else None for c in codes], dtype=object)
+            pools = {"manifest": actor.copy(), "pooled": np.where(test, "", actor).astype(object)}
+            p = np.where(test, inferred, actor).astype(object)
+            # A test speaker (inferred group among the test clips) with too few windows: fallback.
+            for g in set(p[test]):
+                members = test & (p == g)
+                if g is None or n_win[members].sum() < MIN_SPEAKER_WINDOWS:
+                    p[members] = POOLED
+                    fallbacks.append(int(members.sum()))
+            pools["inferred"] = p
+            pools["alone: pooled statistics"] = np.where(test, POOLED, actor).astype(object)
+            cents = {a: V[(actor == a) & ~test & has_voice].mean(axis=0) for a in set(actor[~test])}
+            names = sorted(cents)
+            C = np.array([cents[a] / np.linalg.norm(cents[a]) for a in names])
+            nearest = np.array([names[int(np.argmax(C @ V[i]))] for i in range(len(ids))], dtype=object)
+            pools["alone: nearest actor"] = np.where(test, nearest, actor).astype(object)
+            pools["alone: own windows"] = np.where(test, ids.astype(object), actor).astype(object)
+            for s in settings:
+                w = pools[s][data.video_code]
+                w = np.array([x if isinstance(x, str) else POOLED for x in w], dtype=object)
+                X = GroupStats.fit(data.X, w).transform(data.X, w)
+                td = replace(td0, data=replace(data, X=X), _pooled={})
+                est = fit_videos(td, config, tr, seed)
+                parts[s].append(predict_videos(td, config, est, va))
+        for s in settings:
+            oof = OOFPredictions.concat(parts[s])
+            pred = td0.aggregator.predict_codes(oof.probs, oof.video_id, oof.window_idx, td0.video_ids)
+            scores[s].append(macro_f1(td0.y_video, pred[config.method], td0.labels))
+        print(f"seed {seed}: " + ", ".join(f"{s} {scores[s][-1]:.3f}" for s in settings), flush=True)
+    con.close()
+    return {"macro_f1": {s: {"mean": float(np.mean(v)), "sd": float(np.std(v, ddof=1)) if len(v) > 1 else 0.0,
+                             "scores": v} for s, v in scores.items()},
+            "test_clips_in_fallback": int(sum(fallbacks)), "n_videos": int(len(ids)), "seeds": seeds}
+
+
+def cost(corpus: str, n_clips: int) -> dict:
+    """Seconds per minute of audio: the speaker stage and librosa-descriptors on the same clips."""
+    import pandas as pd
+    from featurestore.encoders.registry import get_encoder
+    from featurestore.media import decode_video
+    name, _ = CORPORA[corpus]
+    rows = pd.read_csv(SHARED / name / "labels.csv").head(n_clips)
+    clips = [decode_video(str(SHARED / name / p), video=False) for p in rows["video"]]
+    minutes = sum(c.duration_s for c in clips) / 60
+    out = {"clips": len(clips), "audio_minutes": minutes}
+    for enc_name in ("resemblyzer", AUDIO_ENCODER):
+        enc = get_encoder(enc_name, device="cpu")
+        enc.encode_video(clips[0].audio, clips[0].windows)     # load the model outside the timing
+        t0 = time.perf_counter()
+        for c in clips:
+            enc.encode_video(c.audio, c.windows)
+        out[enc_name] = (time.perf_counter() - t0) / minutes
+    out["ratio_speaker_to_descriptors"] = out["resemblyzer"] / out[AUDIO_ENCODER]
+    return out
+
+
+def main(argv: list[str] | None = None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--corpus", choices=sorted(CORPORA), default="speech")
+    ap.add_argument("--seeds", type=int, default=3, help="fold seeds 0..n-1")
+    ap.add_argument("--cost-clips", type=int, default=60)
+    ap.add_argument("--work", type=Path, default=Path("/tmp/bench-speakers"))
+    ap.add_argument("--takes", type=int, help="only the clips of takes 1..N (javanese-speech: 7 takes; "
+                    "2 gives 288 clips, every actor, emotion and sentence)")
+    ap.add_argument("--other-takes", type=int, help="--takes of the other corpus's store (its threshold)")
+    ap.add_argument("--skip-embed", action="store_true", help="use the stores as they are")
+    args = ap.parse_args(argv)
+    args.work.mkdir(parents=True, exist_ok=True)
+    store = (store_path(args.corpus, args.work, args.takes) if args.skip_embed
+             else embed(args.corpus, args.work, args.takes))
+    other_name = "av" if args.corpus == "speech" else "speech"
+    other_store = store_path(other_name, args.work, args.other_takes)
+    vv = voices(store)
+    other = voices(other_store) if other_store.exists() else None
+    result = {"corpus": CORPORA[args.corpus][0], "takes": args.takes, "n_voices": len(vv)}
+    result["clustering"] = clustering_quality(vv, other)
+    print(json.dumps(result["clustering"], indent=1, default=float), flush=True)
+    result["withheld"] = withheld_f1(store, vv, args.seeds)
+    result["cost"] = cost(args.corpus, args.cost_clips)
+    print(json.dumps(result["cost"], indent=1), flush=True)
+    OUT.mkdir(parents=True, exist_ok=True)
+    (OUT / f"speakers_{args.corpus}{f'_takes{args.takes}' if args.takes else ''}.json").write_text(json.dumps(result, indent=2, default=float))
+
+
+if __name__ == "__main__":
+    main()
