@@ -213,7 +213,8 @@ def infer_speaker_groups(store, threshold: float | None = None, log=None) -> Spe
     finally:
         con.close()
     if old is None:
-        raise RuntimeError(f"the store {store.root} has no speaker_groups table (its schema predates "
+        from .store import StoreError
+        raise StoreError(f"the store {store.root} has no speaker_groups table (its schema predates "
                            "speaker groups); open it with this version's featurestore to upgrade it")
     t, source = choose_threshold(vv, threshold)
     codes = cluster(vv.voice, t)

@@ -195,11 +195,12 @@ def load_window_data(con, *, labelled: bool = True,
 def with_speakers(con, videos: pd.DataFrame) -> pd.DataFrame:
     """``videos`` with :data:`SPEAKER_COLUMNS` where the store on ``con`` has inferred speaker
     groups (``featurestore.speakers.video_speakers``); unchanged otherwise (manifest groups only)."""
-    from featurestore.speakers import POOLED, normalisation_pools, video_speakers
+    from featurestore.speakers import FALLBACK, POOLED, normalisation_pools, video_speakers, voice_vectors
     sp = video_speakers(con)
     if sp is None or not sp["inferred_group"].notna().any():
         return videos
-    pools = normalisation_pools(sp)
+    pools = normalisation_pools(sp, fallback=FALLBACK,
+                                voices=voice_vectors(con) if FALLBACK == "nearest" else None)
     cols = ["video_id", "speaker", "speaker_source", "inferred_group"]
     out = videos.merge(sp[cols], on="video_id", how="left")
     out["speaker_pool"] = out["video_id"].map(pools).fillna(POOLED)

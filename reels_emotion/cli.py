@@ -101,7 +101,11 @@ def cmd_embed(args) -> int:
     print(report.summary())
     if speaker and args.engine != "ray":
         from featurestore.speakers import infer_speaker_groups
-        print(infer_speaker_groups(store, threshold=args.speaker_threshold).describe())
+        from featurestore.store import StoreError
+        try:
+            print(infer_speaker_groups(store, threshold=args.speaker_threshold).describe())
+        except StoreError as exc:   # a store from before speaker groups: the embed itself stands
+            print(f"embed: no speaker groups drawn: {exc}", file=sys.stderr)
     print(f"store: {store.root}")
     if report.failures:
         print(f"{len(report.failures)} video(s) failed; they are listed in the store's videos view "
