@@ -245,8 +245,8 @@ def infer_speaker_groups(store, threshold: float | None = None, log=None) -> Spe
 
 # ---------------------------------------------------------------------- what fusion reads
 def video_speakers(con) -> pd.DataFrame | None:
-    """video_id, group, inferred_group, speaker, speaker_source, n_speech_windows (view
-    ``video_speakers``); None on a connection without speaker groups."""
+    """video_id, group, inferred_group, speaker, speaker_source, n_speech_windows, n_windows
+    (view ``video_speakers``); None on a connection without speaker groups."""
     if relation_columns(con, "video_speakers") is None:
         return None
     return con.execute(read_sql("queries", "video_speakers")).to_arrow_table().to_pandas()
@@ -258,7 +258,7 @@ def normalisation_pools(speakers: pd.DataFrame, window_counts: dict[str, int] | 
 
     A video's pool is its ``speaker`` (manifest group, else inferred group) when that speaker's
     stored videos hold at least :data:`MIN_SPEAKER_WINDOWS` windows (``window_counts``: windows
-    per video; None counts speech windows). Otherwise the fallback: ``"pooled"`` ->
+    per video; None: the stored windows, column n_windows). Otherwise the fallback: ``"pooled"`` ->
     :data:`POOLED` (every stored window), ``"nearest"`` -> the speaker, among those with enough
     windows, whose mean voice is nearest the video's (``voices`` needed; a video without a
     voice still gets :data:`POOLED`).
@@ -270,7 +270,7 @@ def normalisation_pools(speakers: pd.DataFrame, window_counts: dict[str, int] | 
     if window_counts is not None:
         sp["n"] = sp["video_id"].map(window_counts).fillna(0)
     else:
-        sp["n"] = sp["n_speech_windows"].fillna(0)
+        sp["n"] = sp["n_windows" if "n_windows" in sp else "n_speech_windows"].fillna(0)
     totals = sp.dropna(subset=["speaker"]).groupby("speaker")["n"].sum()
     big = set(totals[totals >= MIN_SPEAKER_WINDOWS].index)
     pools = {v: (s if s in big else POOLED) for v, s in zip(sp["video_id"], sp["speaker"])}

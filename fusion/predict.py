@@ -479,7 +479,7 @@ class Predictor:
             pools = store_video_pools(bcon)
             speaker_pool = {}
             sp = bcon.execute(read_sql("queries", "video_speakers")).fetchall()
-            for vid, _group, _inferred, speaker, _source, _n in sp:
+            for vid, _group, _inferred, speaker, _source, _speech, _windows in sp:
                 if speaker is not None and vid in pools:
                     speaker_pool.setdefault(speaker, pools[vid])
         finally:

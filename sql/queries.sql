@@ -220,7 +220,10 @@ JOIN videos AS v USING (video_id)
 ORDER BY m.video_id;
 
 -- name: video_speakers
--- Every video's manifest group, inferred speaker group and the one to use (view video_speakers).
-SELECT video_id, "group", inferred_group, speaker, speaker_source, n_speech_windows
-FROM video_speakers
-ORDER BY video_id;
+-- Every video's manifest group, inferred speaker group and the one to use (view video_speakers),
+-- with its stored windows (what a speaker's normalisation statistics are computed over).
+SELECT s.video_id, s."group", s.inferred_group, s.speaker, s.speaker_source, s.n_speech_windows,
+       coalesce(w.n_windows, 0) AS n_windows
+FROM video_speakers AS s
+LEFT JOIN (SELECT video_id, count(*) AS n_windows FROM windows GROUP BY video_id) AS w USING (video_id)
+ORDER BY s.video_id;
