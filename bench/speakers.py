@@ -85,11 +85,14 @@ def embed(corpus: str, work: Path, takes: int | None = None) -> Path:
 def voices(store_path: Path):
     from featurestore.speakers import voice_vectors
     from featurestore.store import FeatureStore
+    from dataclasses import replace as dc_replace
+    from featurestore.speakers import centre
     con = FeatureStore(store_path, create=False).connect()
     try:
-        return voice_vectors(con)
+        vv = voice_vectors(con)
     finally:
         con.close()
+    return dc_replace(vv, voice=centre(vv.voice)[0])  # centred on the corpus's mean voice, as a store
 
 
 def clustering_quality(vv, other=None) -> dict:

@@ -2,7 +2,10 @@
 
 The speaker stage of ``embed`` stores a voice vector per speech window (``resemblyzer``,
 ``featurestore.encoders.speaker``). Here each video's voice is the mean of its speech
-windows' vectors (SQL ``voice_vectors``), and the videos are clustered by scikit-learn's
+windows' vectors (SQL ``voice_vectors``), centred on the store's mean voice (Resemblyzer's
+vectors are non-negative, so every pair shares a large common component that hides who is
+speaking: on javanese-av, actors hidden, centring lifts the ARI from 0.19 to 0.47), and the
+videos are clustered by scikit-learn's
 ``AgglomerativeClustering`` (cosine distance, average linkage, a distance threshold): two
 groups of videos join when their videos' mean pairwise cosine distance is below the threshold.
 
@@ -23,7 +26,7 @@ normalisation falls back to the pooled statistics of every stored window
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 import pandas as pd
@@ -88,6 +91,16 @@ class SpeakerReport:
 def _unit(V: np.ndarray) -> np.ndarray:
     norm = np.linalg.norm(V, axis=1, keepdims=True)
     return V / np.where(norm > 0, norm, 1.0)
+
+
+def centre(V: np.ndarray, mean: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """(unit rows of ``V`` less ``mean``, the mean used): ``mean`` None takes ``V``'s own
+    (label-free: the store's mean voice)."""
+    V = np.asarray(V, dtype=np.float64)
+    mu = V.mean(axis=0) if mean is None else np.asarray(mean, dtype=np.float64)
+    if len(V) < 2 and mean is None:
+        return _unit(V), mu * 0
+    return _unit(V - mu), mu
 
 
 def speaker_encoder_id(con) -> str | None:
@@ -216,6 +229,7 @@ def infer_speaker_groups(store, threshold: float | None = None, log=None) -> Spe
         from .store import StoreError
         raise StoreError(f"the store {store.root} has no speaker_groups table (its schema predates "
                            "speaker groups); open it with this version's featurestore to upgrade it")
+    vv = replace(vv, voice=centre(vv.voice)[0]) if len(vv) else vv
     t, source = choose_threshold(vv, threshold)
     codes = cluster(vv.voice, t)
     names = group_names(codes, vv.video_id) if len(vv) else np.array([], object)
@@ -275,6 +289,7 @@ def normalisation_pools(speakers: pd.DataFrame, window_counts: dict[str, int] | 
     big = set(totals[totals >= MIN_SPEAKER_WINDOWS].index)
     pools = {v: (s if s in big else POOLED) for v, s in zip(sp["video_id"], sp["speaker"])}
     if fallback == "nearest" and voices is not None and len(voices) and big:
+        voices = replace(voices, voice=centre(voices.voice)[0])
         idx = {v: i for i, v in enumerate(voices.video_id)}
         sp_of = dict(zip(sp["video_id"], sp["speaker"]))
         names = sorted(big)
@@ -290,34 +305,38 @@ def normalisation_pools(speakers: pd.DataFrame, window_counts: dict[str, int] | 
 
 
 def nearest_speaker(voice: np.ndarray, centroids: dict[str, np.ndarray],
-                    threshold: float) -> tuple[str | None, float]:
+                    threshold: float, mean: np.ndarray | None = None) -> tuple[str | None, float]:
     """(the stored speaker whose mean voice is nearest ``voice``, its cosine distance), or
-    (None, distance) when even the nearest is farther than ``threshold`` (a new speaker)."""
+    (None, distance) when even the nearest is farther than ``threshold`` (a new speaker).
+    ``centroids`` are centred voices (:func:`speaker_centroids`); ``mean`` is the store's mean
+    voice, which ``voice`` is centred on first."""
     if not centroids:
         return None, float("nan")
     names = sorted(centroids)
     C = _unit(np.array([centroids[n] for n in names], dtype=np.float64))
-    v = voice / (np.linalg.norm(voice) or 1.0)
+    v = centre(np.asarray(voice, dtype=np.float64)[None], mean)[0][0] if mean is not None else voice
+    v = v / (np.linalg.norm(v) or 1.0)
     d = 1.0 - C @ v
     k = int(np.argmin(d))
     return (names[k] if d[k] <= threshold else None), float(d[k])
 
 
-def speaker_centroids(con) -> tuple[dict[str, np.ndarray], float, dict[str, int]]:
-    """Mean voice of every stored speaker (manifest group, else inferred group), the
-    threshold the store's clustering used (the default without one), and windows per speaker."""
+def speaker_centroids(con) -> tuple[dict[str, np.ndarray], float, np.ndarray | None]:
+    """Mean centred voice of every stored speaker (manifest group, else inferred group), the
+    threshold the store's clustering used (the default without one), and the store's mean
+    voice (what a new file's voice is centred on)."""
     vv = voice_vectors(con)
     sp = video_speakers(con)
     if sp is None or not len(vv):
-        return {}, DEFAULT_THRESHOLD, {}
+        return {}, DEFAULT_THRESHOLD, None
+    V, mu = centre(vv.voice)
+    vv = replace(vv, voice=V)
     of = dict(zip(sp["video_id"], sp["speaker"]))
     out: dict[str, list] = {}
-    counts: dict[str, int] = {}
     for i, v in enumerate(vv.video_id):
         s = of.get(v)
         if isinstance(s, str):
             out.setdefault(s, []).append(vv.voice[i])
-            counts[s] = counts.get(s, 0) + int(vv.n_windows[i])
     row = con.execute("SELECT any_value(threshold) FROM speaker_groups").fetchone()
     t = float(row[0]) if row and row[0] is not None else choose_threshold(vv)[0]
-    return {k: np.mean(v, axis=0) for k, v in out.items()}, t, counts
+    return {k: np.mean(v, axis=0) for k, v in out.items()}, t, mu

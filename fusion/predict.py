@@ -475,7 +475,7 @@ class Predictor:
         big = self.speaker_store
         bcon = big.connect()
         try:
-            centroids, threshold, _ = speaker_centroids(bcon)
+            centroids, threshold, mean_voice = speaker_centroids(bcon)
             pools = store_video_pools(bcon)
             speaker_pool = {}
             sp = bcon.execute(read_sql("queries", "video_speakers")).fetchall()
@@ -499,7 +499,7 @@ class Predictor:
             if v not in voice:
                 pool, speaker, dist, status = POOLED, None, float("nan"), "no speech"
             else:
-                speaker, dist = nearest_speaker(voice[v], centroids, threshold)
+                speaker, dist = nearest_speaker(voice[v], centroids, threshold, mean_voice)
                 if speaker is not None:
                     status = "stored speaker"
                     pool = speaker_pool.get(speaker, POOLED)

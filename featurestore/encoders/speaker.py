@@ -72,12 +72,16 @@ class ResemblyzerSpeaker(AudioEncoder):
     version = "1"
     packages_used = ("resemblyzer", "torch", "librosa", "webrtcvad-wheels", "numpy")
 
-    def __init__(self, min_speech_share: float = 0.3, vad_mode: int = 3, device: str = "auto") -> None:
+    def __init__(self, min_speech_share: float = 0.3, vad_mode: int = 3, device: str = "auto",
+                 torch_threads: int = 1) -> None:
         super().__init__(device)
         if not 0.0 < min_speech_share <= 1.0:
             raise ValueError(f"min_speech_share={min_speech_share!r}: need 0 < share <= 1")
         self.min_speech_share = float(min_speech_share)
         self.vad_mode = int(vad_mode)
+        # One thread: the LSTM runs on small batches, and on a busy 2-core machine torch's
+        # two spinning threads made it 25x slower (bench/speakers.py measures the stage).
+        self.torch_threads = int(torch_threads)
         self._model = None
 
     def config(self) -> dict[str, Any]:
@@ -145,8 +149,13 @@ class ResemblyzerSpeaker(AudioEncoder):
             centre = int(round((bounds[w, 0] + bounds[w, 1]) / 2 * SAMPLE_RATE / MEL_HOP))
             starts.append(int(np.clip(centre - length // 2, 0, n_frames - length)))
         batch = np.stack([mel[a:a + length] for a in starts])
-        with torch.inference_mode():
-            out = self.model()(torch.from_numpy(batch).to(self.device)).cpu().numpy().astype(np.float32)
+        threads = torch.get_num_threads()
+        torch.set_num_threads(self.torch_threads)
+        try:
+            with torch.inference_mode():
+                out = self.model()(torch.from_numpy(batch).to(self.device)).cpu().numpy().astype(np.float32)
+        finally:
+            torch.set_num_threads(threads)
         for w, row in zip(speech, out):
             if np.isfinite(row).all():  # an all-zero projection has no direction: no voice
                 X[w], reasons[w] = row, None
