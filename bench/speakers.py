@@ -95,26 +95,32 @@ def voices(store_path: Path):
     return dc_replace(vv, voice=centre(vv.voice)[0])  # centred on the corpus's mean voice, as a store
 
 
+RULES = ("balanced", "within-0.9")
+
+
 def clustering_quality(vv, other=None) -> dict:
-    """Leave-three-actors-out thresholds (20 splits) and the other corpus's threshold."""
+    """Per threshold rule: leave-three-actors-out thresholds (20 splits) and the other corpus's."""
     from featurestore.speakers import agreement, cluster, pair_threshold
     actors = sorted(set(vv.group))
-    rows = []
-    for chosen in itertools.combinations(actors, 3):
-        pick = np.isin(vv.group, chosen)
-        t, _ = pair_threshold(vv.voice[pick], vv.group[pick])
-        held = ~pick
-        a = agreement(vv.group[held], cluster(vv.voice[held], t))
-        rows.append({**a, "threshold": t})
-    out = {"leave_3_actors_out": {k: {"mean": float(np.mean([r[k] for r in rows])),
-                                      "sd": float(np.std([r[k] for r in rows], ddof=1))}
-                                  for k in ("ari", "purity", "pair_error", "false_same", "false_different",
-                                            "n_clusters", "threshold")}}
-    t_all, info = pair_threshold(vv.voice, vv.group)
-    out["own_pairs_threshold"] = {"threshold": t_all, **info}
-    if other is not None:
-        t, _ = pair_threshold(other.voice, other.group)
-        out["other_corpus_threshold"] = {**agreement(vv.group, cluster(vv.voice, t)), "threshold": t}
+    out = {}
+    for rule in RULES:
+        rows = []
+        for chosen in itertools.combinations(actors, 3):
+            pick = np.isin(vv.group, chosen)
+            t, _ = pair_threshold(vv.voice[pick], vv.group[pick], rule)
+            held = ~pick
+            a = agreement(vv.group[held], cluster(vv.voice[held], t))
+            rows.append({**a, "threshold": t})
+        r = {"leave_3_actors_out": {k: {"mean": float(np.mean([x[k] for x in rows])),
+                                        "sd": float(np.std([x[k] for x in rows], ddof=1))}
+                                    for k in ("ari", "purity", "pair_error", "false_same", "false_different",
+                                              "n_clusters", "threshold")}}
+        t_all, info = pair_threshold(vv.voice, vv.group, rule)
+        r["own_pairs_threshold"] = {"threshold": t_all, **info}
+        if other is not None:
+            t, _ = pair_threshold(other.voice, other.group, rule)
+            r["other_corpus_threshold"] = {**agreement(vv.group, cluster(vv.voice, t)), "threshold": t}
+        out[rule] = r
     return out
 
 
@@ -145,8 +151,8 @@ def withheld_f1(store_path: Path, vv, seeds: int) -> dict:
     has_voice = np.array([v in vpos for v in ids])
     V = np.array([vv.voice[vpos[v]] if v in vpos else np.zeros(vv.voice.shape[1]) for v in ids])
     n_win = data.window_counts()
-    settings = ("manifest", "inferred", "pooled", "alone: pooled statistics", "alone: nearest actor",
-                "alone: own windows")
+    settings = ("manifest", *(f"inferred ({r})" for r in RULES), "pooled: the test fold's windows",
+                "pooled: every window", "alone: pooled statistics", "alone: nearest actor", "alone: own windows")
     scores = {s: [] for s in settings}
     fallbacks = []
     for seed in range(seeds):
@@ -155,20 +161,23 @@ def withheld_f1(store_path: Path, vv, seeds: int) -> dict:
         for tr, va in td0.folds:
             test = np.zeros(len(ids), bool)
             test[va] = True
-            t, _ = pair_threshold(V[~test & has_voice], actor[~test & has_voice])
-            # Clustered over every clip, the test clips' groups hidden (as embed clusters a store).
-            codes = np.full(len(ids), -1)
-            codes[has_voice] = cluster(V[has_voice], t)
-            inferred = np.array([f"voice-{c}" if c >= 0 else None for c in codes], dtype=object)
-            pools = {"manifest": actor.copy(), "pooled": np.where(test, "", actor).astype(object)}
-            p = np.where(test, inferred, actor).astype(object)
-            # A test speaker (inferred group among the test clips) with too few windows: fallback.
-            for g in set(p[test]):
-                members = test & (p == g)
-                if g is None or n_win[members].sum() < MIN_SPEAKER_WINDOWS:
-                    p[members] = POOLED
-                    fallbacks.append(int(members.sum()))
-            pools["inferred"] = p
+            pools = {"manifest": actor.copy(),
+                     "pooled: the test fold's windows": np.where(test, "", actor).astype(object),
+                     "pooled: every window": np.where(test, POOLED, actor).astype(object)}
+            for rule in RULES:
+                t, _ = pair_threshold(V[~test & has_voice], actor[~test & has_voice], rule)
+                # Clustered over every clip, the test clips' groups hidden (as embed clusters a store).
+                codes = np.full(len(ids), -1)
+                codes[has_voice] = cluster(V[has_voice], t)
+                inferred = np.array([f"voice-{c}" if c >= 0 else None for c in codes], dtype=object)
+                p = np.where(test, inferred, actor).astype(object)
+                # A test speaker (inferred group among the test clips) with too few windows: fallback.
+                for g in set(p[test]):
+                    members = test & (p == g)
+                    if g is None or n_win[members].sum() < MIN_SPEAKER_WINDOWS:
+                        p[members] = POOLED
+                        fallbacks.append(int(members.sum()))
+                pools[f"inferred ({rule})"] = p
             pools["alone: pooled statistics"] = np.where(test, POOLED, actor).astype(object)
             cents = {a: V[(actor == a) & ~test & has_voice].mean(axis=0) for a in set(actor[~test])}
             names = sorted(cents)

@@ -37,6 +37,8 @@ from .sqlfiles import read_sql, relation_columns
 #: Cosine-distance cut when the store has no manifest groups to choose one from: the
 #: balanced-pair-error cut on javanese-speech's 1008 clips of 6 actors (bench/speakers.py).
 DEFAULT_THRESHOLD = 0.30
+#: How the cut is chosen from manifest groups (:func:`pair_threshold`).
+THRESHOLD_RULE = "within-0.9"
 #: A speaker whose videos hold fewer windows than this is normalised by the fallback pool
 #: (too few windows for a stable mean and spread of hundreds of dimensions: ~10 s of audio).
 MIN_SPEAKER_WINDOWS = 20
@@ -129,11 +131,16 @@ def cosine_distances(V: np.ndarray) -> np.ndarray:
     return cd(V)
 
 
-def pair_threshold(V: np.ndarray, groups: np.ndarray) -> tuple[float, dict] | None:
-    """The cut minimising the balanced "same speaker" pair error over the grouped videos.
+def pair_threshold(V: np.ndarray, groups: np.ndarray, rule: str | None = None) -> tuple[float, dict] | None:
+    """The cut of the "same speaker" decision chosen on the grouped videos' pairs.
 
     Args:
         V: float (n, d) voice vectors; groups: (n,) manifest group or None.
+        rule: ``"balanced"``: the cut minimising the balanced pair error; ``"within-q"``
+            (q a share, e.g. ``"within-0.9"``): the q-quantile of the same-group distances,
+            so that share of one speaker's pairs is joined (a cut that leans to merging:
+            splitting one speaker's clips by how they sound, e.g. by emotion, would normalise
+            the emotion away). Default :data:`THRESHOLD_RULE`.
     Returns:
         (threshold, details) or None when fewer than two groups have two grouped videos each.
     """
@@ -154,8 +161,15 @@ def pair_threshold(V: np.ndarray, groups: np.ndarray) -> tuple[float, dict] | No
     frr = 1.0 - np.searchsorted(ws, cand, side="right") / max(len(ws), 1)   # same pairs cut apart
     far = np.searchsorted(bs, cand, side="right") / max(len(bs), 1)         # different pairs joined
     err = (frr + far) / 2
-    k = int(np.argmin(err))
-    return float(cand[k]), {"n_videos": int(len(keep)), "n_groups": int(len(names)),
+    rule = rule or THRESHOLD_RULE
+    if rule == "balanced":
+        k = int(np.argmin(err))
+    elif rule.startswith("within-"):
+        q = float(rule.split("-", 1)[1])
+        k = int(np.clip(np.searchsorted(cand, np.quantile(ws, q)), 0, len(cand) - 1))
+    else:
+        raise ValueError(f"rule={rule!r}: use 'balanced' or 'within-<share>'")
+    return float(cand[k]), {"n_videos": int(len(keep)), "n_groups": int(len(names)), "rule": rule,
                             "balanced_pair_error": float(err[k]),
                             "within_median": float(np.median(ws)) if len(ws) else None,
                             "between_median": float(np.median(bs)) if len(bs) else None}
