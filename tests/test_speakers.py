@@ -63,8 +63,14 @@ def test_pair_threshold_separates_within_from_between():
     V = np.repeat(centres, 4, axis=0) + 0.05 * rng.standard_normal((12, 16))
     V /= np.linalg.norm(V, axis=1, keepdims=True)
     groups = np.repeat(np.array(["a", "b", "c"], dtype=object), 4)
-    t, info = pair_threshold(V, groups)
+    t, info = pair_threshold(V, groups, "balanced")
     assert info["balanced_pair_error"] == 0.0 and info["within_median"] < t < info["between_median"]
+    # The merging cut: 90 % of one speaker's pairs at or below it, every other pair above.
+    t9, info9 = pair_threshold(V, groups, "within-0.9")
+    D = 1 - V @ V.T
+    same = groups[:, None] == groups[None, :]
+    within = D[np.triu(same, 1)]
+    assert 0.85 <= np.mean(within <= t9) <= 0.95 and (D[~same] > t9).all()
     assert pair_threshold(V, np.array([None] * 12, dtype=object)) is None
 
 
