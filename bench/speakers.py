@@ -134,7 +134,7 @@ def _load(store_path: Path):
     return con, data
 
 
-def withheld_f1(store_path: Path, vv, seeds: int) -> dict:
+def withheld_f1(store_path: Path, vv, seeds: int, folds: int = 5) -> dict:
     """Macro-F1 of the test fold normalised by manifest / inferred / one pooled group; and the
     fallback rules for single short clips of new speakers."""
     from featurestore.speakers import MIN_SPEAKER_WINDOWS, POOLED, cluster, pair_threshold
@@ -156,7 +156,7 @@ def withheld_f1(store_path: Path, vv, seeds: int) -> dict:
     scores = {s: [] for s in settings}
     fallbacks = []
     for seed in range(seeds):
-        td0 = prepare(con, 5, seed, data, speaker_groups="off")
+        td0 = prepare(con, folds, seed, data, speaker_groups="off")
         parts = {s: [] for s in settings}
         for tr, va in td0.folds:
             test = np.zeros(len(ids), bool)
@@ -200,7 +200,8 @@ def withheld_f1(store_path: Path, vv, seeds: int) -> dict:
     con.close()
     return {"macro_f1": {s: {"mean": float(np.mean(v)), "sd": float(np.std(v, ddof=1)) if len(v) > 1 else 0.0,
                              "scores": v} for s, v in scores.items()},
-            "test_clips_in_fallback": int(sum(fallbacks)), "n_videos": int(len(ids)), "seeds": seeds}
+            "test_clips_in_fallback": int(sum(fallbacks)), "n_videos": int(len(ids)), "seeds": seeds,
+            "folds": folds}
 
 
 def cost(corpus: str, n_clips: int) -> dict:
@@ -229,6 +230,8 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--corpus", choices=sorted(CORPORA), default="speech")
     ap.add_argument("--seeds", type=int, default=3, help="fold seeds 0..n-1")
     ap.add_argument("--cost-clips", type=int, default=60)
+    ap.add_argument("--folds", type=int, default=5, help="actor-grouped folds (5: 1-2 test actors per "
+                    "fold; 2: 3 test actors, closer to a test set of many new speakers)")
     ap.add_argument("--work", type=Path, default=Path("/tmp/bench-speakers"))
     ap.add_argument("--takes", type=int, help="only the clips of takes 1..N (javanese-speech: 7 takes; "
                     "2 gives 288 clips, every actor, emotion and sentence)")
@@ -245,11 +248,12 @@ def main(argv: list[str] | None = None) -> None:
     result = {"corpus": CORPORA[args.corpus][0], "takes": args.takes, "n_voices": len(vv)}
     result["clustering"] = clustering_quality(vv, other)
     print(json.dumps(result["clustering"], indent=1, default=float), flush=True)
-    result["withheld"] = withheld_f1(store, vv, args.seeds)
+    result["withheld"] = withheld_f1(store, vv, args.seeds, args.folds)
     result["cost"] = cost(args.corpus, args.cost_clips)
     print(json.dumps(result["cost"], indent=1), flush=True)
     OUT.mkdir(parents=True, exist_ok=True)
-    (OUT / f"speakers_{args.corpus}{f'_takes{args.takes}' if args.takes else ''}.json").write_text(json.dumps(result, indent=2, default=float))
+    (OUT / f"speakers_{args.corpus}{f'_takes{args.takes}' if args.takes else ''}"
+           f"{f'_folds{args.folds}' if args.folds != 5 else ''}.json").write_text(json.dumps(result, indent=2, default=float))
 
 
 if __name__ == "__main__":
