@@ -373,8 +373,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="ensemble selection over the trials: auto (default) deploys it when the nested "
                    "estimate scored it above the single model")
     t.add_argument("--group-norm", choices=["auto", "on", "off"], default="auto",
-                   help="standardise window vectors per manifest group (speaker) over all of the "
-                   "group's stored windows: auto (default) when every labelled video has a group")
+                   help="standardise window vectors per speaker over all of its stored windows: the "
+                   "manifest group, else the inferred voice group (embed's speaker stage); auto "
+                   "(default) when the labelled videos have two or more speakers")
     t.add_argument("--speaker-groups", choices=["auto", "on", "off"], default="auto",
                    help="CV groups also merge the videos of one inferred speaker (voice clusters of "
                         "`embed`'s speaker stage): auto where some labelled video has an inferred "
