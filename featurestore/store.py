@@ -50,7 +50,8 @@ STORE_FORMAT = "reels-emotion/ducklake"
 STORE_SCHEMA_VERSION = 2
 #: The script queries that make a store's schema, in order (``sql/schema.sql``, then the
 #: ``video_predictions`` view of ``sql/aggregate.sql``).
-SCHEMA_SCRIPTS = (("schema", "tables"), ("schema", "rules"), ("schema", "views"), ("aggregate", "install"))
+SCHEMA_SCRIPTS = (("schema", "tables"), ("schema", "added_tables"), ("schema", "rules"), ("schema", "views"),
+                  ("aggregate", "install"))
 
 #: The groups of rows a write replaces as a whole: writing rows for a key first deletes every
 #: stored row with that key, in the same transaction. This is the store's only "newest wins".

@@ -1,6 +1,6 @@
 -- schema: the feature store's tables, the shared rules (macros, one definition each) and
--- the views, in one file of three script queries (aiosql's convention, # after a name marks a script; read by
--- featurestore.sqlfiles.read_sql). featurestore.store runs `tables`, `rules`, `views` and
+-- the views, in one file of script queries (aiosql's convention, # after a name marks a script; read by
+-- featurestore.sqlfiles.read_sql). featurestore.store runs `tables`, `added_tables`, `rules`, `views` and
 -- aggregate.sql's `install` inside the attached lake when it creates a store (and again when
 -- STORE_SCHEMA_VERSION grows), so the macros and views are stored in the catalog and plain
 -- duckdb sees them too. A connection without the catalog (an in-memory DuckDB) gets `rules`
@@ -128,6 +128,17 @@ CREATE TABLE IF NOT EXISTS window_predictions (
     probs FLOAT[]
 );
 
+-- One row that every write transaction bumps: two concurrent writers then always conflict
+-- on it, and the loser retries against the winner's rows, so no two transactions can both
+-- insert the same video's rows unseen by each other.
+CREATE TABLE IF NOT EXISTS store_commits (
+    seq BIGINT NOT NULL,
+    schema_version INTEGER NOT NULL
+);
+
+-- name: added_tables#
+-- Tables added after stores were first made: run when a store is created and again when an
+-- older store is upgraded (`tables` is not re-run then), so IF NOT EXISTS.
 -- Speaker groups inferred from the voice (featurestore.speakers, the clustering step: its
 -- only writer, which replaces every row at once): per video with speech, its cluster of the
 -- speaker stage's voice vectors and how the cluster was drawn. A video without speech has no
@@ -140,14 +151,6 @@ CREATE TABLE IF NOT EXISTS speaker_groups (
     threshold DOUBLE,           -- cosine-distance cut of the average-linkage clustering
     threshold_source VARCHAR,   -- 'manifest groups (...)' or 'default (...)': how it was chosen
     clustered_at TIMESTAMP WITH TIME ZONE
-);
-
--- One row that every write transaction bumps: two concurrent writers then always conflict
--- on it, and the loser retries against the winner's rows, so no two transactions can both
--- insert the same video's rows unseen by each other.
-CREATE TABLE IF NOT EXISTS store_commits (
-    seq BIGINT NOT NULL,
-    schema_version INTEGER NOT NULL
 );
 
 -- name: rules#

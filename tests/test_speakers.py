@@ -74,6 +74,27 @@ def test_pair_threshold_separates_within_from_between():
     assert pair_threshold(V, np.array([None] * 12, dtype=object)) is None
 
 
+def test_a_store_from_before_speaker_groups_gains_them_on_upgrade(tmp_path):
+    """The speaker table is in `added_tables`, which an upgrade runs (it skips `tables`), so a
+    store made before speaker groups opens with video_speakers working and no group drawn."""
+    import json
+    from featurestore.speakers import infer_speaker_groups
+    from featurestore.store import FeatureStore
+    root = tmp_path / "s"
+    FeatureStore(root).close()
+    con = FeatureStore(root, create=False).connect(read_only=False)
+    con.execute("DROP VIEW video_speakers")
+    con.execute("DROP TABLE speaker_groups")
+    con.execute("UPDATE store_commits SET schema_version = 1")
+    con.close()
+    info = json.loads((root / "store.json").read_text())
+    del info["schema_version"]
+    (root / "store.json").write_text(json.dumps(info))
+    store = FeatureStore(root, create=False)
+    assert store.query("SELECT count(*) AS n FROM video_speakers")["n"][0].as_py() == 0
+    assert infer_speaker_groups(store).n_videos == 0
+
+
 # ---------------------------------------------------------------------- a store with voices
 @pytest.fixture(scope="module")
 def voice_store(tmp_path_factory):
