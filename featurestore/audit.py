@@ -28,12 +28,13 @@ from .sqlfiles import read_sql, run_script
 from .store import FeatureStore, StoreError
 
 #: Tables of an :class:`AuditReport`, in the order they are rendered.
-TABLES: tuple[str, ...] = ("status", "class_balance", "speech", "coverage",
+TABLES: tuple[str, ...] = ("status", "failures", "class_balance", "speech", "coverage",
                            "duplicate_groups", "duplicates", "label_conflicts", "test_train_duplicates",
                            "speaker_clusters")
 
 _TITLES = {
     "status": "Videos per split and embed status",
+    "failures": "Failed videos (left out of training until a later embed succeeds)",
     "class_balance": "Class balance (labelled videos)",
     "speech": "Windows without speech",
     "coverage": "Coverage per modality (windows with an embedding)",
@@ -157,6 +158,7 @@ def audit(store: FeatureStore, threshold: float = duplicates.VECTOR_COSINE,
         run_script(con, "audit", "pairs")
         tables = {
             "status": _df(con, read_sql("audit", "status")),
+            "failures": _df(con, read_sql("audit", "failures")),
             "class_balance": _df(con, read_sql("audit", "class_balance")),
             "speech": _df(con, read_sql("audit", "speech")),
             "coverage": _df(con, read_sql("audit", "coverage")),

@@ -9,7 +9,7 @@ videos' status together), so a run killed at any moment loses at most the chunk 
 and a re-run picks up the rest. An encoder that raises on one video fails that video only.
 
 The per-video work is a handful of functions over :class:`VideoTask` and :class:`EmbedSettings`
-(:func:`prepare_video`, :func:`transcribe_videos`, :func:`encode_videos`, :func:`video_batch`,
+(:func:`prepare_video`, :func:`transcribe_videos`, :func:`encode_videos`, :func:`video_commit`,
 :func:`record_outcome`): :class:`Embedder` calls them chunk by chunk in this process, and
 ``featurestore.ray_engine`` calls the same ones as Ray tasks and actors.
 """
@@ -30,10 +30,10 @@ import pyarrow as pa
 
 from .encoders.base import REASON_NO_AUDIO, Encoder, check_output
 from .manifest import Manifest
-from .media import MediaError, Window, decode_video, input_fingerprint
+from .media import InputFingerprint, MediaError, Window, decode_video, input_fingerprint
 from .schema import HOP_S, MODALITIES, STATUS_FAILED, STATUS_OK, WINDOW_S
 from .sqlfiles import read_sql
-from .store import FeatureStore, WriteBatch, embeddings_table, utcnow
+from .store import FeatureStore, Plan, WriteBatch, embeddings_table, utcnow
 
 #: The speaker stage: a voice encoder (``featurestore.encoders.speaker``) run beside the
 #: modalities on the same decoded audio, stored as its own feature set that fusion_vectors never
@@ -100,7 +100,7 @@ class VideoTask:
     """One video in flight: what the plan found in the store, then what each stage computed.
 
     Both engines move these through the same functions (:func:`prepare_video`,
-    :func:`transcribe_videos`, :func:`encode_videos`, :func:`video_batch`); the Ray engine
+    :func:`transcribe_videos`, :func:`encode_videos`, :func:`video_commit`); the Ray engine
     pickles them between its stages, so they hold plain values and arrays only.
     """
 
@@ -120,9 +120,8 @@ class VideoTask:
     segments_reused: bool = False          # the text came from the store's Whisper segments
     cached_segments: tuple | None = None   # (duration_s, segments) from the store's segments
     stored: dict | None = None             # the store's videos row, if any
-    fingerprint: tuple | None = None       # (size, mtime, sha256) of the media / transcript file
+    fingerprint: InputFingerprint | None = None  # of the media / transcript file (None: unreadable)
     todo: set = field(default_factory=set)  # modalities this run computes for the video
-    stored_windows: list = field(default_factory=list)  # [(idx, start_s, end_s)] in the store
     outputs: dict = field(default_factory=dict)  # modality -> (X, reasons) once encoded
     stage_s: dict = field(default_factory=dict)  # seconds each stage spent on this video
 
@@ -202,6 +201,8 @@ def prepare_video(v: VideoTask, s: EmbedSettings, stage_s: dict[str, float]) -> 
     raising for a file that cannot be used."""
     row = v.row
     wants = v.todo
+    if v.error:
+        return  # unreadable at planning: already recorded, naming the file
     if row.get("error"):
         v.error = row["error"]
         return
@@ -357,60 +358,136 @@ def _encode(modality: str, enc: Encoder, live: list[VideoTask]):
     return X, blocks_r
 
 
-def video_batch(videos: Sequence[VideoTask], s: EmbedSettings) -> WriteBatch:
-    """The videos' rows as one transaction: windows, segments, embeddings, video_features and
-    videos, each video's groups replaced whole. A video whose media or window geometry
-    changed loses every old row first; a run writes only the modalities it computed."""
+def feature_batch(videos: Sequence[VideoTask], s: EmbedSettings) -> WriteBatch:
+    """The rows only a run of this kind writes: each video's Whisper segments (keyed by this
+    run's ASR source), and its vectors and ``video_features`` rows of this run's encoders.
+
+    No other kind of writer touches these keys, so this batch is planned once, outside the
+    transaction, and may be replayed on a retry or spilled to data files (Ray) unchanged.
+    """
     batch = WriteBatch()
     now = utcnow()
     for v in videos:
+        if v.error is not None:
+            continue
         vid = v.row["video_id"]
-        fp = v.fingerprint or (None, None, None)
-        geometry = [(w.idx, round(w.start_s, 6), round(w.end_s, 6)) for w in v.windows]
-        stored = [(i, round(a, 6), round(b, 6)) for i, a, b in v.stored_windows]
-        changed = v.stored is not None and fp[2] is not None and (
-            (v.stored.get("media_sha256") not in (None, fp[2]))
-            or (v.error is None and stored and stored != geometry))
-        if changed:
-            batch.delete_videos([vid])
-        texts = "text" in v.todo and v.error is None and "text" in v.outputs
-        if v.error is None and (changed or not stored or texts):
-            batch.replace("windows", {
-                "video_id": [vid] * len(v.windows), "window_idx": [w.idx for w in v.windows],
-                "start_s": [w.start_s for w in v.windows], "end_s": [w.end_s for w in v.windows],
-                # An audio or video run writes windows only for a new or changed video, and
-                # then without text: it never overwrites what a text run wrote.
-                "transcript": v.transcripts if texts else [None] * len(v.windows),
-            })
-        if v.error is None and v.segments:
+        fp = v.fingerprint
+        if v.segments:
             batch.replace("segments", [{
                 "video_id": vid, "source": s.asr_source, "segment_idx": k,
                 "start_s": seg.start_s, "end_s": seg.end_s, "text": seg.text,
                 "words": [{"start_s": w.start_s, "end_s": w.end_s, "text": w.text} for w in seg.words],
                 "word_timestamps": s.word_timestamps, "duration_s": v.duration_s,
             } for k, seg in enumerate(v.segments)])
-        if v.error is None:
-            for m, (X, reasons) in v.outputs.items():
-                enc = s.encoder(m)
-                batch.replace("embeddings", embeddings_table(
-                    enc.encoder_id, enc.dim, [vid] * len(v.windows), [w.idx for w in v.windows],
-                    X, reasons))
-                batch.replace("video_features", [{
-                    "video_id": vid, "encoder_id": enc.encoder_id, "modality": m,
-                    "media_sha256": fp[2], "window_s": s.window_s, "hop_s": s.hop_s,
-                    "text_source": v.transcript_source if m == "text" else None,
-                    "n_windows": len(v.windows), "embedded_at": now}])
-        old = v.stored or {}
-        text_source = v.transcript_source if texts else (None if changed else old.get("transcript_source"))
-        batch.replace("videos", [{
-            **{c: v.row.get(c) for c in _META}, "video_id": vid,
-            "media_size": fp[0], "media_mtime": fp[1], "media_sha256": fp[2],
-            "duration_s": v.duration_s if v.error is None else old.get("duration_s"),
-            "window_s": s.window_s, "hop_s": s.hop_s,
-            "status": STATUS_FAILED if v.error else STATUS_OK, "error": v.error,
-            "transcript_source": text_source, "updated_at": now,
-        }])
+        for m, (X, reasons) in v.outputs.items():
+            enc = s.encoder(m)
+            batch.replace("embeddings", embeddings_table(
+                enc.encoder_id, enc.dim, [vid] * len(v.windows), [w.idx for w in v.windows],
+                X, reasons))
+            batch.replace("video_features", [{
+                "video_id": vid, "encoder_id": enc.encoder_id, "modality": m,
+                "media_sha256": fp.sha256 if fp else None, "window_s": s.window_s, "hop_s": s.hop_s,
+                "text_source": v.transcript_source if m == "text" else None,
+                "n_windows": len(v.windows), "embedded_at": now}])
     return batch
+
+
+def video_commit(videos: Sequence[VideoTask], s: EmbedSettings,
+                 features: WriteBatch | None = None) -> Plan:
+    """The commit of a chunk of embedded videos, as a :data:`~featurestore.store.Plan`.
+
+    Inside the transaction it reads the videos' ``videos`` rows and window grids as they are
+    committed now (another run's, of another modality, may have landed since this run planned)
+    and returns: the deletes of every video whose media or window geometry changed, then
+    ``features`` (default :func:`feature_batch`), then each video's ``windows`` and ``videos``
+    rows merged into the committed ones. The merge writes only what this run computed: windows
+    carry this run's text only if it ran text (an audio or video run writes windows only for a
+    new or changed video, without text); ``transcript_source`` is kept unless this run gave the
+    text; the failure record keeps the modalities this run did not try
+    (``failed_modalities``), so one modality's success never hides another's failure.
+    """
+    features = feature_batch(videos, s) if features is None else features
+    ids = [v.row["video_id"] for v in videos]
+
+    def plan(con) -> WriteBatch:
+        current, grids = _committed_rows(con, ids)
+        pre, post = WriteBatch(), WriteBatch()
+        now = utcnow()
+        for v in videos:
+            _merge_video(v, s, current.get(v.video_id), grids.get(v.video_id, []), pre, post, now)
+        return WriteBatch(pre.ops + features.ops + post.ops)
+
+    return plan
+
+
+def _committed_rows(con, ids: list[str]) -> tuple[dict[str, dict], dict[str, list]]:
+    """``({video_id: videos row}, {video_id: [(window_idx, start_s, end_s)]})`` of ``ids`` as
+    the connection's transaction sees them."""
+    con.register("_commit_ids", pa.table({"video_id": pa.array(ids, pa.string())}))
+    try:
+        current = {r["video_id"]: r for r in con.execute(read_sql("queries", "videos_of")).to_arrow_table().to_pylist()}
+        grids: dict[str, list] = defaultdict(list)
+        for vid, idx, a, b in con.execute(read_sql("queries", "window_grids_of")).fetchall():
+            grids[vid].append((int(idx), round(float(a), 6), round(float(b), 6)))
+    finally:
+        con.unregister("_commit_ids")
+    return current, grids
+
+
+def _merge_video(v: VideoTask, s: EmbedSettings, cur: dict | None, grid: list, pre: WriteBatch,
+                 post: WriteBatch, now) -> None:
+    """One video's ``windows`` and ``videos`` rows merged into the committed ``cur`` row and
+    window ``grid`` (see :func:`video_commit`); deletes go to ``pre``, rows to ``post``."""
+    vid = v.video_id
+    fp = v.fingerprint
+    geometry = [(w.idx, round(w.start_s, 6), round(w.end_s, 6)) for w in v.windows]
+    changed = cur is not None and fp is not None and (
+        cur.get("media_sha256") not in (None, fp.sha256) or (v.error is None and grid and grid != geometry))
+    if changed:
+        pre.delete_videos([vid])
+    texts = "text" in v.todo and v.error is None
+    if v.error is None and (texts or changed or not grid):
+        post.replace("windows", {
+            "video_id": [vid] * len(v.windows), "window_idx": [w.idx for w in v.windows],
+            "start_s": [w.start_s for w in v.windows], "end_s": [w.end_s for w in v.windows],
+            "transcript": v.transcripts if texts else [None] * len(v.windows),
+        })
+    old = {} if cur is None or changed else cur
+    prior_failed = set(old.get("failed_modalities") or []) if old.get("status") == STATUS_FAILED else set()
+    failed = (prior_failed | set(v.todo)) if v.error else (prior_failed - set(v.todo))
+    keep_old = fp is None and cur is not None   # unreadable now: keep what it was computed from
+    src = cur if keep_old else {}
+    post.replace("videos", [{
+        **{c: v.row.get(c) for c in _META}, "video_id": vid,
+        "media_size": fp.size if fp else src.get("media_size"),
+        "media_mtime": fp.mtime if fp else src.get("media_mtime"),
+        "media_sha256": fp.sha256 if fp else src.get("media_sha256"),
+        "media_ctime_ns": fp.ctime_ns if fp else src.get("media_ctime_ns"),
+        "media_inode": fp.inode if fp else src.get("media_inode"),
+        "duration_s": v.duration_s if v.error is None else old.get("duration_s"),
+        "window_s": s.window_s if v.error is None or not old else old.get("window_s"),
+        "hop_s": s.hop_s if v.error is None or not old else old.get("hop_s"),
+        "status": STATUS_FAILED if failed else STATUS_OK,
+        "error": v.error or (old.get("error") if failed else None),
+        "failed_modalities": sorted(failed) if failed else None,
+        "transcript_source": v.transcript_source if texts else old.get("transcript_source"),
+        "updated_at": now,
+    }])
+
+
+def manifest_refresh(rows: Sequence[dict]) -> Plan:
+    """New manifest facts (label fixed, split changed, ...) for videos with nothing to embed,
+    merged into their committed ``videos`` rows: only the manifest's columns change."""
+    ids = [r["video_id"] for r in rows]
+
+    def plan(con) -> WriteBatch:
+        current, _ = _committed_rows(con, ids)
+        now = utcnow()
+        merged = [{**current[r["video_id"]], **{c: r.get(c) for c in _META}, "updated_at": now}
+                  for r in rows if r["video_id"] in current]
+        return WriteBatch().replace("videos", merged) if merged else WriteBatch()
+
+    return plan
 
 
 def record_outcome(videos: Iterable[VideoTask], report: EmbedReport,
@@ -438,6 +515,8 @@ class Embedder:
     transcriber : an ``asr.Transcriber`` used for videos without a transcript;
         ``None`` means text comes only from manifest transcripts.
     chunk_size : videos per written chunk (the unit lost by a kill).
+    rehash : hash every input file again instead of trusting an unchanged size, mtime, ctime
+        and inode (:func:`~featurestore.media.input_fingerprint`).
     text_unit : a window's text from ASR or timed transcripts: every overlapping
         ``"segment"`` (the competition transcripts' convention: whole sentences for the
         text encoder), only the overlapping ``"word"`` s, or ``"auto"`` (default): the
@@ -450,7 +529,7 @@ class Embedder:
     def __init__(self, store: FeatureStore, encoders: dict[str, Encoder], transcriber=None,
                  window_s: float = WINDOW_S, hop_s: float = HOP_S, chunk_size: int = 8,
                  progress: bool = True, log: Callable[[str], None] | None = None,
-                 text_unit: str = "auto"):
+                 text_unit: str = "auto", rehash: bool = False):
         from .asr import TEXT_UNITS
 
         if text_unit not in (*TEXT_UNITS, "auto"):
@@ -462,7 +541,7 @@ class Embedder:
             raise ValueError(f"chunk_size must be >= 1, got {chunk_size!r}")
         self.store, self.encoders, self.transcriber = store, encoders, transcriber
         self.window_s, self.hop_s, self.chunk_size = window_s, hop_s, chunk_size
-        self.progress, self.text_unit = progress, text_unit
+        self.progress, self.text_unit, self.rehash = progress, text_unit, rehash
         self.unit = None if text_unit == "auto" else text_unit  # resolved in start()
         for enc in encoders.values():
             if hasattr(enc, "show_progress"):
@@ -500,7 +579,6 @@ class Embedder:
                     ).to_arrow_table().to_pylist():
                 features[r["video_id"]][r["encoder_id"]] = r
             todo, refresh = self._todo(rows, stored, features)
-            self._load_stored_windows(con, todo)
             if self.transcriber is not None and "text" in self.encoders:
                 cached = self._cached_segments(con, [v for v in todo if "text" in v.todo
                                                      and not v.row.get("transcript_path")])
@@ -517,22 +595,33 @@ class Embedder:
             old = stored.get(r["video_id"])
             v = VideoTask(row=r, stored=old)
             try:
-                v.fingerprint = input_fingerprint(r, old)
-            except OSError:
-                v.fingerprint = None  # unreadable: decoding reports it, naming the file
+                v.fingerprint = input_fingerprint(r, old, rehash=self.rehash)
+            except OSError as exc:
+                # Gone or unreadable for now (moved, a share unmounted, permission taken away):
+                # recorded as a failure of every modality of this run, which the next run
+                # re-checks; the rows computed from its last readable content stay.
+                v.fingerprint = None
+                v.error = (f"cannot read {exc.filename or r.get('path') or r.get('transcript_path')}: "
+                           f"{exc.strerror or exc}. Its stored rows are kept; the next embed re-checks "
+                           "it and embeds it again once the file is readable")
+            # A video whose last run failed is tried again for those modalities, whatever its
+            # features say: its input may be readable again, or the failure was transient.
+            retry = set(old.get("failed_modalities") or self.encoders) \
+                if old is not None and old.get("status") == STATUS_FAILED else set()
             for m, enc in self.encoders.items():
                 f = features[r["video_id"]].get(enc.encoder_id)
                 ok = (f is not None and v.fingerprint is not None
-                      and f["media_sha256"] == v.fingerprint[2]
+                      and f["media_sha256"] == v.fingerprint.sha256
                       and _same(f["window_s"], self.window_s) and _same(f["hop_s"], self.hop_s)
-                      and (m != "text" or f["text_source"] == settings.text_source(r)))
+                      and (m != "text" or f["text_source"] == settings.text_source(r))
+                      and m not in retry)
                 if not ok:
                     v.todo.add(m)
             if v.todo:
                 todo.append(v)
             elif old is not None and any(_differs(old.get(c), r.get(c)) for c in _META):
                 # Same embeddings, new manifest facts (label fixed, split changed): record them.
-                refresh.append({**old, **{c: r.get(c) for c in _META}, "updated_at": utcnow()})
+                refresh.append(r)
         return todo, refresh
 
     def _cached_segments(self, con, videos: Sequence[VideoTask]) -> dict[str, tuple[float, list]]:
@@ -574,7 +663,7 @@ class Embedder:
         todo, refresh = self._plan(rows)
         report.n_skipped = len(rows) - len(todo)
         if refresh:
-            self.store.commit(WriteBatch().replace("videos", refresh))
+            self.store.commit(manifest_refresh(refresh))
         return report, todo
 
     # ------------------------------------------------------------------ running
@@ -597,26 +686,42 @@ class Embedder:
 
     def _register_encoders(self, report: EmbedReport) -> None:
         """Record the encoders' lineage; a modality with no named feature set yet gets this
-        run's encoder (an existing choice is never changed by embed: ``use-encoders`` does)."""
+        run's encoder (an existing choice is never changed by embed: ``use-encoders`` does).
+        Whether a modality has a choice is read inside the commit, so of two runs that start
+        at once with different encoders, the first to commit names the feature set and the
+        other is told so."""
+        claimed: list[str] = []
+
+        def plan(con) -> WriteBatch:
+            claimed.clear()
+            known = {r[0] for r in con.execute("SELECT encoder_id FROM encoders").fetchall()}
+            has_choice = {r[0] for r in con.execute("SELECT modality FROM served_encoders").fetchall()}
+            batch = WriteBatch()
+            for m, enc in self.encoders.items():
+                if enc.encoder_id not in known:
+                    batch.replace("encoders", [{**enc.info(), "registered_at": utcnow()}])
+                if m not in has_choice and m != SPEAKER:
+                    claimed.append(m)
+                    batch.replace("feature_sets", [{"modality": m, "encoder_id": enc.encoder_id,
+                                                    "chosen_at": utcnow()}])
+            return batch
+
         chosen = self.store.feature_sets()
         known = set(self.store.query("SELECT encoder_id FROM encoders").column("encoder_id").to_pylist())
-        batch = WriteBatch()
+        if any(e.encoder_id not in known or (m not in chosen and m != SPEAKER) for m, e in self.encoders.items()):
+            self.store.commit(plan)
+            chosen = self.store.feature_sets()
         for m, enc in self.encoders.items():
-            if enc.encoder_id not in known:
-                batch.replace("encoders", [{**enc.info(), "registered_at": utcnow()}])
             report.encoders[m] = enc.encoder_id
             if m == SPEAKER:
                 continue  # voice vectors feed speaker groups, never fusion_vectors
-            if m not in chosen:
-                batch.replace("feature_sets", [{"modality": m, "encoder_id": enc.encoder_id,
-                                                "chosen_at": utcnow()}])
+            if m in claimed:
                 self.log(f"embed: fusion_vectors serves {m} from {enc.name} ({enc.encoder_id}), "
                          "the first feature set of that modality in this store")
-            elif chosen[m]["encoder_id"] != enc.encoder_id:
+            elif m in chosen and chosen[m]["encoder_id"] != enc.encoder_id:
                 self.log(f"embed: {m} vectors from {enc.name} ({enc.encoder_id}) are stored as their own "
                          f"feature set; fusion_vectors still serves {chosen[m]['name']} "
                          f"({chosen[m]['encoder_id']}). Switch with `cli.py use-encoders {enc.encoder_id}`")
-        self.store.commit(batch)
 
     def _process_chunk(self, chunk: list[VideoTask], report: EmbedReport) -> None:
         s = self.settings
@@ -626,23 +731,9 @@ class Embedder:
         for modality, enc in self.encoders.items():
             encode_videos(modality, enc, chunk, report.stage_s)
         t = time.perf_counter()
-        self.store.commit(video_batch(chunk, s))
+        self.store.commit(video_commit(chunk, s))
         report.stage_s["write"] += time.perf_counter() - t
         record_outcome(chunk, report, self.log)
-
-    @staticmethod
-    def _load_stored_windows(con, videos: list[VideoTask]) -> None:
-        ids = [v.row["video_id"] for v in videos if v.stored is not None]
-        if not ids:
-            return
-        con.register("_stored_ids", pa.table({"video_id": pa.array(ids, pa.string())}))
-        rows = con.execute("SELECT video_id, window_idx, start_s, end_s FROM windows WHERE video_id IN "
-                           "(SELECT video_id FROM _stored_ids) ORDER BY video_id, window_idx").fetchall()
-        by_video = defaultdict(list)
-        for vid, idx, s, e in rows:
-            by_video[vid].append((int(idx), float(s), float(e)))
-        for v in videos:
-            v.stored_windows = by_video.get(v.row["video_id"], [])
 
 
 def text_origins(store: FeatureStore, split: str | None = None) -> dict[str, int]:
@@ -753,7 +844,8 @@ def build_embedder(store: FeatureStore, manifest: Manifest, modalities: Iterable
                    asr_backend: str = "faster-whisper", asr_model: str | None = None,
                    language: str = "id", text_model: str | None = None, beam_size: int | None = None,
                    asr_batch_size: int | None = None, chunk_size: int = 8, progress: bool = True,
-                   text_unit: str = "auto", speaker_encoder: str | None = None) -> tuple[Embedder, ModelSpec]:
+                   text_unit: str = "auto", rehash: bool = False,
+                   speaker_encoder: str | None = None) -> tuple[Embedder, ModelSpec]:
     """The :class:`Embedder` ``cli.py embed`` runs (encoders built, Whisper set up where the
     manifest needs it) and the :class:`ModelSpec` that builds the same models elsewhere.
     ``speaker_encoder``: a voice encoder's name to run as the ``speaker`` stage (None: none)."""
@@ -778,7 +870,7 @@ def build_embedder(store: FeatureStore, manifest: Manifest, modalities: Iterable
                                   word_timestamps=text_unit == "word")
         transcriber = Transcriber(device=device, **transcriber_kwargs)
     embedder = Embedder(store, encoders, transcriber, chunk_size=chunk_size, progress=progress,
-                        text_unit=text_unit)
+                        text_unit=text_unit, rehash=rehash)
     return embedder, ModelSpec(names, device, transcriber_kwargs)
 
 
@@ -787,10 +879,10 @@ def embed_manifest(store: FeatureStore, manifest: Manifest, modalities: Iterable
                    asr_backend: str = "faster-whisper", asr_model: str | None = None,
                    language: str = "id", text_model: str | None = None, beam_size: int | None = None,
                    asr_batch_size: int | None = None, shard: tuple[int, int] = (0, 1), chunk_size: int = 8,
-                   progress: bool = True, text_unit: str = "auto",
+                   progress: bool = True, text_unit: str = "auto", rehash: bool = False,
                    speaker_encoder: str | None = None) -> EmbedReport:
     """Library entry point behind ``cli.py embed`` (the local engine): build encoders, run, report."""
     embedder, _ = build_embedder(
         store, manifest, modalities, encoder_names, device, asr_backend, asr_model, language,
-        text_model, beam_size, asr_batch_size, chunk_size, progress, text_unit, speaker_encoder)
+        text_model, beam_size, asr_batch_size, chunk_size, progress, text_unit, rehash, speaker_encoder)
     return embedder.run(manifest, shard=shard)

@@ -495,21 +495,39 @@ def file_sha256(path: str | os.PathLike, chunk_bytes: int = 1 << 20) -> str:
     return h.hexdigest()
 
 
-def input_fingerprint(row: dict, stored: dict | None = None) -> tuple[int, float, str] | None:
-    """``(size bytes, mtime s, sha256)`` of the file a manifest row's rows are computed from:
-    its media, or its transcript file when it has no media; None when it has neither.
+class InputFingerprint(NamedTuple):
+    """What a manifest row's stored rows were computed from: the file's SHA-256 (its identity)
+    and the ``stat`` facts that let an unchanged file skip re-hashing."""
 
-    The hash is the identity; size and mtime only let an unchanged file skip re-hashing
-    (``stored`` is the store's ``videos`` row with the last fingerprint). Raises OSError
-    for a file that cannot be read.
+    size: int          # bytes
+    mtime: float       # seconds since the epoch
+    sha256: str
+    ctime_ns: int      # status-change time: set by the kernel on every write, utime and rename
+    inode: int
+
+
+def input_fingerprint(row: dict, stored: dict | None = None, rehash: bool = False) -> InputFingerprint | None:
+    """The :class:`InputFingerprint` of the file a manifest row's rows are computed from: its
+    media, or its transcript file when it has no media; None when it has neither.
+
+    The stored hash (``stored`` is the store's ``videos`` row) is reused only when path, size,
+    mtime, inode *and* ctime all match. A file replaced in place with the same size and mtime
+    (``cp -p``, ``rsync -t``, a restore from tar) still gets a new ctime, which no user call can
+    set back, so it is hashed again and its new content re-embedded. ``rehash`` hashes every
+    file regardless (for file systems that keep no change time). Raises OSError for a file
+    that cannot be read.
     """
     path = row.get("path") or row.get("transcript_path")
     if not path:
         return None
     st = os.stat(path)
     size, mtime = int(st.st_size), float(st.st_mtime)
-    if stored and stored.get("media_sha256") and stored.get("media_size") == size \
+    ctime_ns, inode = int(st.st_ctime_ns), int(st.st_ino)
+    if not rehash and stored and stored.get("media_sha256") and stored.get("media_size") == size \
             and stored.get("media_mtime") is not None and abs(stored["media_mtime"] - mtime) < 1e-6 \
+            and stored.get("media_ctime_ns") == ctime_ns and stored.get("media_inode") == inode \
             and stored.get("path") == row.get("path") and stored.get("transcript_path") == row.get("transcript_path"):
-        return size, mtime, stored["media_sha256"]
-    return size, mtime, file_sha256(path)
+        with open(path, "rb"):
+            pass  # readable now, not only listed (a share's stale entry, a permission taken away)
+        return InputFingerprint(size, mtime, stored["media_sha256"], ctime_ns, inode)
+    return InputFingerprint(size, mtime, file_sha256(path), ctime_ns, inode)

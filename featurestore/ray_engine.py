@@ -12,12 +12,13 @@ module only moves videos between them)::
     audio    actor pool per encoder      encode_videos, one modality each; an actor loads
     video      (GPU share for encoders   its model once and checks its encoder id against
     text        that use one)            the driver's
-    write    stateless tasks, CPU        video_batch, then DataLayout.spill: the block's
-                                         windows/segments/embeddings become Parquet files
+    write    stateless tasks, CPU        feature_batch, then DataLayout.spill: the block's
+                                         segments/embeddings become Parquet files
                                          under the store's data path (local or s3://)
       ▼
-    driver   one transaction per block: the deletes, the small rows (videos,
-             video_features) and ``ducklake_add_data_files`` of the block's files
+    driver   one transaction per block (embed.video_commit): the deletes, the small rows
+             (video_features), ``ducklake_add_data_files`` of the block's files, and the
+             videos/windows rows merged into the committed ones
 
 The single committer is the driver, so the catalog needs no shared filesystem: workers only
 read the videos and write data files. A block commits whole or not at all; a killed driver
@@ -50,10 +51,11 @@ from .embed import (
     asr_source,
     build_embedder,
     encode_videos,
+    feature_batch,
     prepare_video,
     record_outcome,
     transcribe_videos,
-    video_batch,
+    video_commit,
 )
 from .manifest import Manifest
 from .schema import MODALITIES
@@ -63,7 +65,11 @@ from .store import DataLayout, FeatureStore, WriteBatch
 RAY_REQUIREMENT = "ray[data]==2.60.0"
 #: Tables whose rows the write tasks put in data files themselves; the rest (videos,
 #: video_features: one row per video) go through the driver's transaction as rows.
-SPILLED_TABLES = ("windows", "segments", "embeddings")
+#: The tables a worker writes data files of: rows only a run of its kind writes (its encoders'
+#: vectors, its ASR source's segments), so a retried commit may register the same files again.
+#: A video's ``windows`` and ``videos`` rows are merged by the driver inside its transaction
+#: (``embed.video_commit``), since other runs write them too.
+SPILLED_TABLES = ("segments", "embeddings")
 MODEL_STAGES = ("asr", *MODALITIES)
 #: Heap reserved per decode task: the worker's libraries (~150 MB) and a decoded reel's frames
 #: (a 77 s reel at 360 px holds about 200 MB of them).
@@ -317,18 +323,18 @@ class BlockResult:
 
 
 def write_stage(batch: dict, settings: EmbedSettings, layout: DataLayout) -> dict:
-    """Ray task: the block's rows (``embed.video_batch``), its per-window tables written as
-    Parquet files under the store's data path (``DataLayout.spill``)."""
+    """Ray task: the block's feature rows (``embed.feature_batch``), its vectors and segments
+    written as Parquet files under the store's data path (``DataLayout.spill``)."""
     videos = _unpack(batch)
     t = time.perf_counter()
-    spilled = layout.spill(video_batch(videos, settings))
+    spilled = layout.spill(feature_batch(videos, settings))
     spent: dict[str, float] = {}
     for v in videos:
         for stage, seconds in v.stage_s.items():
             spent[stage] = spent.get(stage, 0.0) + seconds
         v.audio = v.frames = v.frame_index = v.frame_times = None
-        v.outputs, v.segments, v.cached_segments, v.transcripts = {}, None, None, []
-        v.stored, v.stored_windows = None, []
+        # The windows and their texts stay: the driver merges them into the committed rows.
+        v.outputs, v.segments, v.cached_segments, v.stored = {}, None, None, None
     spent["write"] = spent.get("write", 0.0) + time.perf_counter() - t
     return {"block": np.array([pickle.dumps(BlockResult(spilled, videos, spent), protocol=5)],
                               dtype=object)}
@@ -451,7 +457,7 @@ def embed_manifest_ray(store: FeatureStore, manifest: Manifest, modalities: Iter
                        language: str = "id", text_model: str | None = None, beam_size: int | None = None,
                        asr_batch_size: int | None = None, shard: tuple[int, int] = (0, 1),
                        chunk_size: int = 8, progress: bool = True, text_unit: str = "auto",
-                       options: RayOptions | None = None,
+                       rehash: bool = False, options: RayOptions | None = None,
                        log: Callable[[str], None] | None = None) -> EmbedReport:
     """``embed_manifest`` on Ray: the same plan, rows and report, one transaction per block
     of ``chunk_size`` videos committed by this process."""
@@ -462,7 +468,7 @@ def embed_manifest_ray(store: FeatureStore, manifest: Manifest, modalities: Iter
     # The driver's models only give ids and lineage; workers build their own on their devices.
     embedder, spec = build_embedder(
         store, manifest, modalities, encoder_names, "cpu", asr_backend, asr_model, language,
-        text_model, beam_size, asr_batch_size, chunk_size, progress, text_unit)
+        text_model, beam_size, asr_batch_size, chunk_size, progress, text_unit, rehash)
     spec = ModelSpec(spec.encoder_names, device, spec.transcriber_kwargs)
     embedder.log = log
     owned = _connect(ray, options.address, quiet=not progress)
@@ -532,7 +538,7 @@ def _run_pipeline(ray, store: FeatureStore, settings: EmbedSettings, spec: Model
         for row in ds.iter_rows():
             block: BlockResult = pickle.loads(row["block"])
             t = time.perf_counter()
-            store.commit(block.batch)
+            store.commit(video_commit(block.videos, settings, features=block.batch))
             report.stage_s["commit"] += time.perf_counter() - t
             for stage, seconds in block.stage_s.items():
                 report.stage_s[stage] = report.stage_s.get(stage, 0.0) + seconds

@@ -16,6 +16,10 @@ this package. Tables and views are defined once, in ``sql/schema.sql``.
 Every write is a :class:`WriteBatch` committed in one transaction (:meth:`FeatureStore.commit`):
 it replaces whole groups of rows (``REPLACE_KEYS``), bumps ``store_commits`` so that two
 concurrent writers always conflict, and is retried from the start when it loses that race.
+Rows that several kinds of writer share (a video's ``videos`` row and its ``windows``) are
+never replayed from a plan made before the race: such a write is a *plan* (a function of the
+transaction's connection) that reads the rows as they are inside the transaction and merges
+into them, and it is evaluated again on every attempt (:data:`Plan`).
 """
 from __future__ import annotations
 
@@ -29,7 +33,7 @@ import time
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Iterable, Mapping
+from typing import Callable, Iterable, Mapping
 from urllib.parse import parse_qs, unquote, urlparse
 
 import duckdb
@@ -47,11 +51,12 @@ DATA_DIR = "data"
 LAKE = "store"               # the name the lake is attached under (and USE'd)
 STORE_FORMAT = "reels-emotion/ducklake"
 #: Bumped when sql/schema.sql changes; recorded in ``store_commits.schema_version``.
-STORE_SCHEMA_VERSION = 2
+STORE_SCHEMA_VERSION = 3
 #: The script queries that make a store's schema, in order (``sql/schema.sql``, then the
-#: ``video_predictions`` view of ``sql/aggregate.sql``).
-SCHEMA_SCRIPTS = (("schema", "tables"), ("schema", "added_tables"), ("schema", "rules"), ("schema", "views"),
-                  ("aggregate", "install"))
+#: ``video_predictions`` view of ``sql/aggregate.sql``). An upgrade runs them all but
+#: ``partitions`` (tables and columns are added with IF NOT EXISTS; rows are never touched).
+SCHEMA_SCRIPTS = (("schema", "tables"), ("schema", "partitions"), ("schema", "upgrade_columns"),
+                  ("schema", "rules"), ("schema", "views"), ("aggregate", "install"))
 
 #: The groups of rows a write replaces as a whole: writing rows for a key first deletes every
 #: stored row with that key, in the same transaction. This is the store's only "newest wins".
@@ -200,6 +205,12 @@ class WriteBatch:
         return bool(self.ops)
 
 
+#: A write planned inside its transaction: called with the writer's connection after BEGIN
+#: (at the snapshot the commit will race from), it returns the batch to apply. Called again on
+#: every retry, so what it reads is always the latest committed state.
+Plan = Callable[[duckdb.DuckDBPyConnection], WriteBatch]
+
+
 #: Parquet settings of the store's data files (set as DuckLake options when a store is made):
 #: row groups of 16k rows let pyarrow decode a file's vectors on every core; LZ4 decodes
 #: fastest (float vectors hardly compress with any codec).
@@ -277,15 +288,22 @@ class DataLayout:
         return out
 
 
-def _with_retries(attempt, retries: int = 50):
+def _with_retries(attempt, retries: int = 50, data_path: str | None = None):
     """``attempt()``, run again with a growing random back-off while it loses commit races
-    with other writers (DuckLake conflicts, a busy catalog); other errors pass through."""
+    with other writers (DuckLake conflicts, a busy catalog); other errors pass through.
+
+    With ``data_path``, an attempt that could not open one of the store's own data files is
+    retried too: a ``compact`` run meanwhile replaced and deleted a file that the attempt's
+    snapshot still listed (only with a short ``--cleanup-older-than``), and the next attempt
+    reads the current snapshot's files."""
     delay = 0.02
     for n in range(retries + 1):
         try:
             return attempt()
         except duckdb.Error as exc:
-            if not any(m in str(exc).lower() for m in _RETRYABLE) or n == retries:
+            msg = str(exc).lower()
+            stale = data_path is not None and "cannot open file" in msg and data_path.lower() in msg
+            if not (stale or any(m in msg for m in _RETRYABLE)) or n == retries:
                 raise
             time.sleep(delay * (1 + random.random()))
             delay = min(delay * 1.6, 1.0)
@@ -563,8 +581,9 @@ class FeatureStore:
     def _upgrade(self) -> None:
         """Bring a store made by an earlier schema version up to this one, once, on open.
 
-        Only the derived objects change between versions so far (the shared-rule macros, the
-        views, the aggregation): they are re-created in one transaction and no row is touched.
+        New tables and columns are added (existing rows get NULL in them) and the derived
+        objects (the shared-rule macros, the views, the aggregation) are re-created, in one
+        transaction; no row is touched.
         The file lock makes concurrent openers (embed shards) upgrade once.
         """
         import fcntl
@@ -593,7 +612,8 @@ class FeatureStore:
 
     def _install_schema(self, con: duckdb.DuckDBPyConnection, upgrade: bool = False) -> None:
         """Run ``SCHEMA_SCRIPTS`` in one transaction; ``upgrade``: an existing store's, whose
-        tables stay as they are (their partitioning is set once, at creation)."""
+        rows stay as they are (new tables and columns are added; partitioning is set once, at
+        creation)."""
         con.execute(f"USE {LAKE}")
         con.execute(f"CALL {LAKE}.set_option('parquet_row_group_size', {PARQUET_ROW_GROUP_SIZE})")
         con.execute(f"CALL {LAKE}.set_option('parquet_compression', {sql_literal(PARQUET_COMPRESSION)})")
@@ -601,7 +621,7 @@ class FeatureStore:
         # schema.sql, then aggregate.sql's video_predictions: the store runs the files and
         # knows nothing of the aggregation (fusion.aggregate owns that SQL).
         for file, name in SCHEMA_SCRIPTS:
-            if not (upgrade and (file, name) == ("schema", "tables")):
+            if not (upgrade and (file, name) == ("schema", "partitions")):
                 run_script(con, file, name)
         if con.execute("SELECT count(*) FROM store_commits").fetchone()[0] == 0:
             con.execute("INSERT INTO store_commits VALUES (0, ?)", [STORE_SCHEMA_VERSION])
@@ -682,21 +702,41 @@ class FeatureStore:
         self.close()
 
     # ------------------------------------------------------------------ writing
-    def commit(self, batch: WriteBatch, retries: int = 50) -> None:
+    def commit(self, batch: "WriteBatch | Plan", retries: int = 50) -> None:
         """Apply ``batch`` in one transaction (``current_snapshot`` then names the result, as
         long as no other process commits in between).
 
-        A commit that loses a race with another writer is rolled back and run again from
-        the start, up to ``retries`` times, with a random back-off.
+        ``batch`` is a :class:`WriteBatch`, or a :data:`Plan`: a function called with the
+        transaction's connection after it began, which reads what it needs there and returns
+        the batch (it may also run statements itself, as ``sql --write`` does). A commit that
+        loses a race with another writer is rolled back and run again from the start, up to
+        ``retries`` times, with a random back-off; a plan is called again each time, so it
+        merges into the rows the winner committed instead of overwriting them.
         """
-        if not batch:
+        if isinstance(batch, WriteBatch) and not batch:
             return
         try:
-            _with_retries(lambda: self._apply(batch), retries)
+            _with_retries(lambda: self._apply(batch), retries, data_path=self.data_path)
         except duckdb.Error as exc:
             raise StoreError(f"commit to {self.root} failed: {exc}") from exc
 
-    def _apply(self, batch: WriteBatch) -> None:
+    def execute_write(self, sql: str, params: list | None = None, retries: int = 50) -> None:
+        """Run ``sql`` (one or more statements that change the store) as one writer
+        transaction: the commit counter is bumped with it, so it conflicts with every concurrent
+        writer and, when it loses, runs again against the winner's rows (SQL re-reads them).
+        Statements that open or close transactions themselves are refused."""
+        if re.search(r"^\s*(BEGIN|COMMIT|ROLLBACK|ABORT|END)\b|;\s*(BEGIN|COMMIT|ROLLBACK|ABORT|END)\b",
+                     sql, re.IGNORECASE):
+            raise StoreError("sql --write runs the statements in one transaction of its own; leave out "
+                             "BEGIN/COMMIT/ROLLBACK")
+
+        def plan(con: duckdb.DuckDBPyConnection) -> WriteBatch:
+            con.execute(sql, params) if params else con.execute(sql)
+            return WriteBatch()
+
+        self.commit(plan, retries)
+
+    def _apply(self, batch: "WriteBatch | Plan") -> None:
         """One attempt at ``batch``'s transaction; rolled back if anything fails."""
         if self._writer is None:
             self._writer = self.connect(read_only=False)
@@ -705,6 +745,8 @@ class FeatureStore:
         try:
             con.execute("BEGIN")
             con.execute("UPDATE store_commits SET seq = seq + 1")
+            if not isinstance(batch, WriteBatch):
+                batch = batch(con)
             for k, (op, table, rows) in enumerate(coalesce_ops(batch.ops)):
                 name = f"_batch_{k}"
                 con.register(name, rows)
@@ -720,11 +762,18 @@ class FeatureStore:
                     where, params = _key_filter(rows)
                     con.execute(f'DELETE FROM "{table}" WHERE {where}', params)
             con.execute("COMMIT")
-        except duckdb.Error:
+        except duckdb.Error as exc:
             try:
                 con.execute("ROLLBACK")
             except duckdb.Error:
                 pass
+            if "cannot open file" in str(exc).lower():
+                # The attached catalog may keep listing files compaction deleted: attach anew.
+                for name in registered:
+                    con.unregister(name)
+                registered.clear()
+                con.close()
+                self._writer = None
             raise
         finally:
             for name in registered:
@@ -882,7 +931,7 @@ class FeatureStore:
 
     # ------------------------------------------------------------------ maintenance
     def compact(self, expire_older_than: str | None = None,
-                cleanup_older_than: str = "1 hour") -> dict[str, int]:
+                cleanup_older_than: str = "1 hour", orphans_older_than: str = "1 day") -> dict[str, int]:
         """Merge small data files and rewrite files with many deletes, by DuckLake's own
         functions (safe while other processes read and write). With ``expire_older_than``
         (e.g. ``'30 days'``) snapshots older than that are expired and the files only they
@@ -892,8 +941,11 @@ class FeatureStore:
         (measured: deleting them at once made an open reader see an empty table).
 
         Data files no snapshot lists (orphans: written by a run killed before its commit, e.g.
-        a Ray worker's block whose driver died) are deleted once ``cleanup_older_than`` old;
-        younger ones may belong to a commit still in flight.
+        a Ray worker's block whose driver died) are deleted once ``orphans_older_than`` old
+        (default ``'1 day'``). A younger one may belong to a commit still in flight (a writer
+        writes its files before it commits; a Ray block's files wait for the driver), and
+        deleting it would leave that commit pointing at a missing file: measured, a compact
+        with a zero age beside two embeds broke the store for every later write.
 
         Returns counts: data files before and after, snapshots expired, files deleted, orphan
         files deleted, and files waiting to be deleted by a later ``compact``.
@@ -924,7 +976,7 @@ class FeatureStore:
             deleted = len(call(f"CALL ducklake_cleanup_old_files({sql_literal(LAKE)}, cleanup_all => true)")) \
                 if n_scheduled and newest else 0
             orphans = len(call(f"CALL ducklake_delete_orphaned_files({sql_literal(LAKE)}, older_than => "
-                               f"now() - INTERVAL {sql_literal(cleanup_older_than)})"))
+                               f"now() - INTERVAL {sql_literal(orphans_older_than)})"))
             after = _n_files(con)
             waiting = con.execute(f"SELECT count(*) FROM __ducklake_metadata_{LAKE}."
                                   "ducklake_files_scheduled_for_deletion").fetchone()[0]

@@ -21,6 +21,7 @@ import sys
 from pathlib import Path
 
 EXIT_OK, EXIT_PARTIAL, EXIT_USAGE = 0, 1, 2
+from featurestore.schema import MODALITIES  # noqa: E402 - light: names only
 
 
 def _store(args, create: bool = False):
@@ -38,6 +39,9 @@ def _encoder_map(spec: str | None) -> dict[str, str] | None:
         modality, sep, encoder_id = part.partition("=")
         if not sep or not encoder_id.strip():
             raise ValueError(f"--encoders {spec!r}: expected modality=encoder_id[,...], e.g. text=3f2a9c1b0d4e")
+        if modality.strip() not in MODALITIES:
+            raise ValueError(f"--encoders {spec!r}: unknown modality {modality.strip()!r}; use "
+                             f"{', '.join(MODALITIES)}")
         out[modality.strip()] = encoder_id.strip()
     return out
 
@@ -79,7 +83,8 @@ def cmd_embed(args) -> int:
                   asr_backend=args.asr_backend, asr_model=args.asr_model, language=args.language,
                   text_model=args.text_model, beam_size=args.beam_size,
                   asr_batch_size=args.asr_batch_size, shard=parse_shard(args.shard),
-                  chunk_size=args.chunk_size, progress=not args.quiet, text_unit=args.text_unit)
+                  chunk_size=args.chunk_size, progress=not args.quiet, text_unit=args.text_unit,
+                  rehash=args.rehash)
     speaker = _speaker_encoder(args)
     if args.engine == "ray":
         if speaker:
@@ -108,9 +113,11 @@ def cmd_embed(args) -> int:
             print(f"embed: no speaker groups drawn: {exc}", file=sys.stderr)
     print(f"store: {store.root}")
     if report.failures:
-        print(f"{len(report.failures)} video(s) failed; they are listed in the store's videos view "
-              "(status='failed', error). Fix or remove them and run embed again: done videos are "
-              "skipped.", file=sys.stderr)
+        print(f"{len(report.failures)} video(s) failed; they are listed in the store's videos table "
+              "(status='failed', error, failed_modalities) and left out of training until they "
+              "succeed. The next embed of a manifest that lists them tries each of them again (a "
+              "file that is back, or fixed, is embedded; one still missing fails again) and skips "
+              "the videos that are done.", file=sys.stderr)
     return EXIT_OK if report.ok and manifest.ok else EXIT_PARTIAL
 
 
@@ -138,8 +145,14 @@ def cmd_speakers(args) -> int:
 
 
 def cmd_tune(args) -> int:
+    from featurestore.sqlfiles import read_sql
     from fusion.tune import tune_fusion
     store = _store(args)
+    n_failed = store.query(read_sql("queries", "failed_labelled")).column(0)[0].as_py()
+    if n_failed:
+        print(f"tune-fusion: {n_failed} labelled video(s) are left out: their last embed failed "
+              "(`cli.py audit` lists them; the next embed of their manifest tries them again)",
+              file=sys.stderr)
     result = tune_fusion(store, n_trials=args.trials, timeout=args.timeout, seed=args.seed,
                          study_name=args.study, storage=args.storage, n_folds=args.folds,
                          families=args.families, show_progress=not args.quiet,
@@ -203,6 +216,12 @@ def cmd_export(args) -> int:
         print(f"  {expected_score_note(store, result.model_id, args.split)}")
     except StoreError:  # predictions written by hand: no models row to read an estimate from
         pass
+    if len(result.fallbacks):
+        # A batch job must be able to tell: these rows carry no prediction.
+        print(f"{len(result.fallbacks)} of {result.n_rows} row(s) got the training prior "
+              f"{result.prior!r} instead of a prediction (not embedded, failed, or not predicted); "
+              "embed and predict them, then export again", file=sys.stderr)
+        return EXIT_PARTIAL
     return EXIT_OK
 
 
@@ -222,11 +241,15 @@ def cmd_audit(args) -> int:
 
 def cmd_sql(args) -> int:
     store = _store(args)
-    con = store.connect(read_only=not args.write, snapshot=args.snapshot)
+    if args.write:
+        if args.snapshot is not None:
+            raise ValueError("--snapshot reads the past and cannot be written; leave it out with --write")
+        # One writer transaction, with the commit counter, retried against a concurrent
+        # writer's rows: the statements run again there.
+        store.execute_write(args.query)
+        return EXIT_OK
+    con = store.connect(read_only=True, snapshot=args.snapshot)
     try:
-        if args.write:
-            con.execute(args.query)
-            return EXIT_OK
         rel = con.sql(args.query)
         # A statement with no result set (COPY ... TO a file, SET, ...) has already run.
         tbl = rel.to_arrow_table() if rel is not None else None
@@ -254,7 +277,8 @@ def cmd_use_encoders(args) -> int:
 
 def cmd_compact(args) -> int:
     result = _store(args).compact(expire_older_than=args.expire_older_than,
-                                  cleanup_older_than=args.cleanup_older_than)
+                                  cleanup_older_than=args.cleanup_older_than,
+                                  orphans_older_than=args.orphans_older_than)
     print(f"data files {result['data_files_before']} -> {result['data_files_after']}; "
           f"{result['snapshots_expired']} snapshot(s) expired; {result['files_deleted']} file(s) deleted, "
           f"{result['orphans_deleted']} orphaned file(s) of killed runs deleted, "
@@ -279,8 +303,18 @@ def cmd_demo(args) -> int:
 
 
 # ---------------------------------------------------------------------- parser
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+    try:
+        return version("reels-emotion")
+    except PackageNotFoundError:
+        return "unknown (not installed)"
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="reels-emotion", description=__doc__.split("\n\n")[0])
+    p.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
+    p.add_argument("--debug", action="store_true", help="print the full traceback of any error")
     sub = p.add_subparsers(dest="command", required=True)
 
     def with_store(sp):
@@ -308,6 +342,11 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--beam-size", type=int, help="Whisper beam width (default: 1 on CPU, 5 on CUDA)")
     e.add_argument("--asr-batch-size", type=int, help="speech chunks (<= 30 s) of one video decoded "
                    "together (default: 8 on CPU, 16 on CUDA; 1: one after another)")
+    e.add_argument("--rehash", action="store_true",
+                   help="hash every input file again (full SHA-256). By default a stored hash is "
+                   "reused only while the file's size, mtime, ctime and inode are unchanged, which a "
+                   "same-size, same-mtime replacement (cp -p, rsync -t, tar) cannot keep; use this on "
+                   "file systems that keep no change time")
     e.add_argument("--text-unit", default="auto", choices=["auto", "segment", "word"],
                    help="a window's text from ASR, SRT/VTT or Whisper JSON: every overlapping "
                    "segment (as in the competition's transcripts) or only its own words; auto "
@@ -419,8 +458,9 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("query")
     q.add_argument("--format", default="table", choices=["table", "csv", "json"])
     q.add_argument("--snapshot", type=int, help="read the store as of this snapshot id (see `snapshots`)")
-    q.add_argument("--write", action="store_true", help="run a statement that changes the store "
-                   "(one transaction; default: read-only)")
+    q.add_argument("--write", action="store_true", help="run statements that change the store, as "
+                   "one writer transaction (run again against the rows of a writer that commits "
+                   "first; no BEGIN/COMMIT of your own; default: read-only)")
     q.set_defaults(func=cmd_sql)
 
     sn = with_store(sub.add_parser("snapshots", help="the store's snapshots (time travel targets)"))
@@ -438,6 +478,9 @@ def build_parser() -> argparse.ArgumentParser:
                    "(e.g. '30 days'): time travel before it stops working")
     c.add_argument("--cleanup-older-than", default="1 hour", help="delete the files compaction "
                    "replaced once they are this old (default '1 hour': open readers may still read them)")
+    c.add_argument("--orphans-older-than", default="1 day", help="delete data files no snapshot "
+                   "lists (left by killed runs) once they are this old (default '1 day': a younger one "
+                   "may belong to a commit still in flight, which deleting it would break)")
     c.set_defaults(func=cmd_compact)
 
     en = sub.add_parser("encoders", help="list the available encoders")
@@ -447,6 +490,9 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--out", default="demo_out")
     d.add_argument("--quick", action="store_true", help="fewer clips and trials")
     d.set_defaults(func=cmd_demo)
+    for sp in sub.choices.values():  # also after the command, where users type it
+        sp.add_argument("--debug", action="store_true", default=argparse.SUPPRESS,
+                        help="print the full traceback of any error")
     return p
 
 
@@ -459,12 +505,24 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return args.func(args)
     except (ManifestError, StoreError, FileNotFoundError, ValueError, duckdb.Error) as exc:
+        if args.debug:
+            raise
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_USAGE
     except KeyboardInterrupt:
         print("interrupted: chunks committed so far are kept; run the same command again to resume",
               file=sys.stderr)
         return 130
+    except Exception as exc:  # noqa: BLE001 - a bug: say so, keep the traceback
+        if args.debug:
+            raise
+        import tempfile
+        import traceback
+        with tempfile.NamedTemporaryFile("w", prefix="reels-emotion-", suffix=".log", delete=False) as f:
+            traceback.print_exc(file=f)
+        print(f"error: unexpected {type(exc).__name__}: {exc}. This is a bug; the traceback is in "
+              f"{f.name} (run again with --debug to print it)", file=sys.stderr)
+        return EXIT_USAGE
 
 
 if __name__ == "__main__":

@@ -73,6 +73,15 @@ FROM videos
 GROUP BY split, status
 ORDER BY split, status;
 
+-- name: failures
+-- Videos whose last embed run failed for some modality: the modalities, the latest error, and
+-- whether they are labelled (then left out of training_videos until a run succeeds; every
+-- embed of a manifest listing them tries them again).
+SELECT video_id, split, label, failed_modalities, error, path, transcript_path, updated_at
+FROM videos
+WHERE status = 'failed'
+ORDER BY split, video_id;
+
 -- name: class_balance
 -- Labelled videos per class (every class of emotion_classes() listed, zeros included), by split.
 WITH classes AS (

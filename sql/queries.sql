@@ -186,6 +186,21 @@ SELECT video_id, window_idx, start_s, end_s, transcript
 FROM windows
 ORDER BY video_id, window_idx;
 
+-- name: videos_of
+-- The committed videos rows of the ids in the registered table _commit_ids (a writer's
+-- transaction reads them to merge into: featurestore.embed.video_commit).
+SELECT * FROM videos WHERE video_id IN (SELECT video_id FROM _commit_ids);
+
+-- name: window_grids_of
+-- The committed window grid (window_idx, start_s, end_s) of the ids in _commit_ids.
+SELECT video_id, window_idx, start_s, end_s FROM windows
+WHERE video_id IN (SELECT video_id FROM _commit_ids) ORDER BY video_id, window_idx;
+
+-- name: failed_labelled
+-- Labelled non-test videos left out of training because their last embed failed.
+SELECT count(*) FROM videos
+WHERE status = 'failed' AND label IS NOT NULL AND coalesce(split, 'train') <> 'test';
+
 -- name: speaker_encoder
 -- The speaker stage's feature set (video_features.modality = 'speaker') covering the most
 -- videos, ties to the newest: the voice vectors speaker groups are drawn from.

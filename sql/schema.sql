@@ -1,6 +1,6 @@
 -- schema: the feature store's tables, the shared rules (macros, one definition each) and
 -- the views, in one file of script queries (aiosql's convention, # after a name marks a script; read by
--- featurestore.sqlfiles.read_sql). featurestore.store runs `tables`, `added_tables`, `rules`, `views` and
+-- featurestore.sqlfiles.read_sql). featurestore.store runs `tables`, `rules`, `views` and
 -- aggregate.sql's `install` inside the attached lake when it creates a store (and again when
 -- STORE_SCHEMA_VERSION grows), so the macros and views are stored in the catalog and plain
 -- duckdb sees them too. A connection without the catalog (an in-memory DuckDB) gets `rules`
@@ -10,6 +10,23 @@
 -- those groups are featurestore.store.REPLACE_KEYS (videos by video_id, windows by video_id,
 -- embeddings by (encoder_id, video_id), ...). Vectors are FLOAT[] (DuckLake has no fixed-size
 -- arrays); their length is the encoder's dim in `encoders`.
+--
+-- What concurrent writers are guaranteed: any number of `embed` (of any modalities and
+-- encoders, local or Ray), `predict`, `tune-fusion`, `compact` and `sql --write` processes, on
+-- the same or different videos, at once: every row each of them computed is there afterwards,
+-- and none is duplicated. Two rules make that so:
+--   * Rows of one feature set (embeddings, video_features of an encoder_id), of one ASR source
+--     (segments) and of one model (window_predictions, models) have one kind of writer: only a
+--     run of that encoder, source or model writes them; speaker_groups has one too, the
+--     clustering step (featurestore.speakers.infer_speaker_groups, after embed or `speakers`).
+--   * The rows every embed run touches, a video's `videos` row and its `windows`, are merged,
+--     never replayed: the run reads them inside its own transaction and writes back only what
+--     it computed (an audio run keeps the text run's transcript and transcript_source; a text
+--     run keeps the status of modalities it did not run). Every write transaction bumps
+--     store_commits, so of two concurrent writers one always loses the commit race; the loser
+--     rolls back and merges again against the winner's committed rows.
+-- Newest wins only between writers of the same thing: the last manifest's facts (label, split,
+-- group) and, between two text sources, the last text run's transcripts.
 
 -- name: tables#
 -- Every table of the store.
@@ -27,11 +44,14 @@ CREATE TABLE IF NOT EXISTS videos (
     media_size BIGINT,          -- bytes
     media_mtime DOUBLE,         -- seconds since the epoch
     media_sha256 VARCHAR,       -- content hash of the media (or of the transcript file without media)
+    media_ctime_ns BIGINT,      -- status-change time and inode of that file when it was hashed: the
+    media_inode BIGINT,         -- hash is reused only while size, mtime, ctime and inode all match
     duration_s DOUBLE,
     window_s DOUBLE,            -- window geometry of the video's windows (seconds)
     hop_s DOUBLE,
-    status VARCHAR,             -- 'ok' | 'failed'
-    error VARCHAR,
+    status VARCHAR,             -- 'ok' | 'failed' (failed while failed_modalities is not empty)
+    error VARCHAR,              -- the latest failure's message
+    failed_modalities VARCHAR[], -- the modalities whose last run failed; each later run re-tries them
     transcript_source VARCHAR,  -- 'file:<path>[#unit]', 'asr:<backend>:<model>/<lang>#<unit>' or NULL
     updated_at TIMESTAMP WITH TIME ZONE
 );
@@ -67,8 +87,8 @@ CREATE TABLE IF NOT EXISTS embeddings (
     embedding FLOAT[],          -- NULL where the modality is missing in that window
     missing_reason VARCHAR      -- why it is missing (no audio track, no face, no speech...)
 );
--- One feature set's vectors in their own data files: a full-matrix load reads only those.
-ALTER TABLE embeddings SET PARTITIONED BY (encoder_id);
+-- (Partitioned by encoder_id, script `partitions`: a full-matrix load reads only one feature
+-- set's data files.)
 
 -- Which feature sets each video has, and what they were computed from: a video is done for
 -- an encoder when its row here matches the media fingerprint, the window geometry and (text)
@@ -128,17 +148,6 @@ CREATE TABLE IF NOT EXISTS window_predictions (
     probs FLOAT[]
 );
 
--- One row that every write transaction bumps: two concurrent writers then always conflict
--- on it, and the loser retries against the winner's rows, so no two transactions can both
--- insert the same video's rows unseen by each other.
-CREATE TABLE IF NOT EXISTS store_commits (
-    seq BIGINT NOT NULL,
-    schema_version INTEGER NOT NULL
-);
-
--- name: added_tables#
--- Tables added after stores were first made: run when a store is created and again when an
--- older store is upgraded (`tables` is not re-run then), so IF NOT EXISTS.
 -- Speaker groups inferred from the voice (featurestore.speakers, the clustering step: its
 -- only writer, which replaces every row at once): per video with speech, its cluster of the
 -- speaker stage's voice vectors and how the cluster was drawn. A video without speech has no
@@ -152,6 +161,26 @@ CREATE TABLE IF NOT EXISTS speaker_groups (
     threshold_source VARCHAR,   -- 'manifest groups (...)' or 'default (...)': how it was chosen
     clustered_at TIMESTAMP WITH TIME ZONE
 );
+
+-- One row that every write transaction bumps: two concurrent writers then always conflict
+-- on it, and the loser rolls back and re-plans its shared rows against the winner's (see Row
+-- ownership above), so no two transactions can both write a video's rows unseen by each other.
+CREATE TABLE IF NOT EXISTS store_commits (
+    seq BIGINT NOT NULL,
+    schema_version INTEGER NOT NULL
+);
+
+-- name: partitions#
+-- Table partitioning, set once when a store is made (setting it again would start a new
+-- partition layout).
+ALTER TABLE embeddings SET PARTITIONED BY (encoder_id);
+
+-- name: upgrade_columns#
+-- Columns added since schema 1, for a store made before them (`tables` creates them in a new
+-- store; IF NOT EXISTS makes this a no-op there).
+ALTER TABLE videos ADD COLUMN IF NOT EXISTS media_ctime_ns BIGINT;
+ALTER TABLE videos ADD COLUMN IF NOT EXISTS media_inode BIGINT;
+ALTER TABLE videos ADD COLUMN IF NOT EXISTS failed_modalities VARCHAR[];
 
 -- name: rules#
 -- The shared rules as scalar macros (no table in them, so any connection can define them).

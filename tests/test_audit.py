@@ -140,6 +140,8 @@ def test_balance_speech_and_coverage(planted, tmp_path):
     status = report["status"]
     assert set(zip(status.split, status.status, status.n_videos)) == {
         ("train", "ok", 10), ("train", "failed", 1), ("test", "ok", 5)}
+    failures = report["failures"]
+    assert list(failures.video_id) == ["v_fail"] and list(failures.error) == ["cannot decode"]
 
 
 def test_renderings(planted, tmp_path):

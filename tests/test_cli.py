@@ -128,3 +128,48 @@ print(con.execute("SELECT count(*), min(video_id) FROM s.videos").fetchone(), fl
     assert out.strip() == "(3, 'a')"
     q = cli("sql", "--store", str(store), "--format", "csv", "SELECT count(*) AS n FROM videos")
     assert q.stdout.split() == ["n", "3"]
+
+
+def test_version_and_a_typo_in_a_modality_name(tmp_path):
+    r = cli("--version")
+    assert r.returncode == 0 and r.stdout.startswith("reels-emotion ")
+    from featurestore.store import FeatureStore
+    FeatureStore(tmp_path / "s").close()
+    r = cli("tune-fusion", "--store", str(tmp_path / "s"), "--encoders", "txt=3f2a9c1b0d4e")
+    assert r.returncode == 2
+    assert r.stderr.splitlines()[-1].startswith("error: --encoders 'txt=3f2a9c1b0d4e': unknown modality 'txt'")
+
+
+def test_an_unexpected_error_says_it_is_a_bug_and_where_the_traceback_went(monkeypatch, capsys):
+    from reels_emotion import cli as cli_module
+
+    def broken(args):
+        raise RuntimeError("planted fault")
+    monkeypatch.setattr(cli_module, "cmd_encoders", broken)
+    assert cli_module.main(["encoders"]) == 2
+    err = capsys.readouterr().err
+    assert "This is a bug" in err and "planted fault" in err
+    log = err.split("traceback is in ")[1].split(" ")[0]
+    assert "RuntimeError: planted fault" in Path(log).read_text()
+    Path(log).unlink()
+    with pytest.raises(RuntimeError, match="planted fault"):
+        cli_module.main(["encoders", "--debug"])
+
+
+def test_sql_write_is_one_writer_transaction(tmp_path):
+    """sql --write bumps the commit counter like every writer (so it conflicts with, and is
+    retried against, a concurrent embed) and runs its statements in one transaction."""
+    from featurestore.store import FeatureStore
+    store = FeatureStore(tmp_path / "s")
+    seq = lambda: store.query("SELECT seq FROM store_commits")["seq"][0].as_py()  # noqa: E731
+    before = seq()
+    r = cli("sql", "--store", str(store.root), "--write",
+            "CREATE TABLE notes (n INTEGER); INSERT INTO notes VALUES (1), (2)")
+    assert r.returncode == 0, r.stderr
+    assert seq() == before + 1
+    assert store.query("SELECT count(*) AS n FROM notes")["n"][0].as_py() == 2
+    r = cli("sql", "--store", str(store.root), "--write", "INSERT INTO notes VALUES (3); SELECT no_such_column")
+    assert r.returncode == 2 and seq() == before + 1          # rolled back whole
+    assert store.query("SELECT count(*) AS n FROM notes")["n"][0].as_py() == 2
+    r = cli("sql", "--store", str(store.root), "--write", "BEGIN; INSERT INTO notes VALUES (3); COMMIT")
+    assert r.returncode == 2 and "leave out BEGIN/COMMIT" in r.stderr

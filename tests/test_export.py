@@ -114,3 +114,21 @@ def test_hand_written_predictions_need_a_method(store, tmp_path):
     res = export_submission(store, "test", tmp_path / "x.csv", model_id="adhoc", method="majority")
     assert dict(_read(tmp_path / "x.csv")[1:])["t9"] == "Proud"
     assert len(res.fallbacks) == 5
+
+
+def test_the_command_exits_1_when_rows_fell_back_to_the_prior(store, tmp_path, capsys):
+    """A batch job can tell: 2 of the 6 test rows (t5 failed, t2 unpredicted) carry the prior."""
+    from reels_emotion import cli
+    out = tmp_path / "sub.csv"
+    assert cli.main(["export-submission", "--store", str(store.root), "--split", "test",
+                     "--out", str(out), "--model", "m-good"]) == 1
+    assert "2 of 6 row(s) got the training prior 'Surprise'" in capsys.readouterr().err
+    assert len(_read(out)) == 7
+    for vid, cls in (("t5", "Joy"), ("t2", "Joy")):
+        store.put("videos", [{"video_id": vid, "split": "test", "status": "ok",
+                              "manifest_row": TEST_IDS.index(vid) + 1}])
+        if vid == "t5":
+            store.put("windows", [{"video_id": vid, "window_idx": i} for i in range(3)])
+        _one_hot_windows(store, "m-good", vid, cls)
+    assert cli.main(["export-submission", "--store", str(store.root), "--split", "test",
+                     "--out", str(out), "--model", "m-good"]) == 0

@@ -12,7 +12,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from featurestore.store import FeatureStore, StoreError, WriteBatch, _packaged_extension, embeddings_table
+from featurestore.store import (STORE_SCHEMA_VERSION, FeatureStore, StoreError, WriteBatch, _packaged_extension,
+                                embeddings_table)
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -228,6 +229,9 @@ def test_a_store_of_the_previous_schema_is_upgraded_once_on_open(tmp_path):
         con.execute(f"DROP MACRO TABLE {macro}")
     for macro in ("trains", "embedded", "speaks", "aggregation_methods", "emotion_classes"):
         con.execute(f"DROP MACRO {macro}")
+    # ... nor the columns added since (the failure record, the file's ctime and inode).
+    for column in ("media_ctime_ns", "media_inode", "failed_modalities"):
+        con.execute(f"ALTER TABLE videos DROP COLUMN {column}")
     con.execute("UPDATE store_commits SET schema_version = 1")
     before = con.execute("SELECT count(*) FROM embeddings").fetchone()
     con.close()
@@ -238,12 +242,16 @@ def test_a_store_of_the_previous_schema_is_upgraded_once_on_open(tmp_path):
         store.query("SELECT count(*) FROM fusion_vectors")
 
     upgraded = FeatureStore(root, create=False)
-    assert json.loads((root / "store.json").read_text())["schema_version"] == 2
+    assert json.loads((root / "store.json").read_text())["schema_version"] == STORE_SCHEMA_VERSION == 3
+    fresh = FeatureStore(tmp_path / "fresh")
+    columns = "SELECT column_name, data_type FROM information_schema.columns WHERE table_name = 'videos' ORDER BY 1"
+    assert upgraded.query(columns).to_pylist() == fresh.query(columns).to_pylist()
+    assert upgraded.query("SELECT count(*) AS n FROM videos WHERE failed_modalities IS NULL")["n"][0].as_py() == 1
     assert upgraded.query("SELECT count(*) AS n FROM fusion_vectors WHERE audio IS NOT NULL")["n"][0].as_py() == 4
     assert upgraded.query("SELECT count(*) AS n FROM video_predictions")["n"][0].as_py() == 0
     con = upgraded.connect()
     assert con.execute("SELECT count(*) FROM embeddings").fetchone() == before
-    assert con.execute("SELECT schema_version FROM store_commits").fetchone() == (2,)
+    assert con.execute("SELECT schema_version FROM store_commits").fetchone() == (STORE_SCHEMA_VERSION,)
     n_snapshots = con.execute("SELECT count(*) FROM ducklake_snapshots('store')").fetchone()[0]
     con.close()
     FeatureStore(root, create=False)          # already upgraded: nothing is written
