@@ -225,7 +225,41 @@ def cost(corpus: str, n_clips: int) -> dict:
     return out
 
 
-def main(argv: list[str] | None = None) -> None:
+def figures(result: dict, command: str) -> list[dict]:
+    """``python -m bench`` rows of one corpus's result: clustering with held-out actors (the
+    shipped rule), macro-F1 with the test fold's groups withheld, and the stage's cost."""
+    from featurestore.speakers import THRESHOLD_RULE
+    name = result["corpus"] + (f" takes 1-{result['takes']}" if result.get("takes") else "")
+    held = result["clustering"][THRESHOLD_RULE]["leave_3_actors_out"]
+    f1 = result["withheld"]["macro_f1"]
+    rows = [{"figure": f"{name}: {k} of voice clusters, 3 held-out actors ({THRESHOLD_RULE} cut)",
+             "value": round(held[k]["mean"], 3), "unit": "", "baseline": None, "ratio": None, "command": command}
+            for k in ("ari", "purity", "pair_error")]
+    inferred = f1[f"inferred ({THRESHOLD_RULE})"]["mean"]
+    for base in ("manifest", "pooled: the test fold's windows", "pooled: every window"):
+        rows.append({"figure": f"{name}: macro-F1, test groups inferred vs {base}", "value": round(inferred, 3),
+                     "unit": "macro-F1", "baseline": round(f1[base]["mean"], 3), "ratio": None, "command": command})
+    c = result["cost"]
+    rows.append({"figure": f"{name}: speaker stage, s per minute of audio (baseline librosa-descriptors)",
+                 "value": round(c["resemblyzer"], 2), "unit": "s/min", "baseline": round(c[AUDIO_ENCODER], 2),
+                 "ratio": round(c[AUDIO_ENCODER] / c["resemblyzer"], 2), "command": command})
+    return rows
+
+
+def run(quick: bool) -> list[dict]:
+    """``python -m bench``: speech takes 1-2 then av (quick: speech take 1, one seed)."""
+    if not (SHARED / "javanese-speech").exists():
+        print("skip bench.speakers: no javanese-speech data", flush=True)
+        return []
+    plans = ([["--corpus", "speech", "--takes", "1", "--seeds", "1", "--cost-clips", "5"]] if quick else
+             [["--corpus", "speech", "--takes", "2"], ["--corpus", "av", "--other-takes", "2"]])
+    rows = []
+    for argv in plans:
+        rows += figures(main(argv), "python -m bench.speakers " + " ".join(argv))
+    return rows
+
+
+def main(argv: list[str] | None = None) -> dict:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--corpus", choices=sorted(CORPORA), default="speech")
     ap.add_argument("--seeds", type=int, default=3, help="fold seeds 0..n-1")
@@ -254,6 +288,7 @@ def main(argv: list[str] | None = None) -> None:
     OUT.mkdir(parents=True, exist_ok=True)
     (OUT / f"speakers_{args.corpus}{f'_takes{args.takes}' if args.takes else ''}"
            f"{f'_folds{args.folds}' if args.folds != 5 else ''}.json").write_text(json.dumps(result, indent=2, default=float))
+    return result
 
 
 if __name__ == "__main__":

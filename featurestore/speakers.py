@@ -251,21 +251,31 @@ def infer_speaker_groups(store, threshold: float | None = None, log=None) -> Spe
     t, source = choose_threshold(vv, threshold)
     codes = cluster(vv.voice, t)
     names = group_names(codes, vv.video_id) if len(vv) else np.array([], object)
-    batch = WriteBatch()
-    if old.num_rows:
-        batch.delete("speaker_groups", old)
+    rows = None
     if len(vv):
         now = utcnow()
-        batch.replace("speaker_groups", pa.table({
+        rows = pa.table({
             "video_id": pa.array(vv.video_id.tolist(), pa.string()),
             "speaker_group": pa.array(names.tolist(), pa.string()),
             "n_speech_windows": pa.array(vv.n_windows.tolist(), pa.int32()),
             "encoder_id": pa.array([vv.encoder_id] * len(vv), pa.string()),
             "threshold": pa.array([t] * len(vv), pa.float64()),
             "threshold_source": pa.array([source] * len(vv), pa.string()),
-            "clustered_at": pa.array([now] * len(vv), pa.timestamp("us", tz="UTC"))}))
-    if batch:
-        store.commit(batch)
+            "clustered_at": pa.array([now] * len(vv), pa.timestamp("us", tz="UTC"))})
+
+    def plan(con) -> WriteBatch:
+        # Every row is replaced: the rows committed when the transaction runs are deleted
+        # (read here, so a concurrent clustering's rows go too; the last clustering wins whole).
+        batch = WriteBatch()
+        current = con.execute("SELECT video_id FROM speaker_groups").to_arrow_table()
+        if current.num_rows:
+            batch.delete("speaker_groups", current)
+        if rows is not None:
+            batch.replace("speaker_groups", rows)
+        return batch
+
+    if old.num_rows or rows is not None:
+        store.commit(plan)
     grouped = np.array([isinstance(g, str) for g in vv.group], dtype=bool)
     agree = agreement(vv.group[grouped], names[grouped]) if grouped.sum() >= 2 else {}
     report = SpeakerReport(len(vv), int(len(np.unique(codes))), t, source, vv.encoder_id,
