@@ -124,6 +124,32 @@ def clustering_quality(vv, other=None) -> dict:
     return out
 
 
+def assignment_quality(vv) -> dict:
+    """predict-video's matching of a file to a stored speaker, one actor at a time unseen: the
+    cut from the five stored actors' clips (``assignment_threshold``); the unseen actor's clips
+    should be called new, each stored actor's clips (its mean taken without the clip) matched
+    to their own actor. Means over the six rounds."""
+    from featurestore.speakers import _unit, assignment_threshold
+    V, g = vv.voice, vv.group
+    acts = sorted(set(g))
+    new, kept, right, cuts = [], [], [], []
+    for a in acts:
+        stored = [b for b in acts if b != a]
+        rows = np.flatnonzero(g != a)
+        t = assignment_threshold(V[rows], list(g[rows]))
+        cuts.append(t)
+        C = _unit(np.array([V[g == b].mean(axis=0) for b in stored]))
+        new.append(np.mean((1 - C @ V[g == a].T).min(axis=0) > t))
+        for i in rows:
+            own = (g == g[i]) & (np.arange(len(g)) != i)
+            cents = _unit(np.array([V[own].mean(axis=0) if b == g[i] else V[g == b].mean(axis=0) for b in stored]))
+            d = 1 - cents @ V[i]
+            kept.append(d.min() <= t)
+            right.append(stored[int(np.argmin(d))] == g[i] and d.min() <= t)
+    return {"unseen_called_new": float(np.mean(new)), "stored_matched": float(np.mean(kept)),
+            "stored_matched_to_own": float(np.mean(right)), "cut_mean": float(np.mean(cuts))}
+
+
 def _load(store_path: Path):
     from fusion.lineage import open_source
     from fusion.data import load_store_window_data
@@ -282,6 +308,8 @@ def main(argv: list[str] | None = None) -> dict:
     result = {"corpus": CORPORA[args.corpus][0], "takes": args.takes, "n_voices": len(vv)}
     result["clustering"] = clustering_quality(vv, other)
     print(json.dumps(result["clustering"], indent=1, default=float), flush=True)
+    result["assignment"] = assignment_quality(vv)
+    print(json.dumps(result["assignment"], indent=1), flush=True)
     result["withheld"] = withheld_f1(store, vv, args.seeds, args.folds)
     result["cost"] = cost(args.corpus, args.cost_clips)
     print(json.dumps(result["cost"], indent=1), flush=True)

@@ -43,6 +43,13 @@ from .sqlfiles import read_sql, relation_columns
 DEFAULT_THRESHOLD = 1.059
 #: How the cut is chosen from manifest groups (:func:`pair_threshold`).
 THRESHOLD_RULE = "within-0.9"
+#: predict-video's cut for "this file is a stored speaker": the ASSIGN_QUANTILE of the distances
+#: from each stored video to its own speaker's mean voice without it (:func:`assignment_threshold`),
+#: so nine in ten of a known speaker's clips are recognised (bench/speakers.py, "assignment";
+#: docs/benchmarks.md, section 8). DEFAULT_ASSIGN_THRESHOLD: that cut on the javanese-speech
+#: store of takes 1-2, for a store with no speaker of two videos.
+ASSIGN_QUANTILE = 0.9
+DEFAULT_ASSIGN_THRESHOLD = 0.761
 #: A speaker whose videos hold fewer windows than this is normalised by the fallback pool
 #: (too few windows for a stable mean and spread of hundreds of dimensions: ~10 s of audio).
 MIN_SPEAKER_WINDOWS = 20
@@ -349,14 +356,31 @@ def nearest_speaker(voice: np.ndarray, centroids: dict[str, np.ndarray],
     return (names[k] if d[k] <= threshold else None), float(d[k])
 
 
+def assignment_threshold(V: np.ndarray, speakers: list) -> float:
+    """:data:`ASSIGN_QUANTILE` of the distances from each video (unit centred rows of ``V``)
+    to the mean voice of the other videos of its speaker (``speakers``: one name or None per
+    row; speakers of two or more videos), or :data:`DEFAULT_ASSIGN_THRESHOLD` without any."""
+    names = np.array([s if isinstance(s, str) else "" for s in speakers], dtype=object)
+    d = []
+    for name in set(names) - {""}:
+        rows = np.flatnonzero(names == name)
+        if len(rows) < 2:
+            continue
+        total = V[rows].sum(axis=0)
+        for i in rows:
+            c = total - V[i]
+            d.append(1.0 - float(c @ V[i]) / (np.linalg.norm(c) or 1.0))
+    return float(np.quantile(d, ASSIGN_QUANTILE)) if d else DEFAULT_ASSIGN_THRESHOLD
+
+
 def speaker_centroids(con) -> tuple[dict[str, np.ndarray], float, np.ndarray | None]:
     """Mean centred voice of every stored speaker (manifest group, else inferred group), the
-    threshold the store's clustering used (the default without one), and the store's mean
+    cut for matching a new file to one (:func:`assignment_threshold`), and the store's mean
     voice (what a new file's voice is centred on)."""
     vv = voice_vectors(con)
     sp = video_speakers(con)
     if sp is None or not len(vv):
-        return {}, DEFAULT_THRESHOLD, None
+        return {}, DEFAULT_ASSIGN_THRESHOLD, None
     V, mu = centre(vv.voice)
     vv = replace(vv, voice=V)
     of = dict(zip(sp["video_id"], sp["speaker"]))
@@ -365,6 +389,5 @@ def speaker_centroids(con) -> tuple[dict[str, np.ndarray], float, np.ndarray | N
         s = of.get(v)
         if isinstance(s, str):
             out.setdefault(s, []).append(vv.voice[i])
-    row = con.execute("SELECT any_value(threshold) FROM speaker_groups").fetchone()
-    t = float(row[0]) if row and row[0] is not None else choose_threshold(vv)[0]
+    t = assignment_threshold(vv.voice, [of.get(v) for v in vv.video_id])
     return {k: np.mean(v, axis=0) for k, v in out.items()}, t, mu
