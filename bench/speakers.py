@@ -20,7 +20,10 @@ and window vectors are then read from the store. What is measured:
 3. **Fallback for a speaker with too few windows**: each test clip alone (one short clip of a
    new speaker, ~6 windows < MIN_SPEAKER_WINDOWS): normalised by the pooled statistics of every
    window, by the nearest training actor's by voice, or by its own windows.
-4. **Cost**: the speaker stage's seconds per minute of audio beside librosa-descriptors', on
+4. **Matching a file to a stored speaker** (predict-video): one actor at a time unseen, the
+   cut from the other five (``featurestore.speakers.assignment_threshold``); the share of the
+   unseen actor's clips called new and of stored clips matched to their own actor.
+5. **Cost**: the speaker stage's seconds per minute of audio beside librosa-descriptors', on
    the same decoded clips in one run (ratios; the machine is shared, so absolute times drift).
 
     .venv/bin/python -m bench.speakers --corpus speech
