@@ -117,11 +117,11 @@ def _named_group_normaliser(store: FeatureStore, model: FusionModel, group: str)
     Raises:
         PredictError: the store has no such group.
     """
-    from .groupnorm import group_key, store_group_stats
+    from .groupnorm import POOLED, group_key, store_group_stats
     key = group_key(group)
     stats = store_group_stats(store, model_encoder_ids(model), model.dims)
     if key not in stats.mean:
-        known = ", ".join(sorted(g or "(no group)" for g in stats.mean)[:20])
+        known = ", ".join(sorted(g or "(no group)" for g in stats.mean if g != POOLED)[:20])
         raise PredictError(f"group {group!r} has no stored windows in {store.root}; known groups: {known}. "
                            "Embed some of that speaker's videos with their group first, or use --same-speaker")
     return stats, key
