@@ -29,7 +29,8 @@ from .store import FeatureStore, StoreError
 
 #: Tables of an :class:`AuditReport`, in the order they are rendered.
 TABLES: tuple[str, ...] = ("status", "failures", "class_balance", "speech", "coverage",
-                           "duplicate_groups", "duplicates", "label_conflicts", "test_train_duplicates")
+                           "duplicate_groups", "duplicates", "label_conflicts", "test_train_duplicates",
+                           "speaker_clusters")
 
 _TITLES = {
     "status": "Videos per split and embed status",
@@ -41,6 +42,7 @@ _TITLES = {
     "duplicates": "Duplicate video pairs",
     "label_conflicts": "Duplicates with conflicting labels",
     "test_train_duplicates": "Test videos that duplicate training videos",
+    "speaker_clusters": "Inferred speaker groups (voice clusters) and their agreement with manifest groups",
 }
 
 
@@ -164,10 +166,12 @@ def audit(store: FeatureStore, threshold: float = duplicates.VECTOR_COSINE,
             "duplicates": _df(con, read_sql("audit", "duplicates")),
             "label_conflicts": _df(con, read_sql("audit", "conflicts")),
             "test_train_duplicates": _df(con, read_sql("audit", "test_train")),
+            "speaker_clusters": _speaker_clusters(con),
         }
+        speaker_note = _speaker_note(con)
     finally:
         con.close()
-    notes = []
+    notes = [speaker_note] if speaker_note else []
     missing = [m for m in MODALITIES if m not in chosen]
     if missing:
         notes.append(f"no encoder for {', '.join(missing)}: those modalities were not compared")
@@ -179,6 +183,35 @@ def audit(store: FeatureStore, threshold: float = duplicates.VECTOR_COSINE,
               "deciding_modalities": deciding, "media_hashed": n_hashed,
               "encoders": {m: c["encoder_id"] for m, c in chosen.items()}}
     return AuditReport(tables=tables, params=params, notes=notes)
+
+
+def _speaker_clusters(con: duckdb.DuckDBPyConnection) -> pd.DataFrame:
+    """Per inferred speaker group: size and agreement with the manifest (empty without any)."""
+    from .sqlfiles import relation_columns
+    if relation_columns(con, "speaker_groups") is None:
+        return pd.DataFrame(columns=["speaker_group", "n_videos"])
+    return _df(con, read_sql("audit", "speaker_clusters"))
+
+
+def _speaker_note(con: duckdb.DuckDBPyConnection) -> str | None:
+    """One line: clusters, threshold and, where manifest groups exist, ARI / purity / pair error."""
+    from .sqlfiles import relation_columns
+    from .speakers import agreement
+    if relation_columns(con, "speaker_groups") is None:
+        return None
+    rows = con.execute('SELECT s.speaker_group, nullif(trim(v."group"), \'\'), s.threshold, s.threshold_source '
+                       'FROM speaker_groups AS s LEFT JOIN videos AS v USING (video_id)').fetchall()
+    if not rows:
+        return None
+    n_clusters = len({r[0] for r in rows})
+    text = (f"speaker groups: {len(rows)} videos with speech in {n_clusters} voice clusters "
+            f"(threshold {rows[0][2]:.3f}, from {rows[0][3]})")
+    grouped = [r for r in rows if r[1] is not None]
+    if len(grouped) >= 2:
+        a = agreement([r[1] for r in grouped], [r[0] for r in grouped])
+        text += (f"; on the {a['n_videos']} with a manifest group ({a['n_groups']} groups): ARI {a['ari']:.3f}, "
+                 f"purity {a['purity']:.3f}, pair error {a['pair_error']:.3f}")
+    return text
 
 
 def _pooled_vectors(store: FeatureStore, con: duckdb.DuckDBPyConnection, chosen: dict[str, dict],

@@ -35,7 +35,11 @@ from .schema import HOP_S, MODALITIES, STATUS_FAILED, STATUS_OK, WINDOW_S
 from .sqlfiles import read_sql
 from .store import FeatureStore, Plan, WriteBatch, embeddings_table, utcnow
 
-STAGES = ("decode", "asr", "audio", "video", "text", "write")
+#: The speaker stage: a voice encoder (``featurestore.encoders.speaker``) run beside the
+#: modalities on the same decoded audio, stored as its own feature set that fusion_vectors never
+#: serves; featurestore.speakers clusters its vectors into speaker groups.
+SPEAKER = "speaker"
+STAGES = ("decode", "asr", "audio", "video", "text", SPEAKER, "write")
 _META = ("split", "label", "raw_label", "group", "path", "transcript_path", "manifest_row")
 
 
@@ -204,7 +208,7 @@ def prepare_video(v: VideoTask, s: EmbedSettings, stage_s: dict[str, float]) -> 
         return
     tpath = row.get("transcript_path")
     # Media, when the video has a file, fixes the window grid for every modality alike.
-    need_media = bool(wants & {"audio", "video"}) or ("text" in wants and (not tpath or row.get("path")))
+    need_media = bool(wants & {"audio", "video", SPEAKER}) or ("text" in wants and (not tpath or row.get("path")))
     if need_media and not row.get("path"):
         v.error = ("no video file given; add a 'video' path to the manifest, or embed "
                    "only --modalities text from its 'transcript'")
@@ -344,7 +348,7 @@ def _encode(modality: str, enc: Encoder, live: list[VideoTask]):
             k += len(v.windows)
         return X, reasons
     for v in live:
-        if modality == "audio":
+        if modality in ("audio", SPEAKER):
             X, r = enc.encode_video(v.audio, v.windows)
         else:
             X, r = enc.encode_video(v.frames, v.frame_times, v.windows, v.frame_index)
@@ -506,7 +510,8 @@ class Embedder:
     Parameters
     ----------
     store : the feature store to append to.
-    encoders : ``{modality: Encoder}`` for the modalities to embed.
+    encoders : ``{modality: Encoder}`` for the modalities to embed, and optionally
+        ``{"speaker": AudioEncoder}``: the voice vectors of speaker groups (never served).
     transcriber : an ``asr.Transcriber`` used for videos without a transcript;
         ``None`` means text comes only from manifest transcripts.
     chunk_size : videos per written chunk (the unit lost by a kill).
@@ -529,7 +534,7 @@ class Embedder:
 
         if text_unit not in (*TEXT_UNITS, "auto"):
             raise ValueError(f"text_unit must be one of {(*TEXT_UNITS, 'auto')}, got {text_unit!r}")
-        unknown = set(encoders) - set(MODALITIES)
+        unknown = set(encoders) - {*MODALITIES, SPEAKER}
         if unknown:
             raise ValueError(f"unknown modality {sorted(unknown)}; choose from {', '.join(MODALITIES)}")
         if chunk_size < 1:
@@ -695,7 +700,7 @@ class Embedder:
             for m, enc in self.encoders.items():
                 if enc.encoder_id not in known:
                     batch.replace("encoders", [{**enc.info(), "registered_at": utcnow()}])
-                if m not in has_choice:
+                if m not in has_choice and m != SPEAKER:
                     claimed.append(m)
                     batch.replace("feature_sets", [{"modality": m, "encoder_id": enc.encoder_id,
                                                     "chosen_at": utcnow()}])
@@ -703,11 +708,13 @@ class Embedder:
 
         chosen = self.store.feature_sets()
         known = set(self.store.query("SELECT encoder_id FROM encoders").column("encoder_id").to_pylist())
-        if any(e.encoder_id not in known or m not in chosen for m, e in self.encoders.items()):
+        if any(e.encoder_id not in known or (m not in chosen and m != SPEAKER) for m, e in self.encoders.items()):
             self.store.commit(plan)
             chosen = self.store.feature_sets()
         for m, enc in self.encoders.items():
             report.encoders[m] = enc.encoder_id
+            if m == SPEAKER:
+                continue  # voice vectors feed speaker groups, never fusion_vectors
             if m in claimed:
                 self.log(f"embed: fusion_vectors serves {m} from {enc.name} ({enc.encoder_id}), "
                          "the first feature set of that modality in this store")
@@ -837,9 +844,11 @@ def build_embedder(store: FeatureStore, manifest: Manifest, modalities: Iterable
                    asr_backend: str = "faster-whisper", asr_model: str | None = None,
                    language: str = "id", text_model: str | None = None, beam_size: int | None = None,
                    asr_batch_size: int | None = None, chunk_size: int = 8, progress: bool = True,
-                   text_unit: str = "auto", rehash: bool = False) -> tuple[Embedder, ModelSpec]:
+                   text_unit: str = "auto", rehash: bool = False,
+                   speaker_encoder: str | None = None) -> tuple[Embedder, ModelSpec]:
     """The :class:`Embedder` ``cli.py embed`` runs (encoders built, Whisper set up where the
-    manifest needs it) and the :class:`ModelSpec` that builds the same models elsewhere."""
+    manifest needs it) and the :class:`ModelSpec` that builds the same models elsewhere.
+    ``speaker_encoder``: a voice encoder's name to run as the ``speaker`` stage (None: none)."""
     from .encoders.registry import default_encoder, get_encoder
 
     modalities = list(dict.fromkeys(modalities))
@@ -847,7 +856,9 @@ def build_embedder(store: FeatureStore, manifest: Manifest, modalities: Iterable
     if text_model:
         names["text"] = text_model if ":" in text_model else f"hf:{text_model}"
     names = {m: names.get(m) or default_encoder(m) for m in modalities}
-    encoders = {m: get_encoder(names[m], device=device) for m in modalities}
+    if speaker_encoder:
+        names[SPEAKER] = speaker_encoder
+    encoders = {m: get_encoder(n, device=device) for m, n in names.items()}
     if text_unit == "auto":
         text_unit = matching_text_unit(store, manifest.videos.to_dict("records"))
     transcriber, transcriber_kwargs = None, None
@@ -868,9 +879,10 @@ def embed_manifest(store: FeatureStore, manifest: Manifest, modalities: Iterable
                    asr_backend: str = "faster-whisper", asr_model: str | None = None,
                    language: str = "id", text_model: str | None = None, beam_size: int | None = None,
                    asr_batch_size: int | None = None, shard: tuple[int, int] = (0, 1), chunk_size: int = 8,
-                   progress: bool = True, text_unit: str = "auto", rehash: bool = False) -> EmbedReport:
+                   progress: bool = True, text_unit: str = "auto", rehash: bool = False,
+                   speaker_encoder: str | None = None) -> EmbedReport:
     """Library entry point behind ``cli.py embed`` (the local engine): build encoders, run, report."""
     embedder, _ = build_embedder(
         store, manifest, modalities, encoder_names, device, asr_backend, asr_model, language,
-        text_model, beam_size, asr_batch_size, chunk_size, progress, text_unit, rehash)
+        text_model, beam_size, asr_batch_size, chunk_size, progress, text_unit, rehash, speaker_encoder)
     return embedder.run(manifest, shard=shard)

@@ -70,6 +70,7 @@ REPLACE_KEYS: dict[str, tuple[str, ...]] = {
     "feature_sets": ("modality",),
     "models": ("model_id",),
     "window_predictions": ("model_id", "video_id"),
+    "speaker_groups": ("video_id",),
 }
 TABLES = tuple(REPLACE_KEYS)
 #: Tables holding per-video rows, cleared when a video's media changes.

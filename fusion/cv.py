@@ -63,10 +63,11 @@ class GroupReport:
     def describe(self) -> str:
         """One line, e.g. "498 videos -> 470 groups (merged: 28 by transcript, ...)"."""
         m = self.merged
+        speaker = (f", {m[SPEAKER_RULE]} by inferred speaker" if SPEAKER_RULE in m else "")
         return (f"{self.n_videos} videos -> {self.n_groups} groups (merged: "
                 f"{m.get('transcript', 0)} by transcript, {m.get('near_transcript', 0)} by near transcript, "
                 f"{m.get('vectors', 0)} by pooled vectors, {m.get('media', 0)} by media, "
-                f"{m.get('manifest_group', 0)} by manifest group)")
+                f"{m.get('manifest_group', 0)} by manifest group{speaker})")
 
     def as_dict(self) -> dict:
         """JSON-able: counts, merges per rule, thresholds, deciding modalities, the description."""
@@ -76,7 +77,50 @@ class GroupReport:
                 "n_pairs": int(len(self.pairs)), "description": self.describe()}
 
 
-def leakage_groups(data: WindowData, evidence: pd.DataFrame | None = None) -> tuple[np.ndarray, GroupReport]:
+#: GroupReport.merged's key for videos merged because one voice speaks in them
+#: (featurestore.speakers' inferred groups; ``--speaker-groups``).
+SPEAKER_RULE = "inferred_speaker"
+SPEAKER_GROUPS = ("auto", "on", "off")
+
+
+def wants_speaker_groups(data: WindowData, speaker_groups: str = "auto") -> bool:
+    """Whether CV groups merge videos of one inferred speaker: 'on', 'off', or 'auto': when some
+    video has an inferred speaker group but no manifest group (one the manifest cannot keep
+    together)."""
+    if speaker_groups not in SPEAKER_GROUPS:
+        raise ValueError(f"speaker_groups={speaker_groups!r}; choose from {SPEAKER_GROUPS}")
+    if speaker_groups != "auto":
+        return speaker_groups == "on"
+    return "speaker_source" in data.videos and bool((data.videos["speaker_source"] == "inferred").any())
+
+
+def merge_speakers(codes: np.ndarray, inferred) -> tuple[np.ndarray, int]:
+    """Leakage groups ``codes`` (int (n,)) joined wherever videos share an inferred speaker group
+    (``inferred``: n values, None where a video has none). Returns (codes numbered by first
+    video, n minus the number of components of the speaker edges alone: the videos that rule
+    alone merged, counted as ``duplicates.leakage_groups`` counts its rules)."""
+    from scipy.sparse import coo_matrix
+    from scipy.sparse.csgraph import connected_components
+    n = len(codes)
+    keys = pd.Series([k if isinstance(k, str) else None for k in inferred], dtype=object)
+    has = keys.notna().to_numpy()
+    _, key_code = np.unique(keys[has].astype(str), return_inverse=True)
+    n_keys = int(key_code.max()) + 1 if has.any() else 0
+    rows = np.flatnonzero(has)
+    alone = n - connected_components(coo_matrix((np.ones(len(rows)), (rows, n + key_code)),
+                                                shape=(n + n_keys,) * 2), directed=False)[0]
+    n_old = int(codes.max()) + 1 if n else 0
+    a = np.r_[np.arange(n), rows]
+    b = np.r_[n + n_keys + codes, n + key_code]
+    size = n + n_keys + n_old
+    _, comp = connected_components(coo_matrix((np.ones(len(a)), (a, b)), shape=(size, size)), directed=False)
+    _, first = np.unique(comp[:n], return_index=True)
+    renumber = {c: k for k, c in enumerate(comp[:n][np.sort(first)])}
+    return np.array([renumber[c] for c in comp[:n]], np.int64), int(alone)
+
+
+def leakage_groups(data: WindowData, evidence: pd.DataFrame | None = None,
+                   speaker_groups: str = "off") -> tuple[np.ndarray, GroupReport]:
     """Group id per video (rows of ``data.videos``) that CV must never split.
 
     Args:
@@ -84,6 +128,8 @@ def leakage_groups(data: WindowData, evidence: pd.DataFrame | None = None) -> tu
             (``featurestore.pooling.pooled_means``, centred over ``data``'s videos).
         evidence: :func:`video_evidence` rows (video_id, transcript, sha256, path) for the
             videos; None (or a video missing from it) compares vectors only.
+        speaker_groups: also keep videos of one inferred speaker together
+            (:func:`wants_speaker_groups`: 'auto', 'on', 'off').
     Returns:
         (int64 (n_videos,) group ids, GroupReport).
     """
@@ -105,6 +151,8 @@ def leakage_groups(data: WindowData, evidence: pd.DataFrame | None = None) -> tu
     pairs = duplicates.duplicate_pairs(ids, transcripts, vectors, media, paths)
     manifest = data.videos["group"].tolist() if "group" in data.videos else None
     codes, merged = duplicates.leakage_groups(ids, pairs, manifest)
+    if wants_speaker_groups(data, speaker_groups) and "inferred_group" in data.videos:
+        codes, merged[SPEAKER_RULE] = merge_speakers(codes, data.videos["inferred_group"].tolist())
     thresholds = {"transcript_jaccard": duplicates.TRANSCRIPT_JACCARD,
                   "vector_cosine": duplicates.VECTOR_COSINE,
                   "min_deciding_dim": duplicates.MIN_DECIDING_DIM}
@@ -229,11 +277,14 @@ class TuneData:
                         _parent=(self, rows))
 
 
-def prepare(con, n_folds: int = 5, seed: int = 0, data: WindowData | None = None) -> TuneData:
-    """Load labelled windows (unless ``data`` holds them), form leakage groups and the video folds."""
+def prepare(con, n_folds: int = 5, seed: int = 0, data: WindowData | None = None,
+            speaker_groups: str = "auto") -> TuneData:
+    """Load labelled windows (unless ``data`` holds them), form leakage groups (``speaker_groups``:
+    see :func:`leakage_groups`) and the video folds."""
     data = data if data is not None else load_window_data(con, labelled=True)
     y_video = data.video_labels()
-    groups, report = leakage_groups(data, video_evidence(con, data.videos["video_id"].to_numpy()))
+    groups, report = leakage_groups(data, video_evidence(con, data.videos["video_id"].to_numpy()),
+                                    speaker_groups)
     folds = video_folds(y_video, groups, n_folds, seed)
     return TuneData(data=data, y_video=y_video, y_window=y_video[data.video_code], groups=groups,
                     group_report=report, folds=folds, labels=np.unique(y_video), con=con)

