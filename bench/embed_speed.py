@@ -220,8 +220,8 @@ def print_table(figs: dict) -> None:
 def main(argv: list[str] | None = None) -> dict:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--quick", action="store_true", help="one 30 s reel and 4 short clips (smoke run)")
-    p.add_argument("--reels", type=int, help="reel-length clips (default 4)")
-    p.add_argument("--reel-seconds", type=float, help="their length (default 75)")
+    p.add_argument("--reels", "--clips", type=int, help="reel-length clips (default 4)")
+    p.add_argument("--reel-seconds", "--seconds", type=float, help="their length (default 75)")
     p.add_argument("--short-clips", type=int, help="javanese-av clips (default 24)")
     p.add_argument("--short-data", type=Path, default=SHORT_DATA)
     p.add_argument("--json", type=Path, help="also write the figures here")

@@ -9,8 +9,10 @@ Two backends behind one class, :class:`Transcriber`:
   checkpoint holding ``dims`` and ``model_state_dict`` (or an official name online).
 
 Both return the same :class:`Segment` list (each with its timed :class:`Word` s); with
-``vad_filter=True`` both skip non-speech with faster-whisper's Silero VAD first (it ships
-offline).
+``vad_filter=True`` both skip non-speech with faster-whisper's Silero VAD (it ships
+offline). faster-whisper's batched decoding (the default) runs on the encoder states of
+each clip's 30 s track chunks, which the run's Whisper audio features read too
+(:mod:`featurestore.whisper_states`): one encoder pass per clip for both.
 
 A window's text (:func:`window_texts`) is either every *segment* (Whisper's sentence-like
 unit) that overlaps it, as in the competition's transcripts (``../shared/data``: a window
@@ -175,12 +177,12 @@ class Transcriber:
         condition_on_previous_text: feed each 30 s chunk the previous chunk's text. Off by
             default: on 5 min of dense speech (bench/spoken_transcripts.py audio) it doubled
             ASR time through repetition loops and temperature fallbacks, for the same words.
-        batch_size: faster-whisper: the VAD's speech chunks (up to 30 s each) of a clip, or
-            of the clips given to :meth:`transcribe_many` together, are decoded this many at
-            a time (``BatchedInferencePipeline``); None -> 8 on CPU, 16 on CUDA; 1 -> one
-            chunk after another (the only way with previous-text conditioning). On 50 min of
-            dense speech on 2 CPU cores, 20 clips in batches of 8 took 2.0 s per minute
-            against 7.4 one chunk at a time, with as many words right.
+        batch_size: faster-whisper: the 30 s track chunks with speech of a clip, or of the
+            clips given to :meth:`transcribe_many` together, are decoded this many at a time
+            (faster-whisper's ``BatchedInferencePipeline`` steps on our encoder states); None
+            -> 8 on CPU, 16 on CUDA; 1 -> faster-whisper's sequential ``transcribe`` (its own
+            encoder pass; the only way with previous-text conditioning). The text does not
+            depend on the batch (checked: a chunk decodes alike alone and among 8).
         context: batched decoding's Whisper context for a chunk shorter than 30 s
             (``featurestore.whisper_states``): ``"fit"`` (default) pads a 4 s clip to 10 s,
             not 30 s; ``"full"`` pads every chunk to 30 s. Each clip's 30 s track chunks are
