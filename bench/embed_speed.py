@@ -16,6 +16,7 @@ loads included): what a user's ``embed`` pays. All figures are seconds per minut
 ``ratio`` is the previous defaults' figure over the default's (above 1: the default is faster).
 
     .venv/bin/python -m bench.embed_speed [--quick] [--reels 4] [--reel-seconds 75] [--short-clips 24]
+                                          [--audio-encoder NAME] [--json FILE]
 
 ``--quick`` (one 30 s reel, 4 short clips, about a minute) is a smoke run, not a figure to quote.
 The machine's other load moves these figures; the ratios, measured side by side, less so.
@@ -127,10 +128,12 @@ def cold(manifest: Path, work: Path, encoders: dict[str, str], media_s: float) -
     return {"s_per_min": wall * 60.0 / media_s, "wall_s": wall}
 
 
-def measure(kind: str, manifest: Path, warmup: Path, work: Path) -> dict:
-    """Warm and cold figures of both configurations on one clip set."""
+def measure(kind: str, manifest: Path, warmup: Path, work: Path, audio: str | None = None) -> dict:
+    """Warm and cold figures of both configurations on one clip set (``audio``: another
+    audio encoder in place of the default one)."""
     out: dict = {}
-    for config, encoders in CONFIGS.items():
+    configs = {**CONFIGS, "default": {"audio": audio} if audio else {}}
+    for config, encoders in configs.items():
         w = warm(manifest, warmup, work / f"{kind}-{config}-warm", encoders)
         c = cold(manifest, work / f"{kind}-{config}-cold", encoders, w["media_s"])
         out[config] = {"warm": w, "cold": c}
@@ -160,21 +163,26 @@ def figures(results: dict) -> dict:
 
 
 def collect(quick: bool = False, reels: int | None = None, reel_seconds: float | None = None,
-            short_clips: int | None = None, short_data: Path = SHORT_DATA) -> tuple[dict, str]:
-    """Run both clip lengths; returns (:func:`figures`, the command that reproduces them)."""
-    reels = reels or (1 if quick else 4)
+            short_clips: int | None = None, short_data: Path = SHORT_DATA,
+            audio: str | None = None) -> tuple[dict, str]:
+    """Run both clip lengths (0 clips: skip that length); returns (:func:`figures`, the
+    command that reproduces them). ``audio``: measure this audio encoder as the default."""
+    reels = (1 if quick else 4) if reels is None else reels
     reel_seconds = reel_seconds or (30.0 if quick else 75.0)
-    short_clips = short_clips or (4 if quick else 24)
+    short_clips = (4 if quick else 24) if short_clips is None else short_clips
     cmd = ("python -m bench.embed_speed --quick" if quick else
            f"python -m bench.embed_speed --reels {reels} --reel-seconds {reel_seconds:g} "
-           f"--short-clips {short_clips}")
+           f"--short-clips {short_clips}") + (f" --audio-encoder {audio}" if audio else "")
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
-        reel_m = make_reels(work / "reels", reels, reel_seconds)
-        short_m = short_manifest(work / "short", short_clips, short_data)
         warmup = make_reels(work / "warmup", 1, 3.0)
-        results = {"reel": measure("reel", reel_m, warmup, work),
-                   "short": measure("short", short_m, warmup, work)}
+        results = {}
+        if reels:
+            results["reel"] = measure("reel", make_reels(work / "reels", reels, reel_seconds),
+                                      warmup, work, audio)
+        if short_clips:
+            results["short"] = measure("short", short_manifest(work / "short", short_clips, short_data),
+                                       warmup, work, audio)
     return figures(results), cmd
 
 
@@ -224,9 +232,11 @@ def main(argv: list[str] | None = None) -> dict:
     p.add_argument("--reel-seconds", "--seconds", type=float, help="their length (default 75)")
     p.add_argument("--short-clips", type=int, help="javanese-av clips (default 24)")
     p.add_argument("--short-data", type=Path, default=SHORT_DATA)
+    p.add_argument("--audio-encoder", help="measure this audio encoder in place of the default "
+                   "(e.g. descriptors-whisper-fit)")
     p.add_argument("--json", type=Path, help="also write the figures here")
     a = p.parse_args(argv)
-    figs, cmd = collect(a.quick, a.reels, a.reel_seconds, a.short_clips, a.short_data)
+    figs, cmd = collect(a.quick, a.reels, a.reel_seconds, a.short_clips, a.short_data, a.audio_encoder)
     print_table(figs)
     print(f"\ncommand: {cmd}")
     if a.json:

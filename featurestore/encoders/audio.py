@@ -488,7 +488,9 @@ class _WhisperStates(AudioEncoder):
 
     The track is cut into 30 s chunks (Whisper's context); each chunk's
     1500 x 512 encoder output is pooled over the 20 ms steps whose centre lies
-    in the window by :meth:`_pool`, which subclasses define.
+    in the window by :meth:`_pool`, which subclasses define. The states come from
+    the process's shared pass (``featurestore.whisper_states``): a Transcriber of
+    the same run that encoded a chunk already leaves it for this encoder.
 
     :meth:`encode` (windows alone) pads each window with silence to 30 s, so its
     numbers differ from :meth:`encode_video` (windows in context) and it is ~30x
