@@ -26,7 +26,7 @@ import hashlib
 import os
 import threading
 from collections import OrderedDict
-from typing import Any, Sequence
+from typing import Sequence
 
 import numpy as np
 

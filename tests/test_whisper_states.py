@@ -29,6 +29,12 @@ def test_track_chunks_cover_the_track_in_30_s_pieces():
     pieces = whisper_states.track_chunks(np.zeros(2 * n + 5, np.float32))
     assert [p.size for p in pieces] == [n, n, 5]
     assert [p.size for p in whisper_states.track_chunks(np.zeros(0, np.float32))] == [0]
+    frames = whisper_states.context_frames
+    assert [frames(int(s * SAMPLE_RATE), "fit") for s in (0.5, 4.0, 10.5, 15.0, 29.1, 30.0)] == \
+        [1000, 1000, 1200, 1600, 3000, 3000]
+    assert {frames(int(s * SAMPLE_RATE), "full") for s in (0.5, 15.0, 30.0)} == {3000}
+    with pytest.raises(ValueError, match="context"):
+        frames(10, "half")
 
 
 def test_one_encoder_pass_serves_asr_and_the_audio_features(clips):
