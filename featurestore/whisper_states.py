@@ -40,7 +40,7 @@ N_STEPS = 1500
 STEP_S = CHUNK_S / N_STEPS
 #: Encoder states kept for a clip's second user, in bytes (a 30 s chunk of Whisper base
 #: is 3 MB; a chunk of 8 reels of 75 s is 72 MB).
-CACHE_BYTES = 512 * 2 ** 20
+CACHE_BYTES = 256 * 2 ** 20
 
 
 #: How a chunk shorter than 30 s is encoded (see the module docstring).
