@@ -56,7 +56,7 @@ def test_one_encoder_pass_serves_asr_and_the_audio_features(clips):
         X, reasons = enc.encode_video(c, wins)
         assert p.n_encoded == encoded, "the audio features re-ran the encoder ASR had run"
         rows.append((X, reasons, wins))
-    # The same numbers as a pass of its own (cache emptied): the feature set did not change.
+    # The states ASR left are the numbers a pass of the encoder's own gives (cache emptied).
     p.clear()
     for c, (X, reasons, wins) in zip(clips, rows):
         X2, reasons2 = enc.encode_video(c, wins)
