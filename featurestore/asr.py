@@ -9,8 +9,10 @@ Two backends behind one class, :class:`Transcriber`:
   checkpoint holding ``dims`` and ``model_state_dict`` (or an official name online).
 
 Both return the same :class:`Segment` list (each with its timed :class:`Word` s); with
-``vad_filter=True`` both skip non-speech with faster-whisper's Silero VAD first (it ships
-offline).
+``vad_filter=True`` both skip non-speech with faster-whisper's Silero VAD (it ships
+offline). faster-whisper's batched decoding (the default) runs on the encoder states of
+each clip's 30 s track chunks, which the run's Whisper audio features read too
+(:mod:`featurestore.whisper_states`): one encoder pass per clip for both.
 
 A window's text (:func:`window_texts`) is either every *segment* (Whisper's sentence-like
 unit) that overlaps it, as in the competition's transcripts (``../shared/data``: a window
@@ -19,6 +21,8 @@ window's 1.0 s. Which one ``embed`` uses: ``featurestore.embed.matching_text_uni
 """
 from __future__ import annotations
 
+import dataclasses
+import functools
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -173,12 +177,16 @@ class Transcriber:
         condition_on_previous_text: feed each 30 s chunk the previous chunk's text. Off by
             default: on 5 min of dense speech (bench/spoken_transcripts.py audio) it doubled
             ASR time through repetition loops and temperature fallbacks, for the same words.
-        batch_size: faster-whisper: the VAD's speech chunks (up to 30 s each) of a clip, or
-            of the clips given to :meth:`transcribe_many` together, are decoded this many at
-            a time (``BatchedInferencePipeline``); None -> 8 on CPU, 16 on CUDA; 1 -> one
-            chunk after another (the only way with previous-text conditioning). On 50 min of
-            dense speech on 2 CPU cores, 20 clips in batches of 8 took 2.0 s per minute
-            against 7.4 one chunk at a time, with as many words right.
+        batch_size: faster-whisper: the 30 s track chunks with speech of a clip, or of the
+            clips given to :meth:`transcribe_many` together, are decoded this many at a time
+            (faster-whisper's ``BatchedInferencePipeline`` steps on our encoder states); None
+            -> 8 on CPU, 16 on CUDA; 1 -> faster-whisper's sequential ``transcribe`` (its own
+            encoder pass; the only way with previous-text conditioning). The text does not
+            depend on the batch (checked: a chunk decodes alike alone and among 8).
+        context: batched decoding's Whisper context for a chunk shorter than 30 s
+            (``featurestore.whisper_states``): ``"fit"`` (default) pads a 4 s clip to 10 s,
+            not 30 s; ``"full"`` pads every chunk to 30 s. Each clip's 30 s track chunks are
+            encoded once, for this and the run's Whisper audio features alike.
     """
 
     def __init__(
@@ -195,7 +203,13 @@ class Transcriber:
         word_timestamps: bool = True,
         condition_on_previous_text: bool = False,
         batch_size: int | None = None,
+        context: str = "fit",
     ) -> None:
+        from featurestore.whisper_states import CONTEXTS
+
+        if context not in CONTEXTS:
+            raise ValueError(f"context must be one of {CONTEXTS}, got {context!r}")
+        self.context = context
         if backend not in BACKENDS:
             raise ValueError(f"backend must be one of {BACKENDS}, got {backend!r}")
         if device not in ("auto", "cpu", "cuda"):
@@ -228,7 +242,7 @@ class Transcriber:
         self._model_path: Path | None = None
         self._sha256: str | None = None
         self._model: Any = None
-        self._batched: Any = None
+        self._pass: Any = None
 
     # -------------------------------------------------------------- setup
     def _resolve_device(self, device: str) -> str:
@@ -261,10 +275,11 @@ class Transcriber:
         ref = self._resolve_model()
         try:
             if self.backend == "faster-whisper":
-                from faster_whisper import WhisperModel
+                from featurestore.whisper_states import shared_pass
 
-                self._model = WhisperModel(ref, device=self.device, compute_type=self.compute_type,
-                                           cpu_threads=self.cpu_threads)
+                # Shared with the run's Whisper audio encoder: one load, one encoder pass.
+                self._pass = shared_pass(ref, self.device, self.compute_type, self.cpu_threads)
+                self._model = self._pass.model
             else:
                 import torch
                 import whisper
@@ -319,6 +334,7 @@ class Transcriber:
             "word_timestamps": self.word_timestamps,
             "condition_on_previous_text": self.condition_on_previous_text,
             "batch_size": self.batch_size,
+            "context": self.context,
             "weights_sha256": self.weights_sha256,
         }
 
@@ -374,70 +390,129 @@ class Transcriber:
 
     def _transcribe_faster(self, audio: np.ndarray, vad_filter: bool | None = None,
                            **extra: Any) -> list[Segment]:
+        import ctranslate2
+
         vad = self.vad_filter if vad_filter is None else vad_filter
+        # The temperature fallback samples; a fixed seed per clip makes its text independent
+        # of what the process (the model is shared: featurestore.whisper_states) decoded before.
+        ctranslate2.set_random_seed(0)
         segments, _info = self._model.transcribe(audio, vad_filter=vad, **{**self._options(), **extra})
-        return [_segment(seg) for seg in segments]
+        return [_segment(seg) for seg in list(segments)]
 
     def _transcribe_batched(self, audios: list[np.ndarray]) -> list[list[Segment]]:
-        """Every clip's speech chunks (<= 30 s each) decoded in shared batches.
+        """Every clip decoded from the encoder states of its 30 s track chunks, in shared
+        batches.
 
-        As faster-whisper's ``BatchedInferencePipeline`` does for one clip, the VAD's
-        speech pieces are packed, silences left out, into chunks of up to 30 s; here the
-        chunks of all ``audios`` are laid end to end and passed as ``clip_timestamps``, so
-        a batch can hold chunks of several clips. Chunks are decoded independently (a
-        clip's text never depends on its neighbours) and every time is mapped back to
-        its own clip.
+        The states are those of :mod:`featurestore.whisper_states`: each clip's track cut
+        into 30 s chunks from 0 s, encoded once for both ASR and the Whisper audio feature
+        sets (whichever runs first leaves them for the other). faster-whisper's
+        ``BatchedInferencePipeline`` would encode VAD-condensed speech chunks of its own,
+        a second encoder pass over the same audio; here its decoding steps
+        (``forward`` without the encoder, :func:`_states_pipeline_class`) run on our states.
+        Silero VAD picks the chunks worth decoding (a chunk with no speech is skipped) and
+        drops a segment that overlaps no speech (Whisper's text over silence or music).
+        A chunk's text depends on that chunk's audio alone, word timings on its clip's
+        chunks alone: never on the batch, so any batch or chunk size gives the same text.
         """
-        from faster_whisper.vad import SpeechTimestampsMap
+        import ctranslate2
+        from faster_whisper.tokenizer import Tokenizer
 
-        if self._batched is None:
-            from faster_whisper import BatchedInferencePipeline
+        from featurestore.whisper_states import CHUNK_S, track_chunks
 
-            self._batched = BatchedInferencePipeline(self._model)
-        pieces, clips, owners = [], [], []   # condensed audio, its spans (s), (clip, time map)
-        at = 0
+        states = self._pass.track_states(audios, batch_size=self.batch_size, context=self.context)
+        jobs: list[tuple[int, int, float, float]] = []   # (clip, chunk, offset s, duration s)
+        speech: list[np.ndarray] = []
         for k, a in enumerate(audios):
-            for group in (_speech_groups(a) if self.vad_filter else _fixed_groups(a.size)):
-                chunk = np.concatenate([a[p["start"]:p["end"]] for p in group])
-                clips.append({"start": at / SAMPLE_RATE, "end": (at + chunk.size) / SAMPLE_RATE})
-                owners.append((k, SpeechTimestampsMap(group, SAMPLE_RATE, time_precision=3)))
-                pieces.append(chunk)
-                at += chunk.size
+            spans = _speech_spans(a) if self.vad_filter else np.array([[0.0, a.size / SAMPLE_RATE]])
+            speech.append(spans)
+            for j, c in enumerate(track_chunks(a)):
+                t0, t1 = j * CHUNK_S, j * CHUNK_S + c.size / SAMPLE_RATE
+                if np.any((spans[:, 0] < t1) & (spans[:, 1] > t0)):
+                    jobs.append((k, j, t0, t1 - t0))
         out: list[list[Segment]] = [[] for _ in audios]
-        if not clips:
+        if not jobs:
             return out
-        segments, _info = self._batched.transcribe(
-            np.concatenate(pieces), batch_size=self.batch_size, without_timestamps=False,
-            clip_timestamps=clips, vad_filter=False, **self._options())
-        starts = np.array([c["start"] for c in clips])
-        by_chunk: dict[int, list[Segment]] = {}   # chunk -> its segments, condensed times
-        looping: set[int] = set()
-        for seg in segments:
-            j = max(int(np.searchsorted(starts, (seg.start + seg.end) / 2, side="right")) - 1, 0)
-            by_chunk.setdefault(j, []).append(_segment(seg))
-            if seg.compression_ratio > COMPRESSION_RATIO_THRESHOLD:
-                looping.add(j)
-        for j in looping:
-            # The batched pipeline decodes at the first temperature only; a chunk caught in
-            # a repetition loop ("saya-saya-saya-...") is decoded again on its own, at the
-            # first temperature with a mild repetition penalty.
-            shift = clips[j]["start"]
-            by_chunk[j] = [Segment(r.start_s + shift, r.end_s + shift, r.text, tuple(
-                Word(w.start_s + shift, w.end_s + shift, w.text) for w in r.words))
-                for r in self._transcribe_faster(pieces[j], vad_filter=False,
-                                             repetition_penalty=LOOP_REPETITION_PENALTY,
-                                             temperature=self._first_temperature())]
-        for j in sorted(by_chunk):
-            k, tmap = owners[j]
-
-            def orig(t: float, is_end: bool = False, j=j, tmap=tmap) -> float:
-                local = min(max(t - clips[j]["start"], 0.0), clips[j]["end"] - clips[j]["start"])
-                return tmap.get_original_time(local, is_end=is_end)
-
-            for seg in by_chunk[j]:
-                words = tuple(Word(orig(w.start_s), orig(w.end_s, True), w.text) for w in seg.words)
-                out[k].append(Segment(orig(seg.start_s), orig(seg.end_s, True), seg.text, words))
+        pipe = _states_pipeline_class()(self._model)
+        languages = self._languages(states, jobs)
+        by_clip: dict[int, list[tuple[int, list[dict]]]] = {}   # clip -> [(job, its segments)]
+        for lang in dict.fromkeys(languages):
+            tokenizer = Tokenizer(self._model.hf_tokenizer, self._model.model.is_multilingual,
+                                  task="transcribe", language=lang)
+            options = self._batch_options(tokenizer)
+            mine = [i for i, l in enumerate(languages) if l == lang]
+            # One batch holds states of one length (a short chunk's context is shorter).
+            mine.sort(key=lambda i: (len(states[jobs[i][0]][jobs[i][1]]), i))
+            batches = [mine[b:b + self.batch_size] for b in range(0, len(mine), self.batch_size)]
+            batches = [[i for i in bt if len(states[jobs[i][0]][jobs[i][1]]) == n] for bt in batches
+                       for n in dict.fromkeys(len(states[jobs[i][0]][jobs[i][1]]) for i in bt)]
+            for batch in batches:
+                X = np.stack([states[jobs[i][0]][jobs[i][1]] for i in batch])
+                meta = [{"offset": jobs[i][2], "duration": jobs[i][3]} for i in batch]
+                for n, (i, segs) in enumerate(zip(batch, pipe.forward(X, tokenizer, meta, options))):
+                    if any(sg["compression_ratio"] > COMPRESSION_RATIO_THRESHOLD for sg in segs):
+                        # The batched decoding runs at the first temperature only; a chunk
+                        # caught in a repetition loop ("saya-saya-saya-...") is decoded again
+                        # on its own states with a mild repetition penalty (still greedy).
+                        segs = pipe.forward(X[n:n + 1], tokenizer, meta[n:n + 1], dataclasses.replace(
+                            options, repetition_penalty=LOOP_REPETITION_PENALTY))[0]
+                    by_clip.setdefault(jobs[i][0], []).append((i, segs))
+            if self.word_timestamps:
+                # Word timings chunk by chunk in time order within each clip (faster-whisper
+                # carries the last word's time from one chunk to the next: across clips, or
+                # batched, that would tie a clip's timings to its neighbours).
+                mine_set = set(mine)
+                for k in sorted({jobs[i][0] for i in mine}):
+                    last = 0.0
+                    for i, segs in sorted((i, segs) for i, segs in by_clip[k] if i in mine_set and segs):
+                        sv = ctranslate2.StorageView.from_array(np.ascontiguousarray(
+                            states[k][jobs[i][1]][None]))
+                        size = int(np.ceil(jobs[i][3]) * self._model.frames_per_second)
+                        last = self._model.add_word_timestamps(
+                            [segs], tokenizer, sv, [size], options.prepend_punctuations,
+                            options.append_punctuations, last) or last
+        for k, done in by_clip.items():
+            spans = speech[k]
+            for _, segs in sorted(done):
+                for sg in segs:
+                    span = _snap(sg["start"], sg["end"], spans)
+                    if span is None:
+                        continue  # over no speech: Whisper's text over silence or music
+                    words = tuple(Word(*(_snap(w["start"], w["end"], spans) or (w["start"], w["end"])),
+                                       w["word"]) for w in sg.get("words") or ())
+                    out[k].append(Segment(*span, sg["text"], words))
         return out
+
+    def _languages(self, states: list[np.ndarray], jobs: list[tuple[int, int, float, float]]) -> list[str]:
+        """Each job's language: the fixed one, or (auto-detect) its clip's, detected on
+        the clip's first chunk with speech."""
+        if self.language is not None:
+            return [self.language] * len(jobs)
+        import ctranslate2
+
+        first: dict[int, int] = {}
+        for k, j, _, _ in jobs:
+            first.setdefault(k, j)
+        found = {}
+        for k, j in first.items():
+            sv = ctranslate2.StorageView.from_array(np.ascontiguousarray(states[k][j][None]))
+            found[k] = self._model.model.detect_language(sv)[0][0][0][2:-2]
+        return [found[k] for k, _, _, _ in jobs]
+
+    def _batch_options(self, tokenizer: Any) -> Any:
+        """faster-whisper's ``TranscriptionOptions`` as its batched pipeline builds them."""
+        from faster_whisper.transcribe import TranscriptionOptions, get_suppressed_tokens
+
+        return TranscriptionOptions(
+            beam_size=self.beam_size, best_of=5, patience=1, length_penalty=1, repetition_penalty=1,
+            no_repeat_ngram_size=0, log_prob_threshold=-1.0, no_speech_threshold=0.6,
+            compression_ratio_threshold=COMPRESSION_RATIO_THRESHOLD,
+            temperatures=[self._first_temperature()], initial_prompt=None, prefix=None,
+            suppress_blank=True, suppress_tokens=get_suppressed_tokens(tokenizer, [-1]),
+            prepend_punctuations="\"'“¿([{-", append_punctuations="\"'.。,，!！?？:：”)]}、",
+            max_new_tokens=None, hotwords=None, word_timestamps=False,
+            hallucination_silence_threshold=None, condition_on_previous_text=False,
+            clip_timestamps="0", prompt_reset_on_temperature=0.5, multilingual=False,
+            without_timestamps=False, max_initial_timestamp=0.0)
 
     def _transcribe_openai(self, audio: np.ndarray) -> list[Segment]:
         ts_map = None
@@ -467,6 +542,65 @@ class Transcriber:
         return segments
 
 
+@functools.lru_cache(maxsize=None)
+def _states_pipeline_class() -> type:
+    """faster-whisper's ``BatchedInferencePipeline`` decoding on encoder states we computed
+    (``featurestore.whisper_states``) instead of its own encoder pass: its ``forward``
+    (timestamp splitting) with ``generate_segment_batched`` running CTranslate2's
+    ``generate`` on the given states, as faster-whisper 1.2.1 does after its ``encode``.
+    Word timings are added by the caller, clip by clip."""
+    import ctranslate2
+    from faster_whisper import BatchedInferencePipeline
+
+    class StatesPipeline(BatchedInferencePipeline):
+        def generate_segment_batched(self, features, tokenizer, options):
+            # ``features`` are encoder states (batch, 1500, d_model): no encode() here.
+            enc = ctranslate2.StorageView.from_array(np.ascontiguousarray(features, dtype=np.float32))
+            prompt = self.model.get_prompt(tokenizer, previous_tokens=[],
+                                           without_timestamps=options.without_timestamps,
+                                           hotwords=options.hotwords)
+            results = self.model.model.generate(
+                enc, [list(prompt) for _ in range(len(features))], beam_size=options.beam_size,
+                patience=options.patience, length_penalty=options.length_penalty,
+                max_length=self.model.max_length, suppress_blank=options.suppress_blank,
+                suppress_tokens=options.suppress_tokens, return_scores=True,
+                return_no_speech_prob=True, sampling_temperature=options.temperatures[0],
+                repetition_penalty=options.repetition_penalty,
+                no_repeat_ngram_size=options.no_repeat_ngram_size)
+            output = []
+            for r in results:
+                n = len(r.sequences_ids[0])
+                output.append(dict(avg_logprob=r.scores[0] * (n ** options.length_penalty) / (n + 1),
+                                   no_speech_prob=r.no_speech_prob, tokens=r.sequences_ids[0]))
+            return enc, output
+
+    return StatesPipeline
+
+
+def _snap(start: float, end: float, spans: np.ndarray) -> tuple[float, float] | None:
+    """``[start, end)`` (s) narrowed to the VAD speech it overlaps, None if it overlaps none.
+
+    Whisper's own timestamps over a chunk that holds silence can start a segment or word
+    up to ~0.7 s before the voice does; the VAD's speech pieces (padded by its
+    ``speech_pad_ms``) bound them, as the condensed-audio pipeline's time map did.
+    """
+    hit = np.flatnonzero((spans[:, 0] < end) & (spans[:, 1] > start))
+    if hit.size == 0:
+        return None
+    a, b = max(start, spans[hit[0], 0]), min(end, spans[hit[-1], 1])
+    return (round(float(a), 3), round(float(max(a, b)), 3))
+
+
+def _speech_spans(audio: np.ndarray) -> np.ndarray:
+    """Silero VAD speech pieces of a clip as (n, 2) ``[start_s, end_s]`` (faster-whisper's
+    VAD settings for its batched pipeline)."""
+    from faster_whisper.vad import VadOptions, get_speech_timestamps
+
+    speech = get_speech_timestamps(audio, VadOptions(max_speech_duration_s=30, min_silence_duration_ms=160))
+    return np.array([[p["start"] / SAMPLE_RATE, p["end"] / SAMPLE_RATE] for p in speech],
+                    dtype=np.float64).reshape(-1, 2)
+
+
 def _segment(seg: Any) -> Segment:
     """Our :class:`Segment` from a faster-whisper segment."""
     return Segment(seg.start, seg.end, seg.text, tuple(Word(w.start, w.end, w.word) for w in seg.words or ()))
@@ -486,31 +620,6 @@ def _tidy(raw: Sequence[Segment], duration: float) -> list[Segment]:
         if span is not None:
             out.append(Segment(span.start_s, span.end_s, span.text, words))
     return sorted(out, key=lambda s: (s.start_s, s.end_s))
-
-
-def _speech_groups(audio: np.ndarray, max_s: float = 30.0) -> list[list[dict[str, int]]]:
-    """Silero VAD speech pieces (in samples, as faster-whisper's batched pipeline finds
-    them), packed in order into groups of at most ``max_s`` seconds of speech."""
-    from faster_whisper.vad import VadOptions, get_speech_timestamps
-
-    speech = get_speech_timestamps(audio, VadOptions(max_speech_duration_s=max_s, min_silence_duration_ms=160))
-    groups: list[list[dict[str, int]]] = []
-    total = 0
-    for p in speech:
-        n = p["end"] - p["start"]
-        if groups and total + n <= max_s * SAMPLE_RATE:
-            groups[-1].append(p)
-            total += n
-        else:
-            groups.append([p])
-            total = n
-    return groups
-
-
-def _fixed_groups(n_samples: int, chunk_s: float = 30.0) -> list[list[dict[str, int]]]:
-    """Consecutive 30 s spans (in samples), one per group: batched decoding without VAD."""
-    step = int(chunk_s * SAMPLE_RATE)
-    return [[{"start": a, "end": min(a + step, n_samples)}] for a in range(0, n_samples, step)]
 
 
 def _clip(w: Word, duration: float) -> Word | None:

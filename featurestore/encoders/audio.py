@@ -36,6 +36,7 @@ from featurestore.encoders.base import (
     missing_rows,
     window_bounds,
 )
+from featurestore import whisper_states
 from featurestore.schema import SAMPLE_RATE
 
 # ------------------------------------------------------------------ frame grid
@@ -487,7 +488,9 @@ class _WhisperStates(AudioEncoder):
 
     The track is cut into 30 s chunks (Whisper's context); each chunk's
     1500 x 512 encoder output is pooled over the 20 ms steps whose centre lies
-    in the window by :meth:`_pool`, which subclasses define.
+    in the window by :meth:`_pool`, which subclasses define. The states come from
+    the process's shared pass (``featurestore.whisper_states``): a Transcriber of
+    the same run that encoded a chunk already leaves it for this encoder.
 
     :meth:`encode` (windows alone) pads each window with silence to 30 s, so its
     numbers differ from :meth:`encode_video` (windows in context) and it is ~30x
@@ -498,33 +501,39 @@ class _WhisperStates(AudioEncoder):
             base (``featurestore.weights.whisper_base_dir()``).
         device: "auto" | "cpu" | "cuda".
         compute_type: CTranslate2 compute type; default int8 on CPU, float16 on CUDA.
-        cpu_threads: CTranslate2 intra-op threads on CPU (0 = its default).
+        cpu_threads: CTranslate2 intra-op threads on CPU (0 = one per core).
         batch_size: 30 s chunks encoded per call.
         silence_dbfs: windows quieter than this are "silent window" NaN rows.
+        context: ``"full"``: every chunk padded to Whisper's 30 s (the stored feature sets
+            of before); ``"fit"``: a chunk shorter than 30 s (a short clip, a track's last
+            chunk) padded only to its length rounded up to 2 s, at least 10 s
+            (``featurestore.whisper_states``): other numbers, so another feature set id.
     """
 
     packages_used = ("numpy", "faster-whisper", "ctranslate2")
     uses_gpu = True
-    CHUNK_S = 30.0
-    STEP_S = 0.02          # one encoder output step
+    CHUNK_S = whisper_states.CHUNK_S
+    STEP_S = whisper_states.STEP_S          # one encoder output step (20 ms)
     STATE_DIM = 512
 
     def __init__(self, model_dir: str | None = None, device: str = "auto",
                  compute_type: str | None = None, cpu_threads: int = 0,
-                 batch_size: int = 4, silence_dbfs: float = -70.0) -> None:
+                 batch_size: int = 4, silence_dbfs: float = -70.0, context: str = "full") -> None:
         super().__init__(device)
         self.silence_dbfs = float(silence_dbfs)
-        from faster_whisper import WhisperModel
-
+        if context not in whisper_states.CONTEXTS:
+            raise ValueError(f"context={context!r}: use one of {whisper_states.CONTEXTS}")
+        self.context = context
         if model_dir is None:
             from featurestore.weights import whisper_base_dir
             model_dir = str(whisper_base_dir())
         self.model_dir = str(model_dir)
         self.batch_size = int(batch_size)
         self.compute_type = compute_type or ("float16" if self.device.startswith("cuda") else "int8")
-        dev, _, idx = self.device.partition(":")
-        self._model = WhisperModel(self.model_dir, device=dev, device_index=int(idx or 0),
-                                   compute_type=self.compute_type, cpu_threads=cpu_threads)
+        # The process's one pass for these settings: the Transcriber of the same run reads
+        # the states it leaves (featurestore.whisper_states), so each clip is encoded once.
+        self._pass = whisper_states.shared_pass(self.model_dir, self.device, self.compute_type, cpu_threads)
+        self._model = self._pass.model
         self._sha: str | None = None
 
     def _pool(self, states: np.ndarray) -> np.ndarray:
@@ -532,8 +541,13 @@ class _WhisperStates(AudioEncoder):
         raise NotImplementedError
 
     def _base_config(self) -> dict[str, Any]:
-        return {"model": "whisper-base-ct2", "state_dim": self.STATE_DIM, "chunk_s": self.CHUNK_S,
-                "compute_type": self.compute_type, "silence_dbfs": self.silence_dbfs}
+        cfg = {"model": "whisper-base-ct2", "state_dim": self.STATE_DIM, "chunk_s": self.CHUNK_S,
+               "compute_type": self.compute_type, "silence_dbfs": self.silence_dbfs}
+        if self.context != "full":
+            # Only then: the feature sets stored before contexts existed keep their ids.
+            cfg.update(context=self.context, min_context_s=whisper_states.MIN_CONTEXT_S,
+                       context_step_s=whisper_states.CONTEXT_STEP_S)
+        return cfg
 
     def weights_sha256(self) -> str | None:
         if self._sha is None:
@@ -550,19 +564,10 @@ class _WhisperStates(AudioEncoder):
             return REASON_SILENT
         return None
 
-    def states(self, chunks: list[np.ndarray]) -> np.ndarray:
-        """Encoder states (len(chunks), 1500, 512) float32 of <= 30 s, 16 kHz audio chunks."""
-        import ctranslate2
-        from faster_whisper.audio import pad_or_trim
-
-        fe = self._model.feature_extractor
-        out = []
-        for i in range(0, len(chunks), self.batch_size):
-            feats = np.stack([pad_or_trim(fe(c)[..., :-1]) for c in chunks[i:i + self.batch_size]])
-            sv = ctranslate2.StorageView.from_array(np.ascontiguousarray(feats, dtype=np.float32))
-            res = self._model.model.encode(sv, to_cpu=True)
-            out.append(np.array(res, dtype=np.float32))
-        return np.concatenate(out) if out else np.zeros((0, 1500, self.STATE_DIM), np.float32)
+    def states(self, chunks: list[np.ndarray]) -> list[np.ndarray]:
+        """Encoder states, (steps, 512) float32 each, of <= 30 s, 16 kHz audio chunks in this
+        encoder's context (1500 steps under ``"full"``; ``featurestore.whisper_states``)."""
+        return self._pass.encode_chunks(chunks, self.batch_size, self.context)
 
     def encode(self, batch: Sequence[np.ndarray | None]) -> tuple[np.ndarray, list[str | None]]:
         """Encode each window alone (padded to 30 s); see the class docstring."""
@@ -579,7 +584,7 @@ class _WhisperStates(AudioEncoder):
                 continue
             todo.append((i, y[: int(self.CHUNK_S * SAMPLE_RATE)]))
         if todo:
-            states = self.states([y for _, y in todo])
+            states = self._pass.encode_chunks([y for _, y in todo], self.batch_size, self.context)
             for (i, y), st in zip(todo, states):
                 steps = max(1, int(round(len(y) / SAMPLE_RATE / self.STEP_S)))
                 X[i] = self._pool(st[:steps])
@@ -591,9 +596,10 @@ class _WhisperStates(AudioEncoder):
         if audio is None:
             return missing_rows(len(bounds), self.dim, REASON_NO_AUDIO)
         audio = _check_audio(audio, "audio").astype(np.float32)
-        chunk_n = int(self.CHUNK_S * SAMPLE_RATE)
-        chunks = [audio[i:i + chunk_n] for i in range(0, max(len(audio), 1), chunk_n)]
-        states = self.states(chunks).reshape(-1, self.STATE_DIM)   # global 20 ms steps
+        # 30 s track chunks from 0 s; a Transcriber of this run may have encoded them already.
+        # Only a track's last chunk can be shorter than 30 s, so its chunks' steps laid end
+        # to end are the track's global 20 ms steps under either context.
+        states = np.concatenate(self._pass.track_states([audio], self.batch_size, self.context)[0])
         n_steps = int(math.ceil(len(audio) / SAMPLE_RATE / self.STEP_S))
         X = np.full((len(bounds), self.dim), np.nan, dtype=np.float32)
         reasons: list[str | None] = [None] * len(bounds)

@@ -87,6 +87,9 @@ for _args in [
      "(no weights)"),
     ("descriptors-whisper", f"{_AUDIO}:DescriptorsWhisper", "audio", 640,
      "the 128 librosa descriptors and Whisper base's 512 encoder-state means per window"),
+    ("descriptors-whisper-fit", f"{_AUDIO}:DescriptorsWhisper", "audio", 640,
+     "descriptors-whisper with a short clip's (or a track's last) Whisper chunk encoded in a "
+     "context of its own length (>= 10 s), not padded to 30 s", {"context": "fit"}),
     ("whisper-stats", f"{_AUDIO}:WhisperStats", "audio", 128,
      "Whisper base encoder states, mean and std per window, PCA 1024->128 fitted once on public "
      "synthetic speech (shipped)"),
