@@ -53,7 +53,12 @@ def speech(tmp_path_factory):
     return d / "m.csv"
 
 
-def _check_complete(store: Path, n_videos: int, encoders: int) -> list:
+#: Feature sets a text run and an audio run leave: text, audio, and the speaker stage's voice
+#: vectors (which every local audio run computes beside the audio feature set).
+TEXT_AND_AUDIO = 3
+
+
+def _check_complete(store: Path, n_videos: int, encoders: int = TEXT_AND_AUDIO) -> list:
     """Every row of every run is there once: one grid per video, one vector row per window per
     feature set, a transcript on each window the text run found speech in, every video ok.
     Returns the window texts in order (to compare between rounds)."""
@@ -113,7 +118,7 @@ def test_text_and_audio_embeds_at_once_keep_every_row(tmp_path, speech):
                                   "INSERT INTO notes VALUES ('c0', 'checked')"))
         outs = [p.communicate(timeout=900) for p in procs]
         assert [p.returncode for p in procs] == [0] * len(procs), (k, outs)
-        texts = _check_complete(store, 3, 2)
+        texts = _check_complete(store, 3)
         assert reference is None or texts == reference, f"round {k}: other window texts"
         reference = texts
         if "sql" in extras:
@@ -142,7 +147,7 @@ def test_two_text_encoders_and_a_ray_run_at_once(tmp_path, speech, ray_cluster):
     procs = [_cli(*base, *TEXT, "--engine", "ray", "--ray-address", ray_cluster), _cli(*base, *AUDIO)]
     outs = [p.communicate(timeout=900) for p in procs]
     assert [p.returncode for p in procs] == [0, 0], outs
-    _check_complete(store, 3, 2)
+    _check_complete(store, 3)
 
 
 def test_kill_9_of_one_of_two_writers_then_a_rerun(tmp_path, speech):
@@ -165,7 +170,7 @@ def test_kill_9_of_one_of_two_writers_then_a_rerun(tmp_path, speech):
     assert audio.wait(timeout=900) == 0, audio.communicate()
     _run(*common, *TEXT)
     _run(*common, *AUDIO)
-    _check_complete(store, 3, 2)
+    _check_complete(store, 3)
 
 
 # ---------------------------------------------------------------- files that go and come back
@@ -194,8 +199,9 @@ def test_a_transcript_missing_for_one_run_heals_on_the_next(tmp_path):
 
 
 def test_media_missing_for_one_run_heals_and_keeps_the_other_modalitys_failure(tmp_path, speech):
-    """A clip moved away fails the audio run; the file back, a text run embeds text but the
-    video stays failed for audio (not hidden by the text run's success) until audio runs."""
+    """A clip moved away fails the audio run (and its speaker stage); the file back, a text run
+    embeds text but the video stays failed for those (not hidden by the text run's success)
+    until audio runs."""
     d = tmp_path / "m"
     shutil.copytree(speech.parent, d)
     store = tmp_path / "s"
@@ -208,10 +214,10 @@ def test_media_missing_for_one_run_heals_and_keeps_the_other_modalitys_failure(t
     _run(*common, *TEXT)
     st = FeatureStore(store)
     row = st.query("SELECT status, failed_modalities FROM videos WHERE video_id = 'c2'").to_pylist()[0]
-    assert row == {"status": "failed", "failed_modalities": ["audio"]}
+    assert row == {"status": "failed", "failed_modalities": ["audio", "speaker"]}
     out, _ = _run(*common, *AUDIO)
     assert "embedded 1 video(s)" in out and "skipped 2 already embedded" in out, out
-    _check_complete(store, 3, 2)
+    _check_complete(store, 3)
 
 
 def test_a_folder_made_unreadable_then_readable_again(tmp_path):
