@@ -154,24 +154,28 @@ def main(argv: list[str] | None = None) -> None:
     if args.ensemble_trials:
         from fusion.estimate import nested_estimate
         from fusion.cv import fit_videos, predict_videos
-        from fusion.selection import decision_offsets, fit_ensemble_members, predict_ensemble
+        from fusion.selection import choose_variant, decision_offsets, fit_ensemble_members, predict_ensemble
         from fusion.tune import tune_and_select
         td = prepare(con, 5, 0, normed)   # tune-fusion's default here: --group-norm auto is on
         td.group_norm = True
         t0 = time.perf_counter()
         est = nested_estimate(td, lambda sub, nm: tune_and_select(sub, tuple(_families(modalities)),
                                                                    args.ensemble_trials, 0, 5, 2, nm),
-                              fit_videos, predict_videos, decision_offsets, seed=0,
+                              fit_videos, predict_videos, decision_offsets,
+                              lambda sub, sel: choose_variant(sub, sel, "auto", "auto", 0), seed=0,
                               ensemble=(fit_ensemble_members, predict_ensemble))
         row = {"configuration": f"tune-fusion's procedure ({args.ensemble_trials}-trial studies, per-speaker "
                                  "normalised), nested",
-               "single": est.macro_f1, "single_interval": est.interval, "rule": est.rule_macro_f1,
-               "ensemble": est.ensemble_macro_f1, "ensemble_interval": est.ensemble_interval,
+               "procedure": est.macro_f1, "procedure_interval": est.interval,
+               "chosen_variants": est.chosen_variants, "fold_scores": est.fold_scores(),
+               **{v: s for v, (s, _) in est.variant_scores.items()},
+               **{f"{v}_interval": i for v, (_, i) in est.variant_scores.items()},
                "choices": est.choices, "seconds": time.perf_counter() - t0}
         rows.append(row)
-        print(f"nested estimate (fold seed 0): single {est.macro_f1:.3f} {est.interval}, with rule "
-              f"{est.rule_macro_f1:.3f}, ensemble {est.ensemble_macro_f1:.3f} {est.ensemble_interval} "
-              f"({row['seconds']:.0f} s); chosen: {[c['family'] for c in est.choices]}", flush=True)
+        print(f"nested estimate of the procedure (fold seed 0, variant chosen in each fold): "
+              f"{est.macro_f1:.3f} {est.interval}; forced for comparison: single {row['single']:.3f}, "
+              f"rule {row['rule']:.3f}, ensemble {row['ensemble']:.3f} ({row['seconds']:.0f} s); "
+              f"chosen: {[(c['family'], c['variant']) for c in est.choices]}", flush=True)
     OUT.mkdir(parents=True, exist_ok=True)
     suffix = "".join(f"_{e}" for e in (args.audio_encoder, args.video_encoder) if e)
     suffix += "_pca" if args.whisper_pca else ""
