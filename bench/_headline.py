@@ -135,7 +135,7 @@ def _store_load(quick: bool) -> dict:
     r = measure(n, repeat=1 if quick else 3)
     times = r["store_all_s"]
     return {"figure": f"full-matrix load of {r['n']:,} windows × 899 float32 through `tune-fusion`'s path: "
-                      f"**{r['store_s']:.2f} s** (fastest of {len(times)}), {r["npy_s"] / r["store_s"]:.1f}× "
+                      f"**{r['store_s']:.2f} s** (fastest of {len(times)}), {r['npy_s'] / r['store_s']:.1f}× "
                       f"faster than one `.npy` per window, same run",
             "spread": f"{len(times)} loads {min(times):.2f}–{max(times):.2f} s" if len(times) > 1 else "one load"}
 
