@@ -189,11 +189,12 @@ def commit() -> str:
 
 def measure(h: Headline, quick: bool) -> dict:
     """Run one row; the row as stored (its figure and spread, commit, time, tier, command)."""
+    measured_on = commit()   # before the run: the code it runs is the code of this commit
     t0 = time.perf_counter()
     got = h.measure(quick)
     return {"id": h.id, "tier": h.tier, "data": h.data, "split": h.split, "figure": got["figure"],
             "spread": got["spread"], "chosen": h.chosen, "command": h.command + (" --quick" if quick else ""),
-            "commit": commit(), "measured_at": datetime.now(timezone.utc).strftime("%Y-%m-%d"),
+            "commit": measured_on, "measured_at": datetime.now(timezone.utc).strftime("%Y-%m-%d"),
             "seconds": round(time.perf_counter() - t0), "quick": quick}
 
 
