@@ -127,12 +127,14 @@ def plot_estimate(fold_scores: list[float], estimate: float, interval: tuple[flo
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
-    fig = Figure(figsize=(7, 2.8))
+    fig = Figure(figsize=(10, 2.8))
     FigureCanvasAgg(fig)
     ax = fig.add_subplot()
     rows = ["outer folds, each alone", ESTIMATE_TITLE] + ([SELECTION_TITLE] if selection_score is not None else [])
     y = {r: len(rows) - 1 - i for i, r in enumerate(rows)}
-    ax.scatter(fold_scores, [y[rows[0]]] * len(fold_scores), color="tab:gray", zorder=3,
+    # Spread the folds a little vertically so equal scores stay visible.
+    jitter = np.linspace(-0.15, 0.15, len(fold_scores)) if len(fold_scores) > 1 else np.zeros(1)
+    ax.scatter(fold_scores, y[rows[0]] + jitter[:len(fold_scores)], color="tab:gray", alpha=0.8, zorder=3,
                label="one outer fold's videos")
     ax.hlines(y[ESTIMATE_TITLE], interval[0], interval[1], color="tab:blue", lw=4, alpha=0.5,
               label=f"{level:.0%} group-bootstrap interval")
@@ -146,7 +148,7 @@ def plot_estimate(fold_scores: list[float], estimate: float, interval: tuple[flo
     ax.set_xlabel("video macro-F1")
     ax.set_title(title, fontsize=9)
     ax.grid(axis="x", alpha=0.3)
-    ax.legend(fontsize=7, loc="best")
+    ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     return path
