@@ -169,7 +169,7 @@ def tune_fusion(store_or_con, n_trials: int = 30, timeout: float | None = None, 
         model_dir = registry.new_model_dir(model_id, source.store, models_dir)
         if model_dir is not None:
             paths = _save(model, model_dir, source, sel.score, nested, td.y_video, y_pred, study,
-                          f"{model.family} + {model.method} ({variant})")
+                          f"deployed: {model.family} + {model.method} ({variant})")
     return TuneResult(best_score=sel.score, best_params=sel.params,
                       family=model.family if model is not None else config.family,
                       method=model.method if model is not None else method,
