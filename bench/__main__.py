@@ -129,13 +129,12 @@ def headline_main(a, p) -> int:
         except Exception:  # one failing row must not hide the others
             failed[h.id] = traceback.format_exc()
             print(failed[h.id], file=sys.stderr)
+        else:
+            if a.write_readme:  # after each row, so a long run interrupted keeps what it measured
+                hl.write_readme(hl.save_results(rows[-1:], a.results or hl.RESULTS), a.readme or hl.README)
+                print(f"wrote {h.id} into {a.results or hl.RESULTS} and the table of {a.readme or hl.README}")
         print(f"== {h.id}: {time.perf_counter() - t:.0f} s", flush=True)
     print("\n" + hl.render({r["id"]: r for r in rows}))
-    if a.write_readme:
-        results_path = a.results or hl.RESULTS
-        merged = hl.save_results(rows, results_path)
-        hl.write_readme(merged, a.readme or hl.README)
-        print(f"\nwrote {len(rows)} row(s) into {results_path} and the table of {a.readme or hl.README}")
     if a.json:
         a.json.parent.mkdir(parents=True, exist_ok=True)
         a.json.write_text(json.dumps({"quick": a.quick, "rows": rows, "failed": failed}, indent=1))
