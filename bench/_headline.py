@@ -15,6 +15,7 @@ fresh held-out splits); ``make bench-all`` runs the three.
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import time
 from dataclasses import dataclass
@@ -56,6 +57,11 @@ def _interval(lo: float, hi: float) -> str:
     return f"{lo:.3f}–{hi:.3f}"
 
 
+def _load() -> str:
+    """The machine's 1-minute load average against its cores: timings under other jobs say so."""
+    return f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores at the end"
+
+
 # ------------------------------------------------------------------ the rows' measurements
 def _transcripts_nested(quick: bool) -> dict:
     from bench.tune_transcripts import nested_on_transcripts
@@ -63,7 +69,7 @@ def _transcripts_nested(quick: bool) -> dict:
     est = res.estimate
     folds = est.fold_scores()
     chosen = ", ".join(f"{v} ×{n}" for v, n in est.chosen_variants.items())
-    return {"figure": f"`tune-fusion` (30 trials, defaults), nested estimate of the whole procedure: "
+    return {"figure": f"`tune-fusion` ({res.n_trials} trials, defaults), nested estimate of the whole procedure: "
                       f"macro-F1 **{est.macro_f1:.3f}**; always-Surprise {surprise:.3f}; variant per "
                       f"outer fold: {chosen}; deployed {res.variant}",
             "spread": f"95 % group-bootstrap interval {_interval(*est.interval)}; the {len(folds)} outer "
@@ -104,7 +110,8 @@ def _javanese(corpus: str) -> Callable[[bool], dict]:
         res = procedure_estimate(corpus, trials=12, quick=quick)
         est = res.estimate
         folds = est.fold_scores()
-        return {"figure": f"`tune-fusion` (12-trial studies, no window MLP, per-actor normalised), nested "
+        return {"figure": f"`tune-fusion` ({est.inner_trials}-trial studies, no window MLP, per-actor "
+                          f"{'normalised' if res.model is not None and res.model.group_norm else 'raw'}), nested "
                           f"estimate of the whole procedure: macro-F1 **{est.macro_f1:.3f}** (chance 0.17); "
                           f"deployed {res.family} + {res.method} ({res.variant})",
                 "spread": f"95 % bootstrap interval over {est.n_groups} actors {_interval(*est.interval)}; "
@@ -126,7 +133,8 @@ def _embed_speed(quick: bool) -> dict:
     asr_part = (f" (ASR {np.median([float(a['value']) for a in asr]):.2f})" if all(asr) else "")
     return {"figure": f"{total[0]['figure']}: **{np.median(values):.2f} {total[0]['unit']}**{asr_part}, "
                       f"median of {len(values)} runs",
-            "spread": f"{len(values)} runs {min(values):.2f}–{max(values):.2f}" if len(values) > 1 else "one run"}
+            "spread": (f"{len(values)} runs {min(values):.2f}–{max(values):.2f}" if len(values) > 1
+                       else "one run") + f"; {_load()}"}
 
 
 def _store_load(quick: bool) -> dict:
@@ -137,7 +145,8 @@ def _store_load(quick: bool) -> dict:
     return {"figure": f"full-matrix load of {r['n']:,} windows × 899 float32 through `tune-fusion`'s path: "
                       f"**{r['store_s']:.2f} s** (fastest of {len(times)}), {r['npy_s'] / r['store_s']:.1f}× "
                       f"faster than one `.npy` per window, same run",
-            "spread": f"{len(times)} loads {min(times):.2f}–{max(times):.2f} s" if len(times) > 1 else "one load"}
+            "spread": (f"{len(times)} loads {min(times):.2f}–{max(times):.2f} s" if len(times) > 1
+                       else "one load") + f"; {_load()}"}
 
 
 DEFAULTS_ON_TRANSCRIPTS = ("in sample for the defaults: the text encoder (`e5-small`) and the model "
