@@ -18,6 +18,7 @@ import time
 import uuid
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 import optuna
@@ -215,7 +216,7 @@ def _study_data(source: TrainingSource, n_folds: int, seed: int, group_norm: str
 
 
 def _deployed_variant(td: TuneData, sel: Selection, refit: bool,
-                      choose) -> tuple[str, dict]:
+                      choose: Callable[[TuneData, Selection], VariantChoice]) -> tuple[str, dict]:
     """('single' | 'rule' | 'ensemble', the decision rule ``{"applied", "offsets", "reason"}``).
 
     ``choose`` (:func:`fusion.selection.choose_variant` with the run's modes) decides on the
