@@ -91,7 +91,8 @@ def _heldout_transcripts(quick: bool) -> dict:
     inside = sum(bool(r["in_set_range"]) for r in res)
     return {"figure": f"submission macro-F1 on the held-out quarter **{held:.3f}**; nested estimate "
                       f"{est:.3f}; held-out inside the range `export-submission` prints on {inside}/{len(res)}",
-            "spread": f"± {held_se:.3f} and ± {est_se:.3f} (SE over {len(res)} splits)"}
+            "spread": (f"± {held_se:.3f} and ± {est_se:.3f} (SE over {len(res)} splits)" if len(res) > 1
+                       else "one split: no spread over splits")}
 
 
 def _spoken(quick: bool) -> dict:
