@@ -19,6 +19,8 @@ from fusion.selection import choose_variant, decision_offsets, fit_ensemble_memb
 from fusion.tune import _study_data, tune_and_select
 from test_fusion_tune import FAST, make_store
 
+pytestmark = pytest.mark.slow  # nested estimates of small real studies: ~30 s together
+
 
 def _estimate(td, decision_rule="auto", ensemble="auto"):
     return nested_estimate(
