@@ -185,7 +185,8 @@ def write_report(directory: Path, y_true: np.ndarray, y_pred: np.ndarray, study:
         per_class_table(yt, yp).to_csv(paths["per_class_csv"], index=False, float_format="%.4f")
         fold_scores = [macro_f1(yt[folds == f], yp[folds == f], nest["labels"]) for f in np.unique(folds)]
         paths["estimate_png"] = plot_estimate(fold_scores, meta["macro_f1"], (lo, hi), selection_score,
-                                              directory / "estimate.png", f"{title}: {figure}", level)
+                                              directory / "estimate.png",
+                                              f"nested estimate of the procedure: {figure}; {title}", level)
     sel_title = f"{SELECTION_TITLE}: {title}" + (
         f"\nmacro-F1 {selection_score:.3f} on the folds that chose it" if selection_score is not None else "")
     paths["confusion_selection_png"] = plot_confusion(confusion(y_true, y_pred),
