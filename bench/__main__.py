@@ -1,6 +1,16 @@
-"""Run every benchmark in ``bench/`` and print one table of figures.
+"""The README's headline figures, and every benchmark in ``bench/``.
 
-    .venv/bin/python -m bench [--quick] [--only NAME[,NAME]] [--json FILE] [--list]
+    .venv/bin/python -m bench [--tier core|javanese|heldout|all] [--row ID] [--quick] [--write-readme]
+    .venv/bin/python -m bench --only NAME[,NAME] [--quick] [--json FILE] | --list | --rows
+
+Without ``--only``: the headline rows of ``bench._headline`` (the tiers asked for, default
+``core``; ``--row ID`` one row), printed as the README's table; ``--write-readme`` stores
+them in ``docs/headline.json`` with their commit and rewrites the README's table from it.
+``--quick`` smoke-tests every row asked for at small sizes (its figures are labelled so and
+never written to the README or the results file unless ``--readme``/``--results`` name
+other files).
+
+With ``--only``, the module protocol: a benchmark is a module ``bench/<name>.py`` exposing
 
 Protocol: a benchmark is a module ``bench/<name>.py`` exposing
 
@@ -93,10 +103,58 @@ def run_one(name: str, quick: bool) -> tuple[list[dict], str | None]:
         return [], traceback.format_exc()
 
 
+def headline_main(a, p) -> int:
+    """Measure the headline rows asked for, print their table; store and write with --write-readme."""
+    from bench import _headline as hl
+    if a.row:
+        unknown = [r for r in a.row if r not in hl.BY_ID]
+        if unknown:
+            p.error(f"no headline row {', '.join(unknown)}; available: {', '.join(hl.BY_ID)}")
+        chosen = [hl.BY_ID[r] for r in a.row]
+    else:
+        tiers = hl.TIERS if a.tier == "all" else tuple(a.tier.split(","))
+        bad = [t for t in tiers if t not in hl.TIERS]
+        if bad:
+            p.error(f"no tier {', '.join(bad)}; choose from {', '.join(hl.TIERS)} or all")
+        chosen = [h for h in hl.HEADLINES if h.tier in tiers]
+    if a.write_readme and a.quick and (a.readme is None or a.results is None):
+        p.error("--quick --write-readme needs --readme and --results naming other files: "
+                "smoke figures never go into the repository's README")
+    rows, failed = [], {}
+    for h in chosen:
+        print(f"\n== {h.id} ({h.tier} tier, ~{h.minutes} min at full size){' (quick)' if a.quick else ''}", flush=True)
+        t = time.perf_counter()
+        try:
+            rows.append(hl.measure(h, a.quick))
+        except Exception:  # one failing row must not hide the others
+            failed[h.id] = traceback.format_exc()
+            print(failed[h.id], file=sys.stderr)
+        else:
+            if a.write_readme:  # after each row, so a long run interrupted keeps what it measured
+                hl.write_readme(hl.save_results(rows[-1:], a.results or hl.RESULTS), a.readme or hl.README)
+                print(f"wrote {h.id} into {a.results or hl.RESULTS} and the table of {a.readme or hl.README}")
+        print(f"== {h.id}: {time.perf_counter() - t:.0f} s", flush=True)
+    print("\n" + hl.render({r["id"]: r for r in rows}))
+    if a.json:
+        a.json.parent.mkdir(parents=True, exist_ok=True)
+        a.json.write_text(json.dumps({"quick": a.quick, "rows": rows, "failed": failed}, indent=1))
+    if failed:
+        print(f"\nFAILED: {', '.join(failed)} (tracebacks above)")
+    return 1 if failed else 0
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m bench", description=__doc__.split("\n\n")[0])
     p.add_argument("--quick", action="store_true", help="smoke run: small inputs, fast")
-    p.add_argument("--only", default="", help="comma-separated module names (default: all)")
+    p.add_argument("--tier", default="core", help="headline tiers, comma-separated: core, javanese, "
+                   "heldout, or all (default core: what `make bench` runs)")
+    p.add_argument("--row", action="append", help="one headline row by id (repeatable); see --rows")
+    p.add_argument("--rows", action="store_true", help="list the headline rows and exit")
+    p.add_argument("--write-readme", action="store_true",
+                   help="store the measured rows in docs/headline.json and rewrite the README's table")
+    p.add_argument("--readme", type=Path, help="README to rewrite (default the repository's)")
+    p.add_argument("--results", type=Path, help="results file (default docs/headline.json)")
+    p.add_argument("--only", default="", help="module protocol: comma-separated module names, or 'all'")
     p.add_argument("--json", type=Path, default=None, help="also write the figures here as JSON")
     p.add_argument("--list", action="store_true", help="list the benchmark modules and exit")
     a = p.parse_args(argv)
@@ -105,7 +163,14 @@ def main(argv: list[str] | None = None) -> int:
     if a.list:
         print("\n".join(names))
         return 0
-    if a.only:
+    if a.rows:
+        from bench._headline import HEADLINES
+        for h in HEADLINES:
+            print(f"{h.id:22s} {h.tier:9s} ~{h.minutes:3d} min  {h.data}")
+        return 0
+    if not a.only:
+        return headline_main(a, p)
+    if a.only != "all":
         wanted = [n.strip() for n in a.only.split(",") if n.strip()]
         unknown = [n for n in wanted if n not in names]
         if unknown:

@@ -77,6 +77,18 @@ def speak_reel(window_texts: list[str | None], path: Path) -> float:
     return len(audio) / RATE
 
 
+def held_out_interval(y_true, y_pred, train_labels) -> tuple[float, float]:
+    """95 % bootstrap interval of :func:`held_out_macro_f1` over the held-out reels (each its
+    own group: the split already keeps duplicates on one side)."""
+    from featurestore.schema import CLASSES
+    from fusion.estimate import group_bootstrap
+    code = {c: i for i, c in enumerate(CLASSES)}
+    t = np.array([code.get(c, -1) for c in y_true], np.int64)
+    p = np.array([code.get(c, -1) for c in y_pred], np.int64)
+    trained = np.array([code.get(c, -1) for c in train_labels], np.int64)
+    return group_bootstrap(t, p, np.arange(len(t)), np.unique(trained[trained >= 0]))
+
+
 def read_window_texts(path: Path) -> list[str | None]:
     from featurestore.transcripts import read_transcript
     return list(read_transcript(path).texts)
@@ -128,7 +140,7 @@ def run(quick: bool = False, trials: int = 30, test_size: float = 0.2, seed: int
     trained = train_labels(train)  # macro-F1 label set: the classes the model was trained on
     cmd = (f"python -m bench.spoken_transcripts --trials {trials} --test-size {test_size} --seed {seed} "
            f"--units {','.join(units)}")
-    rows, scores = [], {}
+    rows, scores, intervals = [], {}, {}
     for unit in units:
         times[f"embed test ({unit})"] = cli(
             "embed", "--store", str(store), "--manifest", str(spoken), "--split", "test",
@@ -142,11 +154,13 @@ def run(quick: bool = False, trials: int = 30, test_size: float = 0.2, seed: int
         merged = truth.merge(sub, on="id", suffixes=("_true", "_pred"))
         assert len(merged) == len(truth), "submission must have one row per test id"
         scores[unit] = held_out_macro_f1(merged.emotion_true, merged.emotion_pred, trained)
+        intervals[unit] = held_out_interval(merged.emotion_true, merged.emotion_pred, trained)
     surprise = held_out_macro_f1(truth.emotion, ["Surprise"] * len(truth), trained)
     for unit, f1 in scores.items():
         rows.append({"figure": f"held-out macro-F1, re-spoken reels through ASR, text unit {unit}",
                      "value": round(f1, 3), "unit": "F1", "baseline": round(surprise, 3),
-                     "ratio": round(f1 / surprise, 2) if surprise else None, "command": cmd})
+                     "ratio": round(f1 / surprise, 2) if surprise else None, "command": cmd,
+                     "interval": [round(x, 3) for x in intervals[unit]], "n_heldout": int(len(truth))})
     for k, v in times.items():
         print(f"{k:>22}: {v:7.1f} s")
     print(f"held-out macro-F1 on {len(truth)} re-spoken reels: " +

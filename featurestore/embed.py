@@ -778,9 +778,9 @@ def matching_text_unit(store: FeatureStore, rows: Sequence[dict] = ()) -> str:
     ``"segment"`` when the store's labelled videos were windowed by segment, or ``rows``
     (manifest records) or those videos bring window TSV files: their windows hold whole
     segments, as the competition's transcripts do, and a model trained on them and fed
-    word windows scored 0.144 instead of 0.212 (README). ``"word"`` when the labelled
+    word windows scored lower (docs/benchmarks.md, section 3). ``"word"`` when the labelled
     videos used words, or when nothing is known yet: each window then carries its own
-    2-3 words (on the espeak-ng demo, 0.83 held-out macro-F1 against 0.27 by segment).
+    2-3 words.
     """
     if any(_is_window_tsv(r.get("transcript_path")) for r in rows):
         return "segment"

@@ -5,9 +5,9 @@ which weighs every class the same. Adding an offset ``b_k`` to every window's
 ``log p_k`` (then renormalising) moves the decision boundaries without refitting.
 The offsets are fitted on out-of-fold predictions by coordinate ascent over a grid, and
 the window -> video aggregation runs inside the loop, so the rule optimises the score
-of the deployed pipeline. Fitted offsets overfit a few hundred videos; whether they help
-is measured by the nested estimate (:mod:`fusion.estimate`), which fits them on each
-outer fold's inner out-of-fold predictions only.
+of the deployed pipeline. Fitted offsets overfit a few hundred videos, so whether they are
+applied is decided on offsets fitted on the other folds (:func:`fusion.selection.choose_variant`),
+and the nested estimate (:mod:`fusion.estimate`) measures that decision with the rest.
 """
 from __future__ import annotations
 

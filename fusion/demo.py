@@ -97,7 +97,7 @@ def run_demo(out: Path, quick: bool = False, n_trials: int | None = None, seed: 
     print(scored.rename(columns={"emotion_true": "true", "emotion_pred": "predicted"})
           .to_string(index=False))
     print(f"\nheld-out macro-F1 {f1:.3f}, accuracy {acc:.3f} on {len(scored)} videos; "
-          + (f"nested estimate {result.estimate.figure(result.variant)[0]:.3f} ({result.family}, "
+          + (f"nested estimate of the procedure {result.estimate.macro_f1:.3f} (deployed: {result.family}, "
              f"{result.method}, {result.variant}); the selection score {result.best_score:.3f} chose it"
              if result.estimate else f"selection score {result.best_score:.3f} (no nested estimate)"))
     print("\nseconds: " + ", ".join(f"{k} {v:.1f}" for k, v in times.items())

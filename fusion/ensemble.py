@@ -5,8 +5,9 @@ start from the best single trial, then repeatedly add the trial (any family, any
 style, possibly one already in) whose addition gives the best macro-F1 of the averaged
 probabilities; the weights are how often each trial was added. The members are refitted on
 all labelled videos and saved as one model. The ensemble is scored on the same folds that
-chose it, so whether it beats the single best trial is for the nested estimate to say
-(:mod:`fusion.estimate`), and ``tune-fusion`` keeps it only then.
+chose it, so whether it is deployed is decided on weights selected on the other folds
+(:func:`fusion.selection.choose_variant`), and the nested estimate (:mod:`fusion.estimate`)
+measures that decision too.
 """
 from __future__ import annotations
 

@@ -92,7 +92,8 @@ def build_lineage(source: TrainingSource, td: "TuneData", sel: "Selection", *, s
 
     Args:
         y_pred: int (n_videos,) the deployed variant's out-of-fold prediction per video;
-            ``confusion`` its (8, 8) confusion matrix.
+            ``confusion``: (8, 8) confusion matrix of the nested estimate's predictions when
+            there is one (``confusion_of`` says which), else of ``y_pred``.
         rule: the decision rule (``{"applied", "offsets", "reason"}``); variant: 'single',
             'rule' or 'ensemble'; group_norm: whether vectors were normalised per group.
     """
@@ -103,6 +104,7 @@ def build_lineage(source: TrainingSource, td: "TuneData", sel: "Selection", *, s
         "study": study_name, "storage": storage, "trial": sel.trial,
         "cv_macro_f1": sel.score, "macro_f1_labels": [CLASSES[k] for k in td.labels],
         "confusion": confusion.tolist(), "classes": list(CLASSES),
+        "confusion_of": "nested estimate (outer folds)" if nested else "selection (optimistic)",
         "params": sel.params, "config": config.as_dict(), "n_folds": n_folds, "seed": seed,
         "groups": td.group_report.as_dict(), "n_videos": td.data.n_videos,
         "n_windows": int(len(td.data.X)), "columns": list(dims), "dims": dims,

@@ -226,7 +226,7 @@ def text_origin_note(store: FeatureStore, model_id: str, split: str = "test") ->
     return (f"note: model {model_id} learned from text of {fmt(trained)}; {sum(new.values())} "
             f"{split} video(s) have text from {fmt(new)}. Its cross-validated score never saw "
             "that text's errors: judge it on held-out videos whose text comes the same way "
-            "(README, Measured figures).")
+            "(README, *What the estimate covers*; docs/benchmarks.md, section 5).")
 
 
 # ---------------------------------------------------------------- files outside a store

@@ -29,8 +29,11 @@ class TuneResult:
         table: best score per (family, method) over finished trials, with trial counts.
         model: the refitted :class:`FusionModel`.
         model_id, model_dir: where it was saved (None when no models dir was available).
-        paths: report files (confusion_png, per_class_csv, history_png, model_json).
-        per_class: precision/recall/F1 per class of the chosen configuration (OOF).
+        paths: report files (confusion_png, per_class_csv, estimate_png with an estimate;
+            confusion_selection_png, per_class_selection_csv, history_png, model_json).
+        per_class: precision/recall/F1 per class of the nested estimate's predictions (or,
+            with ``estimate='off'``, of the selection's out-of-fold ones); ``per_class_source``
+            says which.
         groups: CV group counts. n_trials: finished trials in the study.
         confirmation: the best trials re-scored on other fold partitions (None when off).
         estimate: the nested estimate of the whole procedure (None with ``estimate='off'``).
@@ -57,6 +60,7 @@ class TuneResult:
     decision_rule: dict = field(default_factory=dict)
     variant: str = "single"
     ensemble: "EnsembleSelection | None" = None
+    per_class_source: str = "selection (optimistic)"
 
     def summary(self) -> str:
         """Human-readable summary (what ``cli.py tune-fusion`` prints)."""
@@ -77,12 +81,14 @@ class TuneResult:
                    ["no estimate of the whole procedure (--estimate off): the score above chose the "
                     "model and overstates what unseen videos will give"]),
                  *([f"ensemble selection over the trials: {self.ensemble.n_members} member(s), OOF macro-F1 "
-                    f"{self.ensemble.score:.4f} vs {self.ensemble.best_single:.4f} for the best trial"]
+                    f"{self.ensemble.score:.4f} vs {self.ensemble.best_single:.4f} for the best trial "
+                    "(selection, optimistic)"]
                    if self.ensemble else []),
-                 f"decision rule: {'applied' if self.decision_rule.get('applied') else 'not applied'} "
-                 f"({self.decision_rule.get('reason', '')})",
+                 f"decision rule: {'applied' if self.decision_rule.get('applied') else 'not applied'}; "
+                 f"variant chosen: {self.variant} ({self.decision_rule.get('reason', '')})",
                  f"deployed: {self.variant}" + (f" ({self.model_id})" if self.model is not None else ""),
                  f"params: {json.dumps(self.best_params, default=str)}", "",
+                 f"per class, {self.per_class_source}:",
                  self.per_class.to_string(index=False, float_format=lambda v: f"{v:.3f}")]
         if self.model_dir is not None:
             lines += ["", f"model {self.model_id} saved in {self.model_dir}"]

@@ -152,8 +152,8 @@ def default_trials(families: tuple[str, ...]) -> list[dict]:
                           "logreg_knn_weight": 0.3, "logreg_knn_k": 10, "pool_stats": "mean"},
         # One specialist per modality, fused by one fitted weight each over their cross-fitted
         # probabilities: a strong small modality is not drowned by a large silent one. Late
-        # fusion scored 0.468 against 0.385 for stacking on the Java-SED talking faces
-        # (actor-grouped CV, python -m bench.javanese); the study searches both.
+        # fusion scored above stacking on the raw Java-SED talking-face descriptors
+        # (docs/benchmarks.md, section 6: python -m bench.javanese); the study searches both.
         "stacked": {"family": "stacked", "class_weight": "balanced", "stack_fusion": "late",
                     "stack_specialist_C": 0.05, "pool_stats": "mean"},
     }

@@ -4,9 +4,11 @@ Search (:mod:`fusion.study` over the space of :mod:`fusion.space`): Optuna trial
 scored by the video-level macro-F1 of out-of-fold predictions (:mod:`fusion.cv`: folds over
 leakage groups, window probabilities turned into video labels by the same SQL the store
 runs). Selection (:mod:`fusion.selection`): the best trial, confirmed on other fold
-partitions, and an ensemble of trials. Estimate (:mod:`fusion.estimate`): the whole
-procedure again inside outer folds, which decides whether the decision rule
-(:mod:`fusion.decision`) or the ensemble is deployed. Refit on every labelled video, then
+partitions, an ensemble of trials, and the choice between the single model, the decision
+rule (:mod:`fusion.decision`) and the ensemble, made on the selection's own folds
+(:func:`fusion.selection.choose_variant`). Estimate (:mod:`fusion.estimate`): that whole
+procedure, variant choice included, again inside outer folds; its figure is what the
+deployed model is expected to score, and it chooses nothing. Refit on every labelled video, then
 save with its lineage (:mod:`fusion.lineage`) and a report (:mod:`fusion.report`) and
 register it in the store (:mod:`fusion.registry`).
 """
@@ -16,6 +18,7 @@ import time
 import uuid
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 import optuna
@@ -31,8 +34,8 @@ from .modelio import ENSEMBLE, FAMILIES, FusionModel
 from .oof import ARTIFACT_DIR, OOFArchive
 from .report import confusion, per_class_table, write_report
 from .result import TuneResult
-from .selection import (Selection, decision_offsets, fit_ensemble_members, predict_ensemble, select,
-                        summary_table)
+from .selection import (Selection, VariantChoice, choose_variant, decision_offsets, fit_ensemble_members,
+                        predict_ensemble, select, summary_table)
 from .study import describe_storage, open_study, resolve_storage, run_study, trials_frame
 
 __all__ = ["DECISION_RULES", "ESTIMATES", "tune_and_select", "tune_fusion"]
@@ -95,14 +98,16 @@ def tune_fusion(store_or_con, n_trials: int = 30, timeout: float | None = None, 
             ``n_folds * estimate_trials / n_trials`` times the study. 'off' skips it.
         estimate_trials: trials of each inner study (default ``min(n_trials, 10)``); with
             ``timeout``, each inner study also stops after ``timeout * estimate_trials / n_trials`` s.
-        decision_rule: 'on' fits per-class log-probability offsets for macro-F1
-            (:mod:`fusion.decision`) on the chosen trial's out-of-fold predictions; 'auto'
-            does so only when the nested estimate measured a gain in 90 % of paired group
-            resamples (:func:`fusion.estimate.paired_gain_low`); 'off' never.
+        decision_rule: 'on' deploys per-class log-probability offsets for macro-F1
+            (:mod:`fusion.decision`) fitted on the chosen trial's out-of-fold predictions;
+            'auto' does so when, on the selection's own folds, offsets fitted on the other folds
+            gain in 90 % of paired group resamples (:func:`fusion.selection.choose_variant`);
+            'off' never.
         ensemble: 'auto' deploys the ensemble selected over the study's trials
-            (:mod:`fusion.ensemble`) when the nested estimate scored it above the single
-            model in 90 % of paired group resamples; 'on' whenever it has more than one
-            member; 'off' never.
+            (:mod:`fusion.ensemble`) when, by the same cross-fitted test, it beats the better of
+            the single model with and without the rule; 'on' whenever it has more than one
+            member; 'off' never. The nested estimate makes the same choice inside every outer
+            fold, so its figure covers it.
         group_norm: 'on' standardises every window vector by its manifest group's statistics
             over all of the group's stored windows (:mod:`fusion.groupnorm`; per speaker);
             'auto' does so when every labelled video has a group and there are two or more
@@ -138,6 +143,9 @@ def tune_fusion(store_or_con, n_trials: int = 30, timeout: float | None = None, 
                  progress=show_progress, ensemble=refit and ensemble != "off")
     config, method = sel.config, sel.config.method
 
+    def choose(sub: TuneData, s: Selection) -> VariantChoice:
+        return choose_variant(sub, s, decision_rule, ensemble, seed)
+
     nested = None
     if refit and estimate == "nested":
         inner_trials = estimate_trials or min(n_trials, 10)
@@ -146,9 +154,9 @@ def tune_fusion(store_or_con, n_trials: int = 30, timeout: float | None = None, 
         inner_timeout = timeout * inner_trials / max(n_trials, 1) if timeout else None
         nested = nested_estimate(td, lambda sub, name: tune_and_select(
             sub, families, inner_trials, seed, confirm_top, confirm_repeats, name, inner_timeout),
-            fit_videos, predict_videos, decision_offsets, seed=seed, progress=show_progress,
+            fit_videos, predict_videos, decision_offsets, choose, seed=seed, progress=show_progress,
             ensemble=(fit_ensemble_members, predict_ensemble))
-    variant, rule = _deployed_variant(td, sel, nested, refit, ensemble, decision_rule)
+    variant, rule = _deployed_variant(td, sel, refit, choose)
     offsets = np.array(rule["offsets"]) if rule["applied"] else None
     y_pred = _oof_prediction(td, sel, variant, offsets)
 
@@ -157,7 +165,8 @@ def tune_fusion(store_or_con, n_trials: int = 30, timeout: float | None = None, 
     if refit:
         lineage = build_lineage(source, td, sel, study_name=study_name, storage=describe_storage(storage_obj),
                                 n_folds=n_folds, seed=seed, confirm_repeats=confirm_repeats, y_pred=y_pred,
-                                confusion=confusion(td.y_video, y_pred), nested=nested, rule=rule,
+                                confusion=confusion(td.y_video, nested.y_pred if nested else y_pred),
+                                nested=nested, rule=rule,
                                 variant=variant, group_norm=td.group_norm)
         encoders = current_encoders(source.con, td.data.dims, source.served)
         model = _refit(td, sel, variant, offsets, model_id, encoders, lineage, seed)
@@ -167,15 +176,14 @@ def tune_fusion(store_or_con, n_trials: int = 30, timeout: float | None = None, 
         model_id = model.model_id
         model_dir = registry.new_model_dir(model_id, source.store, models_dir)
         if model_dir is not None:
-            headline = (nested.headline(variant) if nested else
-                        f"OOF macro-F1 {sel.score:.3f} on the folds that chose it")
             paths = _save(model, model_dir, source, sel.score, nested, td.y_video, y_pred, study,
-                          f"{model.family} + {model.method}: {headline}")
+                          f"deployed: {model.family} + {model.method} ({variant})")
     return TuneResult(best_score=sel.score, best_params=sel.params,
                       family=model.family if model is not None else config.family,
                       method=model.method if model is not None else method,
                       table=summary_table(trials), model=model, model_id=model_id, model_dir=model_dir,
-                      paths=paths, per_class=per_class_table(td.y_video, y_pred),
+                      paths=paths, per_class=per_class_table(td.y_video, nested.y_pred if nested else y_pred),
+                      per_class_source=("nested estimate (outer folds)" if nested else "selection (optimistic)"),
                       groups=td.group_report.as_dict(), study_name=study_name,
                       storage=describe_storage(storage_obj), n_trials=int(len(trials)),
                       seconds=time.perf_counter() - t_start, confirmation=sel.confirmation,
@@ -215,39 +223,22 @@ def _study_data(source: TrainingSource, n_folds: int, seed: int, group_norm: str
     return td
 
 
-def _deployed_variant(td: TuneData, sel: Selection, nested: NestedEstimate | None, refit: bool,
-                      ensemble: str, decision_rule: str) -> tuple[str, dict]:
+def _deployed_variant(td: TuneData, sel: Selection, refit: bool,
+                      choose: Callable[[TuneData, Selection], VariantChoice]) -> tuple[str, dict]:
     """('single' | 'rule' | 'ensemble', the decision rule ``{"applied", "offsets", "reason"}``).
 
-    The ensemble replaces the single trial only when the nested estimate says it is better
-    (or ``ensemble='on'``); the rule's offsets are fitted here when it is applied.
+    ``choose`` (:func:`fusion.selection.choose_variant` with the run's modes) decides on the
+    full data's selection, as it decided on each outer fold's inner data in the nested
+    estimate; the rule's offsets are fitted here when it is applied.
     """
-    has_ensemble = refit and sel.ensemble is not None and sel.ensemble.n_members > 1
-    use_ensemble = bool(has_ensemble and (ensemble == "on" or (
-        ensemble == "auto" and nested is not None and nested.ensemble_helps)))
-    if use_ensemble:
-        return "ensemble", {"applied": False, "offsets": None, "reason": "the ensemble is deployed" + (
-            f" (nested estimate {nested.ensemble_gain:+.4f} over the single model, above "
-            f"{nested.ensemble_gain_low:+.4f} in 90 % of paired group resamples)" if nested else "")}
-    rule = _decide_rule(decision_rule, nested, refit)
+    if not refit:
+        return "single", {"applied": False, "offsets": None, "reason": "no refit"}
+    picked = choose(td, sel)
+    rule = {"applied": picked.variant == "rule", "offsets": None, "reason": picked.reason,
+            "choice": picked.as_dict()}
     if rule["applied"]:
         rule["offsets"] = [round(float(b), 4) for b in decision_offsets(td, sel)]
-    return ("rule" if rule["applied"] else "single"), rule
-
-
-def _decide_rule(mode: str, nested: NestedEstimate | None, refit: bool) -> dict:
-    """Whether the decision rule is applied, and why (``{"applied", "offsets", "reason"}``)."""
-    if not refit or mode == "off":
-        return {"applied": False, "offsets": None, "reason": "off" if refit else "no refit"}
-    if mode == "on":
-        return {"applied": True, "offsets": None, "reason": "--decision-rule on"}
-    if nested is None:
-        return {"applied": False, "offsets": None,
-                "reason": "auto without a nested estimate to measure it (--estimate off)"}
-    return {"applied": nested.rule_helps, "offsets": None,
-            "reason": f"auto: the nested estimate measured {nested.rule_gain:+.4f} macro-F1 with it, "
-                      f"above {nested.rule_gain_low:+.4f} in 90 % of paired group resamples "
-                      "(applied only when that is above 0)"}
+    return picked.variant, rule
 
 
 def _oof_prediction(td: TuneData, sel: Selection, variant: str, offsets: np.ndarray | None) -> np.ndarray:
@@ -287,9 +278,14 @@ def _save(model: FusionModel, model_dir: Path, source: TrainingSource, score: fl
           nested: NestedEstimate | None, y_true: np.ndarray, y_pred: np.ndarray, study: optuna.Study,
           title: str) -> dict[str, Path]:
     """Write the nested estimate's predictions and the report beside the model, then the model
-    (registered in the store when there is one); returns every written path by name."""
+    (registered in the store when there is one); returns every written path by name.
+
+    The report's estimate files are drawn from the saved nested predictions; ``y_pred`` (the
+    selection's out-of-fold view of the deployed variant) only feeds its optimistic view.
+    """
     model_dir.mkdir(parents=True, exist_ok=True)
     extra = {"nested_predictions": nested.save_predictions(model_dir)} if nested is not None else {}
-    extra.update(write_report(model_dir, y_true, y_pred, study, title))
+    extra.update(write_report(model_dir, y_true, y_pred, study, title, selection_score=score,
+                              nested_predictions=extra.get("nested_predictions")))
     model_json = registry.save_model(model, model_dir, store=source.store, score=score, snapshot=source.snapshot)
     return {"model_json": model_json, **extra}

@@ -407,10 +407,12 @@ def build_parser() -> argparse.ArgumentParser:
                    "estimate (default min(trials, 10))")
     t.add_argument("--decision-rule", choices=["auto", "on", "off"], default="auto",
                    help="per-class log-probability offsets for macro-F1: auto (default) applies them "
-                   "when the nested estimate measured a gain")
+                   "when offsets fitted on the other folds gain on the selection's folds (the nested "
+                   "estimate makes the same choice inside every outer fold)")
     t.add_argument("--ensemble", choices=["auto", "on", "off"], default="auto",
-                   help="ensemble selection over the trials: auto (default) deploys it when the nested "
-                   "estimate scored it above the single model")
+                   help="ensemble selection over the trials: auto (default) deploys it when, chosen "
+                   "on the other folds, it beats the single model on the selection's folds (chosen "
+                   "the same way inside every outer fold of the nested estimate)")
     t.add_argument("--group-norm", choices=["auto", "on", "off"], default="auto",
                    help="standardise window vectors per speaker over all of its stored windows: the "
                    "manifest group, else the inferred voice group (embed's speaker stage); auto "

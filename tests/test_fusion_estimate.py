@@ -102,12 +102,13 @@ def test_the_nested_estimate_finds_the_signal_and_finds_chance_when_labels_are_s
     lineage = json.loads(store.query("SELECT lineage FROM models").column("lineage")[0].as_py())
     assert lineage["estimate"]["macro_f1"] == pytest.approx(est.macro_f1)
     assert lineage["macro_f1_labels"] == sorted(set(lineage["macro_f1_labels"]), key=CLASSES.index)
-    assert lineage["decision_rule"]["applied"] == est.rule_helps
+    assert lineage["decision_rule"]["applied"] == (res.variant == "rule")
+    assert lineage["estimate"]["variant_chosen_in_folds"] and lineage["confusion_of"].startswith("nested")
     # what predict/export print: the estimate, and the range of a 40-video submission's score
     from fusion.predict import expected_score_note
     note = expected_score_note(store, res.model_id, "train")
-    assert f"expected macro-F1 {est.figure(res.variant)[0]:.3f}" in note
-    assert "for a set of 160 such videos" in note
+    assert f"expected macro-F1 {est.macro_f1:.3f}" in note
+    assert "for a set of 160 videos drawn like the labelled ones" in note
     from fusion.estimate import PREDICTIONS_FILE, test_set_interval
     import pyarrow.parquet as pq
     t = pq.read_table(res.model_dir / PREDICTIONS_FILE)
@@ -134,8 +135,9 @@ def test_trials_keep_their_out_of_fold_predictions_as_parquet_artifacts(tmp_path
         store.query("SELECT video_id FROM videos").column("video_id").to_pylist())
     np.testing.assert_allclose(oof.probs.sum(axis=1), 1.0, atol=1e-4)
     assert list((store.root / ARTIFACT_DIR).iterdir())
-    assert res.decision_rule == {"applied": False, "offsets": None,
-                                 "reason": "auto without a nested estimate to measure it (--estimate off)"}
+    # without the estimate the variant is still chosen, on the selection's own folds
+    assert res.decision_rule["reason"].startswith("auto, cross-fitted on the selection's 5 folds")
+    assert res.decision_rule["applied"] == (res.variant == "rule")
 
 
 @pytest.mark.slow

@@ -70,8 +70,10 @@ def test_study_on_a_store_finds_the_signal_and_saves_a_model(tmp_path):
 
     # model files, report and the store's models part
     assert res.model_dir.parent == store.models_dir
-    for key in ("model_json", "confusion_png", "per_class_csv", "history_png"):
+    for key in ("model_json", "confusion_selection_png", "per_class_selection_csv", "history_png"):
         assert res.paths[key].exists() and res.paths[key].stat().st_size > 0, key
+    # --estimate off: no estimate to draw, so no file under the estimate's names
+    assert "confusion_png" not in res.paths and not (res.model_dir / "confusion.png").exists()
     assert (store.root / "optuna.db").exists()
     con = store.connect()
     row = con.execute("SELECT model_id, family, method, cv_macro_f1, path, encoders, lineage, snapshot_id "

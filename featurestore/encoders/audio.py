@@ -740,9 +740,8 @@ class DescriptorsWhisper(AudioEncoder):
 
     The two see different things: the descriptors measure the voice (pitch, loudness,
     voice quality, tempo) and the Whisper states what a speech model attends to. On
-    Java-SED speech, actor-grouped, per-speaker normalised, a pooled logistic regression
-    scores 0.605 on the descriptors, 0.647 on the state means and 0.687 on both
-    (README, Measured figures). A window missing from either part is missing here.
+    Java-SED speech, actor-grouped, per-speaker normalised, both together score above
+    either alone (docs/benchmarks.md, section 6). A window missing from either part is missing here.
 
     Args:
         silence_dbfs: shared by both parts. ``whisper_options`` go to :class:`WhisperStats`
