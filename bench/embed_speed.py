@@ -36,7 +36,7 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parent.parent
 SHORT_DATA = ROOT.parent / "shared" / "data" / "javanese-av"
-#: The audio encoder that was the default before ``descriptors-whisper`` (README, Measured figures).
+#: The audio encoder that was the default before ``descriptors-whisper`` (docs/benchmarks.md, section 2).
 PREVIOUS_AUDIO = "librosa-descriptors"
 CONFIGS = {"default": {}, "previous": {"audio": PREVIOUS_AUDIO}}
 
