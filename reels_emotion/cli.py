@@ -185,6 +185,10 @@ def cmd_predict(args) -> int:
 
 def cmd_predict_video(args) -> int:
     from fusion.predict import Predictor
+    if not args.store and not args.model:
+        print("error: predict-video needs a model: --store S (its newest model, or --model ID) or "
+              "--model DIR (a model directory)", file=sys.stderr)
+        return EXIT_USAGE
     if args.group is not None and not args.store:
         print("error: predict-video --group names a group of --store; give --store too", file=sys.stderr)
         return EXIT_USAGE

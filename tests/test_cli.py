@@ -173,3 +173,8 @@ def test_sql_write_is_one_writer_transaction(tmp_path):
     assert store.query("SELECT count(*) AS n FROM notes")["n"][0].as_py() == 2
     r = cli("sql", "--store", str(store.root), "--write", "BEGIN; INSERT INTO notes VALUES (3); COMMIT")
     assert r.returncode == 2 and "leave out BEGIN/COMMIT" in r.stderr
+
+
+def test_predict_video_without_a_model_says_what_to_give(tmp_path):
+    r = cli("predict-video", str(tmp_path / "x.mp4"))
+    assert r.returncode == 2 and r.stderr.startswith("error: predict-video needs a model: --store S")
