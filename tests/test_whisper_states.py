@@ -128,26 +128,33 @@ ROW_TOLERANCE = 1e-5
 
 
 @pytest.mark.slow
-def test_rows_do_not_depend_on_chunk_size(tmp_path, speech_videos):
-    """--chunk-size 1 against 3: the same windows with the same text, the same vectors."""
+def test_rows_do_not_depend_on_chunk_size_or_workers(tmp_path, speech_videos):
+    """--chunk-size 1 against 3, and 2 worker threads (the next chunk decoding while one is
+    encoded, the modalities' encoders side by side) against 1: the same windows with the
+    same text, the same vectors, the speaker stage's included."""
     from featurestore.embed import build_embedder
     from featurestore.manifest import read_manifest
     from featurestore.store import FeatureStore
 
     manifest = read_manifest(speech_videos)
     results = []
-    for chunk in (1, 3):
+    for chunk, workers in ((1, 1), (3, 1), (2, 2)):
         for p in whisper_states._PASSES.values():
             p.clear()   # each run computes its own states
-        store = FeatureStore(tmp_path / f"s{chunk}")
-        embedder, _ = build_embedder(store, manifest, device="cpu", chunk_size=chunk, progress=False)
+        store = FeatureStore(tmp_path / f"s{chunk}-{workers}")
+        embedder, _ = build_embedder(store, manifest, device="cpu", chunk_size=chunk, progress=False,
+                                     speaker_encoder="resemblyzer", workers=workers)
+        assert embedder.workers == workers
         embedder.log = lambda m: None
         report = embedder.run(manifest)
         assert report.ok and report.n_embedded == 3
         results.append(_rows(store))
-    (t1, e1), (t3, e3) = results
-    assert t1 == t3 and sum(t is not None for *_, t in t1) > 10
-    assert [r[:3] + (r[4],) for r in e1] == [r[:3] + (r[4],) for r in e3]
-    for a, b in zip(e1, e3):
-        if a[3] is not None:
-            np.testing.assert_allclose(np.array(a[3]), np.array(b[3]), atol=ROW_TOLERANCE, rtol=0)
+    t1, e1 = results[0]
+    assert sum(t is not None for *_, t in t1) > 10
+    assert len({r[0] for r in e1}) == 4      # audio, video, text and the speaker stage
+    for t, e in results[1:]:
+        assert t == t1
+        assert [r[:3] + (r[4],) for r in e] == [r[:3] + (r[4],) for r in e1]
+        for a, b in zip(e1, e):
+            if a[3] is not None:
+                np.testing.assert_allclose(np.array(a[3]), np.array(b[3]), atol=ROW_TOLERANCE, rtol=0)
