@@ -121,21 +121,31 @@ def _javanese(corpus: str) -> Callable[[bool], dict]:
 
 
 def _embed_speed(quick: bool) -> dict:
-    from bench.__main__ import run_one
-    runs = []
-    for _ in range(1 if quick else 3):
-        rows, err = run_one("embed_speed", quick)
-        if err:
-            raise RuntimeError(err)
-        runs.append(rows)
-    total = [next(r for r in rows if str(r["figure"]).startswith("embed, all stages")) for rows in runs]
-    asr = [next((r for r in rows if "asr" in str(r["figure"]).lower() and r is not rows[0]), None) for rows in runs]
-    values = [float(r["value"]) for r in total]
-    asr_part = (f" (ASR {np.median([float(a['value']) for a in asr]):.2f})" if all(asr) else "")
-    return {"figure": f"{total[0]['figure']}: **{np.median(values):.2f} {total[0]['unit']}**{asr_part}, "
-                      f"median of {len(values)} runs",
-            "spread": (f"{len(values)} runs {min(values):.2f}–{max(values):.2f}" if len(values) > 1
-                       else "one run") + f"; {_load()}"}
+    from bench.embed_speed import collect
+    runs = ([collect(True)[0]] if quick else
+            [collect(False, reels=2, short_clips=12, transcripts=60)[0] for _ in range(2)])
+
+    def span(kind: str, key: str) -> tuple[float, float, float]:
+        v = [r[kind][key] for r in runs]
+        return float(np.median(v)), min(v), max(v)
+
+    parts, spread = [], []
+    for kind, what in (("reel", "reel-length clips"), ("short", "short clips")):
+        if kind not in runs[0]:
+            continue
+        f = runs[0][kind]
+        w, c = span(kind, "warm_s_per_min"), span(kind, "cold_s_per_min")
+        ratio = span(kind, "cold_ratio")
+        parts.append(f"{f['clips']} {what} ({f['media_s']:.0f} s): warm **{w[0]:.2f}**, cold (`cli.py embed`) "
+                     f"**{c[0]:.2f} s per min of video**, {ratio[0]:.2f}× the previous defaults' cold time")
+        spread.append(f"{kind} cold {c[1]:.2f}–{c[2]:.2f}")
+    if "text_import" in runs[0]:
+        t = [r["text_import"]["cold_texts_per_s"] for r in runs]
+        parts.append(f"text import (`--modalities text`, {runs[0]['text_import']['distinct_texts']} distinct "
+                     f"window texts): **{np.median(t):.0f} texts per s** cold")
+        spread.append(f"text {min(t):.0f}–{max(t):.0f}")
+    return {"figure": "; ".join(parts) + f" (median of {len(runs)} runs)",
+            "spread": f"{len(runs)} runs: " + ", ".join(spread) + f"; {_load()}"}
 
 
 def _store_load(quick: bool) -> dict:
@@ -162,8 +172,8 @@ HEADLINES: tuple[Headline, ...] = (
              "80/20 grouped split, seed 0, trained on the other 398 transcripts",
              DEFAULTS_ON_TRANSCRIPTS + " (these 100 among them); split seed 0 also chose C, the "
              "neighbour vote and the selection rule (`docs/benchmarks.md` section 3)", _spoken),
-    Headline("embed-speed", "core", 6, "reel-length talking-face clips (espeak-ng speech, a real face)",
-             "–", "none (a timing; other jobs share the 2 cores)", _embed_speed),
+    Headline("embed-speed", "core", 14, "two 75 s talking-face reels (espeak-ng speech, a real face), "
+             "12 `javanese-av` clips, 60 reels-transcripts", "–", "none (a timing; other jobs share the 2 cores)", _embed_speed),
     Headline("store-load", "core", 4, "synthetic windows × 899 float32 in a DuckLake store", "–",
              "none (a timing)", _store_load),
     Headline("javanese-speech", "javanese", 55, "`javanese-speech`, 1008 acted clips, audio",
