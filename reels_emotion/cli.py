@@ -86,6 +86,9 @@ def cmd_embed(args) -> int:
                   chunk_size=args.chunk_size, progress=not args.quiet, text_unit=args.text_unit,
                   rehash=args.rehash)
     speaker = _speaker_encoder(args)
+    if args.workers is not None and (args.workers < 1 or args.engine == "ray"):
+        raise ValueError(f"--workers {args.workers}: need at least 1, with the local engine "
+                         "(Ray sizes its stages with --ray-actors/--ray-cpus)")
     if args.engine == "ray":
         if speaker:
             print("embed: the speaker stage runs with the local engine only; speaker groups come "
@@ -102,7 +105,7 @@ def cmd_embed(args) -> int:
             print(f"error: {exc}", file=sys.stderr)
             return EXIT_USAGE
     else:
-        report = embed_manifest(store, manifest, speaker_encoder=speaker, **common)
+        report = embed_manifest(store, manifest, speaker_encoder=speaker, workers=args.workers, **common)
     print(report.summary())
     if speaker and args.engine != "ray":
         from featurestore.speakers import infer_speaker_groups
@@ -363,6 +366,9 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--shard", help="i/n: embed only this shard of the manifest (run n processes)")
     e.add_argument("--chunk-size", type=int, default=8, help="videos per written chunk (one "
                    "transaction; with --engine ray also the videos per model call)")
+    e.add_argument("--workers", type=int, help="local engine: threads that overlap the stages (the "
+                   "next chunk decodes while one is encoded; the modalities' encoders side by side); "
+                   "default 2 (1 on one core); 1 runs them in turn. The rows do not depend on it")
     e.add_argument("--engine", choices=["local", "ray"], default="local",
                    help="local (default): this process, chunk by chunk; ray: a Ray Data pipeline "
                    "(decode tasks, ASR and encoder actor pools, one commit per block by this process)")
