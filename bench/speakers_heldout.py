@@ -1,16 +1,18 @@
 """Held-out speakers through the CLI: test videos embedded without a ``group`` column.
 
-Data: the javanese-speech store of ``bench.speakers --takes 2`` (288 clips, actors 1-6), copied.
-Actors 5 and 6 become the ``test`` split with no group; actors 1-4 train with their groups.
-One model (``tune-fusion --folds 4``, pooled logistic regression, per-speaker normalisation
-'auto'), then ``predict --split test`` three times, the model unchanged, the test videos'
-statistics pools changed: their inferred speaker groups (what ``embed`` draws), one pool of
-all test videos (no speaker groups: ``DELETE FROM speaker_groups``), and their manifest groups
-(a manifest with the test groups). Macro-F1 on the 96 test clips (their labels are in the
-store; tune-fusion never reads the test split). One split, so no spread.
+Data: the javanese-speech store of ``bench.speakers`` (``--takes 2``: 288 clips; ``--takes 0``:
+all 1008), copied once per split. Two actors at a time become the ``test`` split with no
+group (by default each of the three disjoint pairs 1-2, 3-4, 5-6 in turn); the other four
+train with their groups. One model per split (``tune-fusion --folds 4``, pooled logistic
+regression, per-speaker normalisation 'auto'), then ``predict --split test`` three times, the
+model unchanged, the test videos' statistics pools changed: their inferred speaker groups
+(what ``embed`` draws), one pool of all test videos (no speaker groups, the behaviour before
+them: ``DELETE FROM speaker_groups``), and their manifest groups (a manifest with the test
+groups). Macro-F1 on the test clips (their labels are in the store; tune-fusion never reads
+the test split); mean and range over the splits.
 
-    .venv/bin/python -m bench.speakers --corpus speech --takes 2   # the store, once
-    .venv/bin/python -m bench.speakers_heldout
+    .venv/bin/python -m bench.speakers --corpus speech [--takes 2]   # the store, once
+    .venv/bin/python -m bench.speakers_heldout [--takes 2] [--pairs 1-2,3-4,5-6]
 """
 from __future__ import annotations
 
@@ -26,7 +28,9 @@ import pandas as pd
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 OUT = ROOT / "bench" / "out"
-TEST_ACTORS = ("actor_05", "actor_06")
+SHARED = ROOT.parent / "shared" / "data" / "javanese-speech"
+#: The test actors of each split: the three disjoint pairs.
+PAIRS = "1-2,3-4,5-6"
 
 
 def cli(*args: str) -> str:
@@ -48,27 +52,20 @@ def test_f1(store_path: Path) -> float:
     return float(f1_score(df["label"], df["emotion"], average="macro"))
 
 
-def main(argv: list[str] | None = None) -> None:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--work", type=Path, default=Path("/tmp/bench-speakers"))
-    ap.add_argument("--trials", type=int, default=3)
-    args = ap.parse_args(argv)
-    source = args.work / "javanese-speech-takes2-store"
-    manifest = args.work / "javanese-speech-takes2.csv"
-    if not source.exists() or not manifest.exists():
-        raise SystemExit(f"run `python -m bench.speakers --corpus speech --takes 2` first ({source})")
-    store = args.work / "heldout-store"
+def one_split(source: Path, full: pd.DataFrame, actors: tuple[str, ...], work: Path, trials: int) -> dict:
+    """Inferred / one pool / manifest test macro-F1 with ``actors`` held out without groups."""
+    store = work / "heldout-store"
     shutil.rmtree(store, ignore_errors=True)
     shutil.copytree(source.resolve(), store)
-    full = pd.read_csv(manifest)
-    test = full["group"].isin(TEST_ACTORS)
+    test = full["group"].isin(actors)
     withheld = full.assign(split=["test" if t else "train" for t in test], group=full["group"].where(~test))
-    withheld.to_csv(args.work / "heldout.csv", index=False)
-    withheld.assign(group=full["group"]).to_csv(args.work / "heldout-grouped.csv", index=False)
+    withheld.to_csv(work / "heldout.csv", index=False)
+    withheld.assign(group=full["group"]).to_csv(work / "heldout-grouped.csv", index=False)
     embed = ("embed", "--store", str(store), "--modalities", "audio", "--audio-encoder", "librosa-descriptors",
              "--quiet", "--manifest")
-    out = {"speaker_groups_line": cli(*embed, str(args.work / "heldout.csv")).strip().splitlines()[-2]}
-    tune = cli("tune-fusion", "--store", str(store), "--trials", str(args.trials), "--folds", "4", "--families",
+    out = {"test_actors": list(actors),
+           "speaker_groups_line": cli(*embed, str(work / "heldout.csv")).strip().splitlines()[-2]}
+    tune = cli("tune-fusion", "--store", str(store), "--trials", str(trials), "--folds", "4", "--families",
                "pooled-logreg", "--estimate", "off", "--confirm-top", "0", "--quiet")
     out["cv_groups_line"] = next(line for line in tune.splitlines() if line.startswith("CV groups"))
     cli("predict", "--store", str(store), "--split", "test")
@@ -76,12 +73,37 @@ def main(argv: list[str] | None = None) -> None:
     cli("sql", "--store", str(store), "--write", "DELETE FROM speaker_groups")
     cli("predict", "--store", str(store), "--split", "test")
     out["one_pool"] = test_f1(store)
-    cli(*embed, str(args.work / "heldout-grouped.csv"))
+    cli(*embed, str(work / "heldout-grouped.csv"))
     cli("predict", "--store", str(store), "--split", "test")
     out["manifest"] = test_f1(store)
-    print(json.dumps(out, indent=1))
+    print(json.dumps(out, indent=1), flush=True)
+    return out
+
+
+def main(argv: list[str] | None = None) -> dict:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--work", type=Path, default=Path("/tmp/bench-speakers"))
+    ap.add_argument("--trials", type=int, default=3)
+    ap.add_argument("--takes", type=int, default=2, help="the bench.speakers store: --takes N (0: all clips)")
+    ap.add_argument("--pairs", default=PAIRS, help="test actors of each split, e.g. 1-2,3-4,5-6")
+    args = ap.parse_args(argv)
+    tag = f"-takes{args.takes}" if args.takes else ""
+    source = args.work / f"javanese-speech{tag}-store"
+    manifest = args.work / f"javanese-speech{tag}.csv" if args.takes else SHARED / "labels.csv"
+    if not source.exists() or not manifest.exists():
+        raise SystemExit(f"run `python -m bench.speakers --corpus speech --takes {args.takes}` first ({source})")
+    full = pd.read_csv(manifest)
+    full["video"] = [str((manifest.parent / v).resolve()) for v in full["video"]]
+    splits = [tuple(f"actor_{int(a):02d}" for a in pair.split("-")) for pair in args.pairs.split(",")]
+    runs = [one_split(source, full, actors, args.work, args.trials) for actors in splits]
+    out = {"takes": args.takes or "all", "splits": runs}
+    for key in ("inferred", "one_pool", "manifest"):
+        v = [r[key] for r in runs]
+        out[key] = {"mean": sum(v) / len(v), "min": min(v), "max": max(v)}
+    print(json.dumps({k: out[k] for k in ("inferred", "one_pool", "manifest")}, indent=1))
     OUT.mkdir(parents=True, exist_ok=True)
-    (OUT / "speakers_heldout.json").write_text(json.dumps(out, indent=2))
+    (OUT / f"speakers_heldout{tag}.json").write_text(json.dumps(out, indent=2))
+    return out
 
 
 if __name__ == "__main__":
