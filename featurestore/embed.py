@@ -534,7 +534,8 @@ class Embedder:
         one is transcribed and encoded, and the modalities' encoders of a chunk run side by
         side. None (default): 2, or 1 on a single core; 1 runs every stage in turn. The
         rows do not depend on it: each encoder still sees the same inputs, one call at a
-        time (``tests/test_whisper_states.py``).
+        time (``tests/test_whisper_states.py``). With more than one, two chunks' decoded media
+        are held at once (a 75 s reel's frames are about 200 MB).
 
     :meth:`start` plans a run (what the store still lacks); :meth:`run` then embeds chunk
     by chunk in this process. ``featurestore.ray_engine`` runs the same plan on Ray.
