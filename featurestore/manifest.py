@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from .errors import InputError
 from .labels import UnknownLabelError, normalise_label
 from .schema import SPLITS
 
@@ -20,7 +21,7 @@ REQUIRED_COLUMNS = ("id", "video")
 OPTIONAL_COLUMNS = ("emotion", "transcript", "group", "split")
 
 
-class ManifestError(ValueError):
+class ManifestError(InputError):
     """The manifest as a whole cannot be used (nothing was processed)."""
 
 
