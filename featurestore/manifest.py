@@ -176,3 +176,14 @@ def read_manifest(
         "manifest_row", "error",
     ], dtype=object)  # object keeps None as None (pandas 3 would turn it into NaN)
     return Manifest(source=path, videos=videos, rejected=rejected, label_counts=label_counts)
+
+
+def manifest_ids(path: str | Path, encoding: str | None = None) -> list[str]:
+    """Every id of the manifest at ``path``, in row order: the videos ``remove --manifest`` and
+    ``export-submission --manifest`` act on. Rows rejected for their content (a bad label...)
+    are included, since an earlier embed of another version of the manifest may have stored
+    them. Raises :class:`ManifestError` for a manifest that cannot be read at all."""
+    manifest = read_manifest(path, encoding=encoding)
+    rows = [(int(r), str(v)) for r, v in zip(manifest.videos["manifest_row"], manifest.videos["video_id"])]
+    rows += [(r.row, str(r.video_id)) for r in manifest.rejected]
+    return [v for _, v in sorted(rows)]

@@ -20,8 +20,12 @@ import argparse
 import sys
 from pathlib import Path
 
-EXIT_OK, EXIT_PARTIAL, EXIT_USAGE = 0, 1, 2
-from featurestore.schema import MODALITIES  # noqa: E402 - light: names only
+from featurestore.errors import InputError
+from featurestore.schema import MODALITIES  # light: names only
+
+from .errors import EXIT_INTERRUPTED, EXIT_OK, EXIT_PARTIAL, EXIT_USAGE, report_error
+
+FORMATS = ("table", "csv", "json")
 
 
 def _store(args, create: bool = False):
@@ -38,9 +42,9 @@ def _encoder_map(spec: str | None) -> dict[str, str] | None:
     for part in spec.split(","):
         modality, sep, encoder_id = part.partition("=")
         if not sep or not encoder_id.strip():
-            raise ValueError(f"--encoders {spec!r}: expected modality=encoder_id[,...], e.g. text=3f2a9c1b0d4e")
+            raise InputError(f"--encoders {spec!r}: expected modality=encoder_id[,...], e.g. text=3f2a9c1b0d4e")
         if modality.strip() not in MODALITIES:
-            raise ValueError(f"--encoders {spec!r}: unknown modality {modality.strip()!r}; use "
+            raise InputError(f"--encoders {spec!r}: unknown modality {modality.strip()!r}; use "
                              f"{', '.join(MODALITIES)}")
         out[modality.strip()] = encoder_id.strip()
     return out
@@ -70,9 +74,9 @@ def cmd_embed(args) -> int:
     if args.engine != "ray":
         given = [f"--{o.replace('_', '-')}" for o in RAY_OPTIONS if getattr(args, o) is not None]
         if given:
-            raise ValueError(f"{', '.join(given)} only apply with --engine ray")
+            raise InputError(f"{', '.join(given)} only apply with --engine ray")
     if args.chunk_size < 1:
-        raise ValueError(f"--chunk-size {args.chunk_size}: need at least 1 video per chunk")
+        raise InputError(f"--chunk-size {args.chunk_size}: need at least 1 video per chunk")
     manifest = read_manifest(args.manifest, split=args.split, videos_dir=args.videos_dir,
                              encoding=args.encoding)
     print(manifest.summary(), file=sys.stderr)
@@ -99,8 +103,7 @@ def cmd_embed(args) -> int:
                                  batch=parse_stage_map(args.ray_batch, "--ray-batch", int))
             report = embed_manifest_ray(store, manifest, options=options, **common)
         except RayEngineError as exc:
-            print(f"error: {exc}", file=sys.stderr)
-            return EXIT_USAGE
+            raise InputError(str(exc)) from exc
     else:
         report = embed_manifest(store, manifest, speaker_encoder=speaker, **common)
     print(report.summary())
@@ -166,25 +169,24 @@ def cmd_tune(args) -> int:
 
 
 def cmd_predict(args) -> int:
+    from featurestore.sqlfiles import read_sql
     from fusion.predict import expected_score_note, predict_store, text_origin_note
     store = _store(args)
-    model_id = predict_store(store, split=args.split, model_id=args.model)
+    model_id = predict_store(store, split=args.split, model_id=args.model, progress=not args.quiet)
     note = text_origin_note(store, model_id, args.split)
     if note:
         print(note, file=sys.stderr)
-    tbl = store.query(
-        "SELECT method, emotion, count(*) AS videos, round(avg(confidence), 3) AS mean_confidence "
-        "FROM video_predictions p JOIN videos v USING (video_id) "
-        "WHERE model_id = ? AND v.split = ? GROUP BY ALL ORDER BY method, videos DESC",
-        [model_id, args.split])
-    print(f"model {model_id}: window probabilities written; video_predictions per method:")
-    print(f"  {expected_score_note(store, model_id, args.split)}")
-    _print_table(tbl)
+    tbl = store.query(read_sql("queries", "prediction_summary"), [model_id, args.split])
+    # Machine-readable formats keep stdout to the rows; the words go to stderr.
+    words = sys.stdout if args.format == "table" else sys.stderr
+    print(f"model {model_id}: window probabilities written; video_predictions per method:", file=words)
+    print(f"  {expected_score_note(store, model_id, args.split)}", file=words)
+    _print_table(tbl, args.format)
     return EXIT_OK
 
 
 def cmd_predict_video(args) -> int:
-    from fusion.predict import Predictor
+    from fusion.predict import Predictor, served_text_note
     if not args.store and not args.model:
         print("error: predict-video needs a model: --store S (its newest model, or --model ID) or "
               "--model DIR (a model directory)", file=sys.stderr)
@@ -192,19 +194,23 @@ def cmd_predict_video(args) -> int:
     if args.group is not None and not args.store:
         print("error: predict-video --group names a group of --store; give --store too", file=sys.stderr)
         return EXIT_USAGE
-    predictor = Predictor.from_store(_store(args), model_id=args.model, group=args.group,
-                                     same_speaker=args.same_speaker) if args.store \
-        else Predictor(args.model, same_speaker=args.same_speaker)
-    df = predictor.predict_batch(args.paths)
+    # The model's own text origin (ASR model, language, text unit) unless a flag overrides it.
+    options = dict(same_speaker=args.same_speaker, device=args.device, method=args.method,
+                   asr_model=args.asr_model, language=args.language, text_unit=args.text_unit)
+    predictor = Predictor.from_store(_store(args), model_id=args.model, group=args.group, **options) \
+        if args.store else Predictor(args.model, **options)
+    if args.json:
+        print("predict-video: --json is deprecated; use --format json", file=sys.stderr)
+    note = served_text_note(predictor.model.lineage, predictor.model.model_id, predictor.text_origin)
+    if note and "text" in predictor.model.modalities:
+        print(note, file=sys.stderr)
+    df = predictor.predict_batch(args.paths, progress=not args.quiet)
     if len(predictor.speakers):
         # Which stored speaker (or a new one) each file's voice is, and what normalised it.
         import pandas as pd
         sp = predictor.speakers.rename(columns={"status": "speaker_status"})
         df = pd.concat([df, sp[["speaker", "speaker_status", "distance", "normalised_by"]]], axis=1)
-    if args.json:
-        print(df.to_json(orient="records", force_ascii=False))
-    else:
-        _print_table(df)
+    _print_table(df, "json" if args.json else args.format)
     return EXIT_PARTIAL if df["error"].notna().any() else EXIT_OK
 
 
@@ -213,8 +219,12 @@ def cmd_export(args) -> int:
     from featurestore.store import StoreError
     from fusion.predict import expected_score_note
     store = _store(args)
+    ids = None
+    if args.manifest:
+        from featurestore.manifest import manifest_ids
+        ids = manifest_ids(args.manifest, encoding=args.encoding)
     result = export_submission(store, split=args.split, out_csv=args.out,
-                               method=args.method, model_id=args.model)
+                               method=args.method, model_id=args.model, video_ids=ids)
     print(result.summary() if hasattr(result, "summary") else result)
     try:
         print(f"  {expected_score_note(store, result.model_id, args.split)}")
@@ -244,10 +254,11 @@ def cmd_audit(args) -> int:
 
 
 def cmd_sql(args) -> int:
+    import duckdb
     store = _store(args)
     if args.write:
         if args.snapshot is not None:
-            raise ValueError("--snapshot reads the past and cannot be written; leave it out with --write")
+            raise InputError("--snapshot reads the past and cannot be written; leave it out with --write")
         # One writer transaction, with the commit counter, retried against a concurrent
         # writer's rows: the statements run again there.
         store.execute_write(args.query)
@@ -257,6 +268,8 @@ def cmd_sql(args) -> int:
         rel = con.sql(args.query)
         # A statement with no result set (COPY ... TO a file, SET, ...) has already run.
         tbl = rel.to_arrow_table() if rel is not None else None
+    except duckdb.Error as exc:   # the user's own SQL: its message says what is wrong
+        raise InputError(f"the query failed: {exc}") from exc
     finally:
         con.close()
     if tbl is not None:
@@ -275,7 +288,7 @@ def cmd_use_encoders(args) -> int:
         for m, e in store.use_encoders(args.encoder_ids).items():
             print(f"fusion_vectors serves {m} from {e}")
     from featurestore.sqlfiles import read_sql
-    _print_table(store.query(read_sql("queries", "encoder_inventory")))
+    _print_table(store.query(read_sql("queries", "encoder_inventory")), args.format)
     return EXIT_OK
 
 
@@ -297,7 +310,7 @@ def cmd_encoders(args) -> int:
     import pandas as pd
     table = pd.DataFrame(rows)
     table["dim"] = table["dim"].astype("Int64")   # "hf:<path>" has none (the model decides)
-    _print_table(table)
+    _print_table(table, args.format)
     return EXIT_OK
 
 
@@ -315,8 +328,47 @@ def _version() -> str:
         return "unknown (not installed)"
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse whose usage errors are one ``error:`` line (exit 2), like every other error."""
+
+    def error(self, message: str):
+        self.exit(EXIT_USAGE, f"error: {self.prog}: {message}; see `{self.prog} --help`\n")
+
+
+def _modality_list(spec: str) -> list[str]:
+    """``audio,text`` -> ``["audio", "text"]``; an unknown name is a usage error."""
+    names = [m.strip() for m in spec.split(",") if m.strip()]
+    unknown = [m for m in names if m not in MODALITIES]
+    if unknown or not names:
+        raise argparse.ArgumentTypeError(f"{spec!r}: unknown modality {', '.join(map(repr, unknown)) or '(none given)'}; "
+                                         f"use any of {','.join(MODALITIES)}")
+    return names
+
+
+def _with_format(sp: argparse.ArgumentParser) -> argparse.ArgumentParser:
+    sp.add_argument("--format", default="table", choices=FORMATS,
+                    help="rows as an aligned table (default), CSV or a JSON array")
+    return sp
+
+
+def _with_store_arg(cmd):
+    """A command ``cmd(args, store, print_table)`` as ``func(args)``: the store opened here."""
+    def func(args) -> int:
+        return cmd(args, _store(args), _print_table)
+    return func
+
+
+def _all_parsers(sub) -> list[argparse.ArgumentParser]:
+    """Every sub-command's parser, nested ones (``models list``) included."""
+    out = []
+    for sp in dict.fromkeys(sub.choices.values()):
+        nested = [a for a in sp._actions if isinstance(a, argparse._SubParsersAction)]
+        out += _all_parsers(nested[0]) if nested else [sp]
+    return out
+
+
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="reels-emotion", description=__doc__.split("\n\n")[0])
+    p = _Parser(prog="reels-emotion", description=__doc__.split("\n\n")[0])
     p.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
     p.add_argument("--debug", action="store_true", help="print the full traceback of any error")
     sub = p.add_subparsers(dest="command", required=True)
@@ -336,7 +388,7 @@ def build_parser() -> argparse.ArgumentParser:
                    "when labelled, else test; a 'split' column wins)")
     e.add_argument("--videos-dir", help="folder holding {id}.mp4 for URL videos")
     e.add_argument("--encoding", help="manifest text encoding (default UTF-8)")
-    e.add_argument("--modalities", type=lambda s: [m.strip() for m in s.split(",") if m.strip()],
+    e.add_argument("--modalities", type=_modality_list,
                    default=["audio", "video", "text"], help="any subset of audio,video,text")
     e.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
     e.add_argument("--asr-backend", default="faster-whisper", choices=["faster-whisper", "openai-whisper"])
@@ -434,13 +486,25 @@ def build_parser() -> argparse.ArgumentParser:
     pr = with_store(sub.add_parser("predict", help="score a split's windows and aggregate per video"))
     pr.add_argument("--split", default="test", choices=["train", "test"])
     pr.add_argument("--model", help="model_id (default: the newest trained on the current labelled set)")
-    pr.set_defaults(func=cmd_predict)
+    pr.add_argument("--quiet", action="store_true", help="no progress bar")
+    _with_format(pr).set_defaults(func=cmd_predict)
 
     pv = sub.add_parser("predict-video", help="embed and classify files that are not in a store")
     pv.add_argument("paths", nargs="+")
     pv.add_argument("--store", help="store whose best (or --model) model to use")
     pv.add_argument("--model", help="model_id in --store, or a model directory")
-    pv.add_argument("--json", action="store_true")
+    _with_format(pv)
+    # Deprecated spelling of --format json, kept so existing scripts keep working.
+    pv.add_argument("--json", action="store_true", help=argparse.SUPPRESS)
+    pv.add_argument("--quiet", action="store_true", help="no progress bar")
+    pv.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
+    pv.add_argument("--asr-model", help="Whisper model for the files' speech (default: the one the "
+                    "model's training text came from, as its lineage records)")
+    pv.add_argument("--language", help="spoken language (default: the model's training text's)")
+    pv.add_argument("--text-unit", choices=["segment", "word"], help="how ASR text becomes window "
+                    "text (default: the model's own)")
+    pv.add_argument("--method", choices=["majority", "weighted", "mean", "max"],
+                    help="window -> video aggregation (default: the model's own)")
     pv.add_argument("--group", help="for a model trained with per-group normalisation: the store's "
                     "group (speaker) the files belong to; its stored windows give the statistics")
     pv.add_argument("--same-speaker", action="store_true",
@@ -454,15 +518,19 @@ def build_parser() -> argparse.ArgumentParser:
     ex.add_argument("--out", required=True)
     ex.add_argument("--method", choices=["majority", "weighted", "mean", "max"])
     ex.add_argument("--model")
+    ex.add_argument("--manifest", help="export only this manifest's ids, in its order (each must be "
+                    "a video of --split in the store); default: every video of the split in the "
+                    "store, which is the union of every manifest embedded into it")
+    ex.add_argument("--encoding", help="--manifest text encoding (default UTF-8)")
     ex.set_defaults(func=cmd_export)
 
     a = with_store(sub.add_parser("audit", help="duplicates, conflicts, leakage, balance, coverage"))
-    a.add_argument("--format", default="table", choices=["table", "csv", "json"])
+    _with_format(a)
     a.set_defaults(func=cmd_audit)
 
     q = with_store(sub.add_parser("sql", help="run a DuckDB query over the store's tables and views"))
     q.add_argument("query")
-    q.add_argument("--format", default="table", choices=["table", "csv", "json"])
+    _with_format(q)
     q.add_argument("--snapshot", type=int, help="read the store as of this snapshot id (see `snapshots`)")
     q.add_argument("--write", action="store_true", help="run statements that change the store, as "
                    "one writer transaction (run again against the rows of a writer that commits "
@@ -470,13 +538,13 @@ def build_parser() -> argparse.ArgumentParser:
     q.set_defaults(func=cmd_sql)
 
     sn = with_store(sub.add_parser("snapshots", help="the store's snapshots (time travel targets)"))
-    sn.add_argument("--format", default="table", choices=["table", "csv", "json"])
+    _with_format(sn)
     sn.set_defaults(func=cmd_snapshots)
 
     ue = with_store(sub.add_parser("use-encoders", help="choose which stored feature set fusion_vectors "
                                    "serves per modality; without ids, list them"))
     ue.add_argument("encoder_ids", nargs="*", help="encoder_id per modality to serve")
-    ue.set_defaults(func=cmd_use_encoders)
+    _with_format(ue).set_defaults(func=cmd_use_encoders)
 
     c = with_store(sub.add_parser("compact", help="merge small data files and clean up files no "
                                   "snapshot needs (DuckLake maintenance; safe while others write)"))
@@ -490,45 +558,31 @@ def build_parser() -> argparse.ArgumentParser:
     c.set_defaults(func=cmd_compact)
 
     en = sub.add_parser("encoders", help="list the available encoders")
-    en.set_defaults(func=cmd_encoders)
+    _with_format(en).set_defaults(func=cmd_encoders)
 
     d = sub.add_parser("demo", help="build a demo corpus and run the whole job on it")
     d.add_argument("--out", default="demo_out")
     d.add_argument("--quick", action="store_true", help="fewer clips and trials")
     d.set_defaults(func=cmd_demo)
-    for sp in sub.choices.values():  # also after the command, where users type it
+    from .models_cmd import add_parsers
+    add_parsers(sub, with_store, _with_format, _with_store_arg)
+    for sp in _all_parsers(sub):  # also after the command, where users type it
         sp.add_argument("--debug", action="store_true", default=argparse.SUPPRESS,
                         help="print the full traceback of any error")
     return p
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Run one command; returns its exit status (see :mod:`reels_emotion.errors`)."""
     args = build_parser().parse_args(argv)
-    import duckdb
-
-    from featurestore.manifest import ManifestError
-    from featurestore.store import StoreError
     try:
         return args.func(args)
-    except (ManifestError, StoreError, FileNotFoundError, ValueError, duckdb.Error) as exc:
-        if args.debug:
-            raise
-        print(f"error: {exc}", file=sys.stderr)
-        return EXIT_USAGE
     except KeyboardInterrupt:
         print("interrupted: chunks committed so far are kept; run the same command again to resume",
               file=sys.stderr)
-        return 130
-    except Exception as exc:  # noqa: BLE001 - a bug: say so, keep the traceback
-        if args.debug:
-            raise
-        import tempfile
-        import traceback
-        with tempfile.NamedTemporaryFile("w", prefix="reels-emotion-", suffix=".log", delete=False) as f:
-            traceback.print_exc(file=f)
-        print(f"error: unexpected {type(exc).__name__}: {exc}. This is a bug; the traceback is in "
-              f"{f.name} (run again with --debug to print it)", file=sys.stderr)
-        return EXIT_USAGE
+        return EXIT_INTERRUPTED
+    except Exception as exc:  # noqa: BLE001 - every error ends as one line, or a traceback with --debug
+        return report_error(exc, debug=args.debug)
 
 
 if __name__ == "__main__":
