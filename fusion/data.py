@@ -211,7 +211,9 @@ def with_speakers(con, videos: pd.DataFrame) -> pd.DataFrame:
 def _check_windows(keys: pa.Table, videos: pd.DataFrame, labelled: bool) -> None:
     if keys.num_rows == 0:
         what = "labelled training" if labelled else "embedded"
-        raise MissingDataError(f"no windows in fusion_vectors for the {len(videos)} {what} video(s)")
+        todo = ("embed a labelled manifest (one with an emotion column) first" if labelled
+                else "embed a manifest first")
+        raise MissingDataError(f"no windows in fusion_vectors for the {len(videos)} {what} video(s); {todo}")
 
 
 def _slices(dims: dict[str, int]) -> dict[str, slice]:

@@ -20,7 +20,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from featurestore.errors import InputError
+from featurestore.errors import InputError, MissingDataError
 from featurestore.schema import MODALITIES  # light: names only
 
 from .errors import EXIT_INTERRUPTED, EXIT_OK, EXIT_PARTIAL, EXIT_USAGE, report_error
@@ -50,9 +50,10 @@ def _encoder_map(spec: str | None) -> dict[str, str] | None:
     return out
 
 
-def _print_table(table, fmt: str = "table", out=sys.stdout) -> None:
-    """Print an Arrow table or DataFrame as an aligned table, CSV or JSON lines."""
+def _print_table(table, fmt: str = "table", out=None) -> None:
+    """Print an Arrow table or DataFrame as an aligned table, CSV or a JSON array."""
     import pandas as pd
+    out = out or sys.stdout   # looked up per call: sys.stdout may have been replaced since import
     df = table if isinstance(table, pd.DataFrame) else table.to_pandas()
     if fmt == "csv":
         df.to_csv(out, index=False)
@@ -77,6 +78,9 @@ def cmd_embed(args) -> int:
             raise InputError(f"{', '.join(given)} only apply with --engine ray")
     if args.chunk_size < 1:
         raise InputError(f"--chunk-size {args.chunk_size}: need at least 1 video per chunk")
+    if Path(args.store).exists() and not Path(args.store).is_dir():
+        # Said before the manifest is read, so the first line names the real problem.
+        raise InputError(f"--store {args.store} is a file; give a folder (a new one, or an existing store)")
     manifest = read_manifest(args.manifest, split=args.split, videos_dir=args.videos_dir,
                              encoding=args.encoding)
     print(manifest.summary(), file=sys.stderr)
@@ -143,8 +147,10 @@ def _speaker_encoder(args) -> str | None:
 def cmd_speakers(args) -> int:
     from featurestore.speakers import infer_speaker_groups
     report = infer_speaker_groups(_store(args), threshold=args.threshold)
+    if not report.n_videos:   # nothing to cluster: the command could not run
+        raise MissingDataError(report.describe())
     print(report.describe())
-    return EXIT_OK if report.n_videos else EXIT_PARTIAL
+    return EXIT_OK
 
 
 def cmd_tune(args) -> int:

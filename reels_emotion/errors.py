@@ -23,7 +23,8 @@ EXIT_INTERRUPTED = 130
 
 #: Path errors: the file a user named is missing, a folder, or not readable. Their message
 #: names the path, which is all a user needs.
-PATH_ERRORS = (FileNotFoundError, NotADirectoryError, IsADirectoryError, PermissionError)
+PATH_ERRORS = (FileNotFoundError, FileExistsError, NotADirectoryError, IsADirectoryError,
+               PermissionError)
 
 
 def is_expected(exc: BaseException) -> bool:
