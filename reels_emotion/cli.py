@@ -98,16 +98,14 @@ def cmd_embed(args) -> int:
         if speaker:
             print("embed: the speaker stage runs with the local engine only; speaker groups come "
                   "from a later local `embed` of the same manifest", file=sys.stderr)
-        from featurestore.ray_engine import RayEngineError, RayOptions, embed_manifest_ray, parse_stage_map
-        try:
-            options = RayOptions(address=args.ray_address,
-                                 actors=parse_stage_map(args.ray_actors, "--ray-actors", int),
-                                 cpus=parse_stage_map(args.ray_cpus, "--ray-cpus", float),
-                                 gpus=parse_stage_map(args.ray_gpus, "--ray-gpus", float),
-                                 batch=parse_stage_map(args.ray_batch, "--ray-batch", int))
-            report = embed_manifest_ray(store, manifest, options=options, **common)
-        except RayEngineError as exc:
-            raise InputError(str(exc)) from exc
+        # RayEngineError (Ray missing, no GPU for --device cuda...) is a UserError: one line, exit 2.
+        from featurestore.ray_engine import RayOptions, embed_manifest_ray, parse_stage_map
+        options = RayOptions(address=args.ray_address,
+                             actors=parse_stage_map(args.ray_actors, "--ray-actors", int),
+                             cpus=parse_stage_map(args.ray_cpus, "--ray-cpus", float),
+                             gpus=parse_stage_map(args.ray_gpus, "--ray-gpus", float),
+                             batch=parse_stage_map(args.ray_batch, "--ray-batch", int))
+        report = embed_manifest_ray(store, manifest, options=options, **common)
     else:
         report = embed_manifest(store, manifest, speaker_encoder=speaker, **common)
     print(report.summary())
