@@ -8,11 +8,15 @@
     python cli.py sql --store S --snapshot 12 "SELECT count(*) FROM windows"
     python cli.py use-encoders --store S 3f2a9c1b0d4e
     python cli.py compact --store S
+    python cli.py models list --store S
+    python cli.py models show --store S 3f2a9c1b0d4e
+    python cli.py remove --store S --manifest old.csv
 
 Also installed as the ``reels-emotion`` console script and runnable as
 ``python -m reels_emotion`` or ``python -m featurestore`` (``python cli.py`` from a
 checkout is a shim over this module). Exit status: 0 success, 1 some rows/videos failed
-(the rest was done), 2 bad usage or input that stopped the command.
+(the rest was done), 2 the command could not run; an expected error is one ``error:`` line,
+a bug says so (``reels_emotion.errors``; docs/cli.md).
 """
 from __future__ import annotations
 
@@ -81,6 +85,7 @@ def cmd_embed(args) -> int:
     if Path(args.store).exists() and not Path(args.store).is_dir():
         # Said before the manifest is read, so the first line names the real problem.
         raise InputError(f"--store {args.store} is a file; give a folder (a new one, or an existing store)")
+    shard = parse_shard(args.shard)   # options first: a bad value is the first line a user reads
     manifest = read_manifest(args.manifest, split=args.split, videos_dir=args.videos_dir,
                              encoding=args.encoding)
     print(manifest.summary(), file=sys.stderr)
@@ -90,7 +95,7 @@ def cmd_embed(args) -> int:
     common = dict(modalities=args.modalities, encoder_names=names, device=args.device,
                   asr_backend=args.asr_backend, asr_model=args.asr_model, language=args.language,
                   text_model=args.text_model, beam_size=args.beam_size,
-                  asr_batch_size=args.asr_batch_size, shard=parse_shard(args.shard),
+                  asr_batch_size=args.asr_batch_size, shard=shard,
                   chunk_size=args.chunk_size, progress=not args.quiet, text_unit=args.text_unit,
                   rehash=args.rehash)
     speaker = _speaker_encoder(args)
