@@ -173,3 +173,11 @@ def test_encoders_prints_every_format(fmt, capsys):
         assert out.splitlines()[0].startswith("name,modality,dim,default")
     else:
         assert out.split()[:2] == ["name", "modality"]
+
+
+def test_a_bad_option_value_is_the_first_line_before_any_work(places, capsys):
+    """embed checks its options before reading the manifest, so the error leads stderr."""
+    argv = ["embed", "--store", str(places["empty"]), "--manifest", str(places["good_manifest"]),
+            "--shard", "5/2", "--modalities", "text", "--quiet"]
+    assert cli_module.main(argv) == 2
+    assert capsys.readouterr().err.splitlines()[0] == "error: --shard '5/2': need 0 <= i < n"
