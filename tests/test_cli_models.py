@@ -252,3 +252,39 @@ def test_predictor_serves_the_models_own_text_origin(store, capsys):
     assert model_text_origin({"text_origins": {"asr:faster-whisper:whisper-base-ct2/id": 3}}).asr_model is None
     assert model_text_origin({"text_origins": {"transcript files": 3}}).source == \
         "asr:faster-whisper:whisper-base-ct2/id"
+
+
+@pytest.mark.slow
+def test_models_show_reads_what_a_real_tune_fusion_saved(tmp_path, capsys):
+    """End to end: a tiny tune-fusion with the nested estimate, then `models list` and `models
+    show` read its row, lineage and saved nested predictions (real files, no hand-made ones)."""
+    from test_fusion_tune import FAST, make_store
+    store = make_store(tmp_path / "s", n_videos=24)
+    code, out, err = run(capsys, "tune-fusion", "--store", store.root, "--trials", "2", "--folds", "3",
+                         "--families", ",".join(FAST), "--confirm-top", "0", "--estimate-trials", "1",
+                         "--quiet")
+    assert code == 0, err
+    code, out, _ = run(capsys, "models", "list", "--store", store.root, "--format", "json")
+    (row,) = json.loads(out)
+    assert row["current"] is True and 0 <= row["interval_low"] <= row["estimate"] <= row["interval_high"] <= 1
+    code, out, _ = run(capsys, "models", "show", "--store", store.root, row["model_id"], "--format", "json")
+    report = json.loads(out)
+    assert code == 0 and report["per_class"] is not None and report["notes"] == []
+    macro = report["per_class"][-1]
+    assert macro["class"].startswith("macro") and macro["support"] == 24
+    assert {f["modality"] for f in report["feature_sets"]} == set(report["lineage"]["dims"])
+    assert report["snapshot"]["snapshot_id"] == row["snapshot_id"]
+
+
+def test_predict_video_warns_only_when_the_text_origin_is_overridden(store, tmp_path, capsys):
+    """The model learned from Whisper small in English: served so by default (no note); with
+    --language id, the note `predict` gives, before any file is read. (The model's encoder
+    'text-enc' exists only in this store's lineage, so both runs then stop on it.)"""
+    clip = tmp_path / "clip.mp4"
+    base = ["predict-video", "--store", store.root, "--model", "m-new", clip, "--quiet", "--format", "json"]
+    code, _, err = run(capsys, *base)
+    assert code == 2 and not any(line.startswith("note:") for line in err.splitlines()), err
+    assert err.splitlines()[-1].startswith("error: unknown encoder 'text-enc'")
+    code, _, err = run(capsys, *base, "--language", "id")
+    assert code == 2 and err.startswith(f"note: model m-new learned from text of {ASR_SMALL_EN} (6 videos); "
+                                        "these files' text comes from asr:faster-whisper:small/id"), err
