@@ -32,10 +32,15 @@ class RemoveReport:
 
     video_ids: list[str]
     rows: dict[str, int] = field(default_factory=dict)
+    skipped: list[str] = field(default_factory=list)    # asked for, not in the store (missing_ok)
 
     def summary(self) -> str:
         per_table = ", ".join(f"{t} {n}" for t, n in self.rows.items() if n) or "no rows"
-        return f"removed {len(self.video_ids)} video(s) in one commit; rows deleted: {per_table}"
+        line = f"removed {len(self.video_ids)} video(s) in one commit; rows deleted: {per_table}"
+        if self.skipped:
+            line += (f"; {len(self.skipped)} id(s) were not in the store (first: {self.skipped[0]!r}) "
+                     "and were skipped")
+        return line
 
 
 def video_rows(con: duckdb.DuckDBPyConnection, video_ids: list[str]) -> dict[str, int]:
@@ -43,28 +48,32 @@ def video_rows(con: duckdb.DuckDBPyConnection, video_ids: list[str]) -> dict[str
     return dict(con.execute(read_sql("queries", "video_rows"), {"ids": list(video_ids)}).fetchall())
 
 
-def remove_videos(store: FeatureStore, video_ids: Iterable[str]) -> RemoveReport:
+def remove_videos(store: FeatureStore, video_ids: Iterable[str], missing_ok: bool = False) -> RemoveReport:
     """Delete every row of ``video_ids`` from every table keyed by video_id, in one commit.
 
-    Raises :class:`InputError` (nothing removed) when no id is given or an id is not in the
-    store's ``videos`` table. Models trained on removed videos stay; their labelled set no
-    longer matches, so ``predict`` asks for a model trained on the current labels.
+    Raises :class:`InputError` (nothing removed) when no id is given, or when an id is not in
+    the store's ``videos`` table; with ``missing_ok`` (a whole manifest, some of whose rows
+    were never stored) such ids are skipped and listed in the report, and only none found
+    at all is an error. Models trained on removed videos stay; their labelled set no longer
+    matches, so ``predict`` asks for a model trained on the current labels.
     """
     ids = list(dict.fromkeys(str(v) for v in video_ids))
     if not ids:
         raise InputError("no video ids to remove; give --videos ID[,ID...] or --manifest M.csv")
-    report = RemoveReport(ids)
+    report = RemoveReport(list(ids))
 
     def plan(con: duckdb.DuckDBPyConnection) -> WriteBatch:
         # Read inside the writer's transaction: the counts are those the commit deletes.
         known = {r[0] for r in con.execute(read_sql("queries", "known_videos"), [ids]).fetchall()}
         missing = [v for v in ids if v not in known]
-        if missing:
+        if missing and missing_ok and known:
+            report.video_ids, report.skipped = [v for v in ids if v in known], missing
+        elif missing:
             shown = ", ".join(map(repr, missing[:5])) + (f" and {len(missing) - 5} more" if len(missing) > 5 else "")
             raise InputError(f"no video {shown} in the store {store.root}; nothing was removed (check "
                              "the ids with `sql --store S \"SELECT video_id FROM videos\"`)")
-        report.rows = video_rows(con, ids)
-        return WriteBatch().delete_videos(ids, tables=VIDEO_KEYED_TABLES)
+        report.rows = video_rows(con, report.video_ids)
+        return WriteBatch().delete_videos(report.video_ids, tables=VIDEO_KEYED_TABLES)
 
     store.commit(plan)
     return report

@@ -52,7 +52,8 @@ def cmd_remove(args, store, print_table: Callable) -> int:
         ids = manifest_ids(args.manifest, encoding=args.encoding)
     else:
         ids = _ids(args.videos)
-    print(remove_videos(store, ids).summary())
+    # A manifest may list rows that were never stored (rejected, or another version's): skip them.
+    print(remove_videos(store, ids, missing_ok=bool(args.manifest)).summary())
     return EXIT_OK
 
 
@@ -73,6 +74,7 @@ def add_parsers(sub, with_store: Callable, with_format: Callable, run: Callable)
     rm = with_store(sub.add_parser("remove", help="delete videos (all their rows in every table) "
                                    "from the store in one transaction"))
     rm.add_argument("--videos", help="video ids, comma-separated")
-    rm.add_argument("--manifest", help="remove every id of this manifest CSV")
+    rm.add_argument("--manifest", help="remove every id of this manifest CSV (ids the store does "
+                    "not hold are skipped and counted; --videos refuses them)")
     rm.add_argument("--encoding", help="manifest text encoding (default UTF-8)")
     rm.set_defaults(func=run(cmd_remove))

@@ -167,10 +167,13 @@ def test_remove_deletes_every_row_of_the_videos_and_nothing_else(store, capsys):
 
 def test_remove_a_whole_manifest(store, tmp_path, capsys):
     manifest = tmp_path / "test.csv"
-    manifest.write_text("id,video\nte2,te2.mp4\nte0,te0.mp4\n")
+    manifest.write_text("id,video\nte2,te2.mp4\nnever-stored,x.mp4\nte0,te0.mp4\n")
     code, out, _ = run(capsys, "remove", "--store", store.root, "--manifest", manifest)
     assert code == 0 and "removed 2 video(s)" in out
+    assert "1 id(s) were not in the store (first: 'never-stored') and were skipped" in out
     assert store.query("SELECT video_id FROM videos WHERE split = 'test'").column(0).to_pylist() == ["te1"]
+    code, _, err = run(capsys, "remove", "--store", store.root, "--manifest", manifest)   # none left
+    assert code == 2 and err.startswith("error: no video 'te2', 'never-stored', 'te0' in the store")
 
 
 def test_a_concurrent_reader_never_sees_a_half_removed_video(store):
