@@ -159,6 +159,11 @@ def cmd_speakers(args) -> int:
 def cmd_tune(args) -> int:
     from featurestore.sqlfiles import read_sql
     from fusion.tune import tune_fusion
+    # Checked here: scikit-learn's own message for these is a ValueError that reads like a bug.
+    if args.folds < 2:
+        raise InputError(f"--folds {args.folds}: cross-validation needs 2 or more folds")
+    if args.trials < 1 or args.confirm_top < 0 or args.confirm_repeats < 0:
+        raise InputError("--trials must be 1 or more, --confirm-top and --confirm-repeats 0 or more")
     store = _store(args)
     n_failed = store.query(read_sql("queries", "failed_labelled")).column(0)[0].as_py()
     if n_failed:

@@ -181,3 +181,14 @@ def test_a_bad_option_value_is_the_first_line_before_any_work(places, capsys):
             "--shard", "5/2", "--modalities", "text", "--quiet"]
     assert cli_module.main(argv) == 2
     assert capsys.readouterr().err.splitlines()[0] == "error: --shard '5/2': need 0 <= i < n"
+
+
+@pytest.mark.parametrize("option, first", [
+    (["--folds", "1"], "error: --folds 1: cross-validation needs 2 or more folds"),
+    (["--families", "lightgbm,nope"], "error: unknown model family ['nope']"),
+    (["--encoders", "txt=3f2a9c1b0d4e"], "error: --encoders 'txt=3f2a9c1b0d4e': unknown modality 'txt'"),
+])
+def test_tune_fusion_bad_option_values_exit_2(option, first, places, capsys):
+    assert cli_module.main(["tune-fusion", "--store", str(places["nolabels"]), "--quiet", *option]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(first) and len(err.splitlines()) == 1, err
