@@ -299,8 +299,10 @@ def cmd_snapshots(args) -> int:
 def cmd_use_encoders(args) -> int:
     store = _store(args)
     if args.encoder_ids:
+        # With --format csv/json, stdout holds only the rows.
+        words = sys.stdout if args.format == "table" else sys.stderr
         for m, e in store.use_encoders(args.encoder_ids).items():
-            print(f"fusion_vectors serves {m} from {e}")
+            print(f"fusion_vectors serves {m} from {e}", file=words)
     from featurestore.sqlfiles import read_sql
     _print_table(store.query(read_sql("queries", "encoder_inventory")), args.format)
     return EXIT_OK

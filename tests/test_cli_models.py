@@ -291,3 +291,10 @@ def test_predict_video_warns_only_when_the_text_origin_is_overridden(store, tmp_
     code, _, err = run(capsys, *base, "--language", "id")
     assert code == 2 and err.startswith(f"note: model m-new learned from text of {ASR_SMALL_EN} (6 videos); "
                                         "these files' text comes from asr:faster-whisper:small/id"), err
+
+
+def test_use_encoders_json_is_only_rows(store, capsys):
+    code, out, err = run(capsys, "use-encoders", "--store", store.root, "text-4", "--format", "json")
+    assert code == 0 and "fusion_vectors serves text from text-4" in err
+    (row,) = json.loads(out)
+    assert row["encoder_id"] == "text-4" and row["in_fusion_vectors"] is True and row["n_videos"] == 9
