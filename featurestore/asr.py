@@ -31,6 +31,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from featurestore import weights
+from featurestore.errors import InputError
 from featurestore.media import Window
 from featurestore.schema import SAMPLE_RATE
 
@@ -215,7 +216,7 @@ class Transcriber:
         if device not in ("auto", "cpu", "cuda"):
             raise ValueError(f"device must be 'auto', 'cpu' or 'cuda', got {device!r}")
         if backend == "openai-whisper" and model is None:
-            raise ValueError(
+            raise InputError(
                 "backend='openai-whisper' needs model=<path to a .pt checkpoint with 'dims' and "
                 "'model_state_dict'> (or an official model name when online); no openai-whisper "
                 "weights ship offline: use backend='faster-whisper' for the packaged Whisper base"
@@ -233,7 +234,7 @@ class Transcriber:
         self.beam_size = beam_size if beam_size is not None else (5 if self.device == "cuda" else 1)
         self.compute_type = compute_type or self._default_compute_type()
         if batch_size is not None and int(batch_size) < 1:
-            raise ValueError(f"batch_size must be >= 1, got {batch_size!r}")
+            raise InputError(f"batch_size must be >= 1, got {batch_size!r}")
         default_batch = 16 if self.device == "cuda" else 8
         self.batch_size = int(batch_size) if batch_size is not None else default_batch
         if backend != "faster-whisper" or condition_on_previous_text:

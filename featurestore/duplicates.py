@@ -253,10 +253,10 @@ def duplicate_pairs(video_ids, transcripts: list[str | None] | None = None,
             raise ValueError(f"vectors[{m!r}] has shape {np.shape(V)}; expected ({n}, d)")
 
     texts = [normalise_transcript(t) for t in transcripts] if transcripts is not None else [None] * n
-    spoken = np.array([t is not None for t in texts])
+    spoken = np.array([t is not None for t in texts], dtype=bool)   # bool even for no videos
     B = shingle_matrix([t or "" for t in texts])
     n_shingles = np.diff(B.indptr)
-    eligible = spoken & np.array([t is not None and len(t) >= MIN_NEAR_CHARS for t in texts]) \
+    eligible = spoken & np.array([t is not None and len(t) >= MIN_NEAR_CHARS for t in texts], dtype=bool) \
         & (n_shingles >= MIN_NEAR_SHINGLES)
     ni, nj, _ = near_transcript_pairs(B, eligible, transcript_jaccard)
 

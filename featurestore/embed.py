@@ -31,6 +31,7 @@ from tqdm.auto import tqdm
 import pyarrow as pa
 
 from .encoders.base import REASON_NO_AUDIO, Encoder, check_output
+from .errors import InputError
 from .manifest import Manifest
 from .media import InputFingerprint, MediaError, Window, decode_video, input_fingerprint
 from .schema import HOP_S, MODALITIES, STATUS_FAILED, STATUS_OK, WINDOW_S
@@ -183,9 +184,9 @@ def parse_shard(spec: str | None) -> tuple[int, int]:
     try:
         i, n = (int(x) for x in spec.split("/"))
     except ValueError:
-        raise ValueError(f"--shard {spec!r}: expected i/n, e.g. 0/4") from None
+        raise InputError(f"--shard {spec!r}: expected i/n, e.g. 0/4") from None
     if not 0 <= i < n:
-        raise ValueError(f"--shard {spec!r}: need 0 <= i < n")
+        raise InputError(f"--shard {spec!r}: need 0 <= i < n")
     return i, n
 
 
@@ -259,7 +260,7 @@ def _text_without_asr(v: VideoTask, s: EmbedSettings) -> None:
         v.transcripts = list(result.texts)
         v.transcript_source = s.text_source(v.row)
         if not v.windows:
-            raise ValueError(f"transcript {tpath} holds no windows")
+            raise InputError(f"transcript {tpath} holds no windows")
         return
     if v.audio is None:
         v.transcripts = [None] * len(v.windows)
@@ -268,7 +269,7 @@ def _text_without_asr(v: VideoTask, s: EmbedSettings) -> None:
         v.transcript_source = s.text_source(v.row)
         return
     if s.asr_source is None:
-        raise ValueError("no transcript in the manifest and ASR is off; pass a transcript "
+        raise InputError("no transcript in the manifest and ASR is off; pass a transcript "
                          "column or enable ASR")
     cached = v.cached_segments
     if cached is not None and abs(cached[0] - (v.duration_s or 0.0)) < 0.05:
@@ -548,14 +549,14 @@ class Embedder:
         from .asr import TEXT_UNITS
 
         if text_unit not in (*TEXT_UNITS, "auto"):
-            raise ValueError(f"text_unit must be one of {(*TEXT_UNITS, 'auto')}, got {text_unit!r}")
+            raise InputError(f"text_unit must be one of {(*TEXT_UNITS, 'auto')}, got {text_unit!r}")
         unknown = set(encoders) - {*MODALITIES, SPEAKER}
         if unknown:
-            raise ValueError(f"unknown modality {sorted(unknown)}; choose from {', '.join(MODALITIES)}")
+            raise InputError(f"unknown modality {sorted(unknown)}; choose from {', '.join(MODALITIES)}")
         if chunk_size < 1:
-            raise ValueError(f"chunk_size must be >= 1, got {chunk_size!r}")
+            raise InputError(f"chunk_size must be >= 1, got {chunk_size!r}")
         if workers is not None and int(workers) < 1:
-            raise ValueError(f"workers must be >= 1, got {workers!r}")
+            raise InputError(f"workers must be >= 1, got {workers!r}")
         # Two: on this project's 2-core machines the single-threaded stages (decoding, face
         # detection, descriptors, the voice LSTM) fill the core the others leave idle.
         self.workers = int(workers) if workers is not None else min(2, os.cpu_count() or 1)

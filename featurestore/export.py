@@ -11,6 +11,7 @@ import os
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Sequence
 
 import duckdb
 import pandas as pd
@@ -71,7 +72,8 @@ def train_prior(con: duckdb.DuckDBPyConnection) -> str:
 
 # ---------------------------------------------------------------- export
 def export_submission(store: FeatureStore, split: str, out_csv: str | Path,
-                      method: str | None = None, model_id: str | None = None) -> ExportResult:
+                      method: str | None = None, model_id: str | None = None,
+                      video_ids: Sequence[str] | None = None) -> ExportResult:
     """Write the submission CSV ``id,emotion`` for every video of ``split``.
 
     Parameters
@@ -84,6 +86,9 @@ def export_submission(store: FeatureStore, split: str, out_csv: str | Path,
         model's own ``method``.
     model_id : default the newest model trained on the current labelled set. A model that is not
         in ``models`` (predictions written by hand) needs an explicit ``method``.
+    video_ids : export only these videos, in this order (a manifest's,
+        :func:`featurestore.manifest.manifest_ids`); each must be a video of ``split`` in the
+        store. Default: every video of the split the store holds, in manifest order.
     """
     if split not in SPLITS:
         raise ExportError(f"unknown split {split!r}; use one of {', '.join(SPLITS)}")
@@ -96,7 +101,16 @@ def export_submission(store: FeatureStore, split: str, out_csv: str | Path,
 
     con = store.connect()
     try:
-        n_videos, n_with_windows = con.execute(read_sql("export", "split_counts"), [split]).fetchone()
+        ids = None if video_ids is None else list(dict.fromkeys(map(str, video_ids)))
+        if ids is None:
+            n_videos, n_with_windows = con.execute(read_sql("export", "split_counts"), [split]).fetchone()
+        else:
+            n_videos, n_with_windows, missing = con.execute(
+                read_sql("export", "manifest_split_counts"), {"split": split, "ids": ids}).fetchone()
+            if missing:
+                raise ExportError(f"{len(missing)} of the manifest's {len(ids)} video(s) are not {split} "
+                                  f"videos of the store {store.root} (first: {missing[0]!r}); embed that "
+                                  f"manifest with --split {split} first")
         if n_videos == 0:
             raise ExportError(f"the store {store.root} has no {split} videos; embed the {split} manifest first")
         model_id, method = _resolve_model_method(con, split, model_id, method, n_with_windows > 0)
@@ -106,13 +120,13 @@ def export_submission(store: FeatureStore, split: str, out_csv: str | Path,
             # COPY's target file cannot be a prepared parameter: the one spliced literal.
             con.execute(f"COPY ({read_sql('export', 'submission_rows').rstrip(';')}) "
                         f"TO {sql_literal(str(tmp))} (FORMAT csv, HEADER, DELIMITER ',')",
-                        {"prior": prior, "model_id": model_id, "method": method, "split": split})
+                        {"prior": prior, "model_id": model_id, "method": method, "split": split, "ids": ids})
             n_rows = _check_written(con, tmp, split, n_videos)
             os.replace(tmp, out)
         finally:
             tmp.unlink(missing_ok=True)
         fallbacks = con.execute(read_sql("export", "fallbacks"),
-                                {"model_id": model_id, "method": method, "split": split}).df()
+                                {"model_id": model_id, "method": method, "split": split, "ids": ids}).df()
     finally:
         con.close()
     return ExportResult(path=out.resolve(), split=split, model_id=model_id, method=method,

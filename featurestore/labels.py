@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import re
 
+from .errors import InputError
 from .schema import CLASSES
 
 # Keys are compared after lower-casing and removing every non-letter, so
@@ -31,7 +32,7 @@ _ALIASES: dict[str, str] = {
 }
 
 
-class UnknownLabelError(ValueError):
+class UnknownLabelError(InputError):
     """A label that maps to none of the 8 classes."""
 
 

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from .errors import InputError
 from .labels import UnknownLabelError, normalise_label
 from .schema import SPLITS
 
@@ -20,7 +21,7 @@ REQUIRED_COLUMNS = ("id", "video")
 OPTIONAL_COLUMNS = ("emotion", "transcript", "group", "split")
 
 
-class ManifestError(ValueError):
+class ManifestError(InputError):
     """The manifest as a whole cannot be used (nothing was processed)."""
 
 
@@ -175,3 +176,14 @@ def read_manifest(
         "manifest_row", "error",
     ], dtype=object)  # object keeps None as None (pandas 3 would turn it into NaN)
     return Manifest(source=path, videos=videos, rejected=rejected, label_counts=label_counts)
+
+
+def manifest_ids(path: str | Path, encoding: str | None = None) -> list[str]:
+    """Every id of the manifest at ``path``, in row order: the videos ``remove --manifest`` and
+    ``export-submission --manifest`` act on. Rows rejected for their content (a bad label...)
+    are included, since an earlier embed of another version of the manifest may have stored
+    them. Raises :class:`ManifestError` for a manifest that cannot be read at all."""
+    manifest = read_manifest(path, encoding=encoding)
+    rows = [(int(r), str(v)) for r, v in zip(manifest.videos["manifest_row"], manifest.videos["video_id"])]
+    rows += [(r.row, str(r.video_id)) for r in manifest.rejected]
+    return [v for _, v in sorted(rows)]

@@ -26,6 +26,8 @@ from functools import lru_cache
 from typing import Mapping
 from urllib.parse import urlparse
 
+from .errors import InputError
+
 S3_SCHEME = "s3://"
 DEFAULT_REGION = "us-east-1"
 #: The name of the secret each connection of an S3 store creates.
@@ -41,10 +43,10 @@ def normalise_data_path(url: str) -> str:
     """``s3://bucket/prefix`` -> ``s3://bucket/prefix/``; raises ValueError naming a bad URL."""
     parsed = urlparse(url)
     if parsed.scheme != "s3" or not parsed.netloc:
-        raise ValueError(f"--data-path {url!r}: expected s3://bucket/prefix (an S3 bucket, "
+        raise InputError(f"--data-path {url!r}: expected s3://bucket/prefix (an S3 bucket, "
                          "optionally with a key prefix)")
     if any(c in parsed.netloc for c in " _/\\") or parsed.netloc != parsed.netloc.lower():
-        raise ValueError(f"--data-path {url!r}: {parsed.netloc!r} is not a valid S3 bucket name "
+        raise InputError(f"--data-path {url!r}: {parsed.netloc!r} is not a valid S3 bucket name "
                          "(lower-case letters, digits, dots and hyphens)")
     prefix = parsed.path.strip("/")
     return f"{S3_SCHEME}{parsed.netloc}/" + (f"{prefix}/" if prefix else "")
@@ -69,7 +71,7 @@ class S3Settings:
         if url:
             parsed = urlparse(url if "://" in url else f"https://{url}")
             if parsed.scheme not in ("http", "https") or not parsed.netloc:
-                raise ValueError(f"AWS_ENDPOINT_URL {url!r}: expected http(s)://host[:port]")
+                raise InputError(f"AWS_ENDPOINT_URL {url!r}: expected http(s)://host[:port]")
             endpoint, use_ssl = parsed.netloc, parsed.scheme == "https"
         return cls(key_id=env.get("AWS_ACCESS_KEY_ID") or None,
                    secret=env.get("AWS_SECRET_ACCESS_KEY") or None,

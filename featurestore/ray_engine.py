@@ -57,6 +57,7 @@ from .embed import (
     transcribe_videos,
     video_commit,
 )
+from .errors import UserError
 from .manifest import Manifest
 from .schema import MODALITIES
 from .store import DataLayout, FeatureStore, WriteBatch
@@ -81,7 +82,7 @@ MAX_INPUT_BLOCKS = 1024
 STAGE_NAMES = ("decode", *MODEL_STAGES, "write")
 
 
-class RayEngineError(RuntimeError):
+class RayEngineError(UserError, RuntimeError):
     """``--engine ray`` cannot run as asked (Ray missing, no GPU for --device cuda, ...)."""
 
 

@@ -41,6 +41,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from .errors import UserError
 from .objectstore import configure_duckdb, filesystem_for, is_remote, normalise_data_path
 from .schema import MODALITIES
 from .sqlfiles import read_sql, run_script, sql_literal
@@ -79,7 +80,7 @@ VIDEO_TABLES = ("windows", "segments", "embeddings", "video_features", "window_p
 _RETRYABLE = ("conflict", "database is locked", "busy", "could not serialize", "retry")
 
 
-class StoreError(RuntimeError):
+class StoreError(UserError, RuntimeError):
     """The store cannot do what was asked (wrong path, unknown encoder, failed commit...)."""
 
 

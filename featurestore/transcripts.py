@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Sequence
 
+from featurestore.errors import InputError
 from featurestore.asr import Segment, Word, window_texts
 from featurestore.media import Window, window_grid
 from featurestore.schema import HOP_S, WINDOW_S
@@ -35,7 +36,7 @@ _SRT_TIME = re.compile(r"^\s*(\d+):(\d{1,2}):(\d{1,2})[,.](\d{1,3})\s*$")
 _VTT_TIME = re.compile(r"^\s*(?:(\d+):)?(\d{1,2}):(\d{1,2})\.(\d{1,3})\s*$")
 
 
-class TranscriptError(ValueError):
+class TranscriptError(InputError):
     """A transcript file is malformed; the message names the file, the line and the fix."""
 
     def __init__(self, path: str | os.PathLike, reason: str, line: int | None = None,

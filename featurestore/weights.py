@@ -13,6 +13,8 @@ import os
 import tempfile
 from pathlib import Path
 
+from .errors import UserError
+
 #: Environment variable naming the cache directory for assembled weights.
 CACHE_ENV = "REELS_EMOTION_CACHE"
 
@@ -33,7 +35,7 @@ HAAR_FRONTALFACE = "haarcascade_frontalface_default.xml"
 _CHUNK = 1 << 20
 
 
-class WeightsError(RuntimeError):
+class WeightsError(UserError, RuntimeError):
     """A packaged weight file is missing or corrupt; the message says what to install."""
 
 

@@ -14,6 +14,7 @@ import pandas as pd
 import pyarrow as pa
 from sklearn.metrics import f1_score
 
+from featurestore.errors import InputError
 from featurestore.schema import AGGREGATIONS, CLASSES
 from featurestore.sqlfiles import define_rules, read_sql, run_script
 
@@ -36,7 +37,7 @@ def aggregation_sql(method: str) -> str:
 def _check_methods(methods) -> None:
     bad = [m for m in methods if m not in AGGREGATIONS]
     if bad:
-        raise ValueError(f"unknown aggregation method {', '.join(map(repr, bad))}; "
+        raise InputError(f"unknown aggregation method {', '.join(map(repr, bad))}; "
                          f"one of {', '.join(AGGREGATIONS)}")
 
 

@@ -28,6 +28,7 @@ from tqdm.auto import tqdm
 
 from featurestore import duplicates
 from featurestore.duplicates import video_evidence
+from featurestore.errors import InputError
 from featurestore.pooling import pooled_means
 
 from .aggregate import Aggregator, macro_f1
@@ -88,7 +89,7 @@ def wants_speaker_groups(data: WindowData, speaker_groups: str = "auto") -> bool
     video has an inferred speaker group but no manifest group (one the manifest cannot keep
     together)."""
     if speaker_groups not in SPEAKER_GROUPS:
-        raise ValueError(f"speaker_groups={speaker_groups!r}; choose from {SPEAKER_GROUPS}")
+        raise InputError(f"speaker_groups={speaker_groups!r}; choose from {SPEAKER_GROUPS}")
     if speaker_groups != "auto":
         return speaker_groups == "on"
     return "speaker_source" in data.videos and bool((data.videos["speaker_source"] == "inferred").any())
@@ -175,7 +176,7 @@ def video_folds(labels: np.ndarray, groups: np.ndarray, n_folds: int = 5,
     """
     n_groups = len(np.unique(groups))
     if n_groups < n_folds:
-        raise ValueError(f"only {n_groups} independent video group(s) for {n_folds}-fold CV; "
+        raise InputError(f"only {n_groups} independent video group(s) for {n_folds}-fold CV; "
                          "label more videos or lower n_folds")
     rows = np.arange(len(labels))
     if np.bincount(labels).max() < n_folds:

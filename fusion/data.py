@@ -13,6 +13,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from featurestore.errors import InputError, MissingDataError
 # Pooling lives in featurestore (the audit pools as CV does); fusion's callers import it from here.
 from featurestore.pooling import POOL_STATS, pool_numpy, pooled_feature_names  # noqa: F401  (re-exported)
 from featurestore.schema import CLASSES, MODALITIES
@@ -98,7 +99,7 @@ def modality_dims(con, modalities: tuple[str, ...] | None = None,
     """
     cols = relation_columns(con, "fusion_vectors")
     if cols is None:
-        raise LookupError("no relation 'fusion_vectors' on this connection: embed videos first "
+        raise MissingDataError("no relation 'fusion_vectors' on this connection: embed videos first "
                           "(or pass a store/connection that has the store's views)")
     wanted = modalities if modalities is not None else MODALITIES
     where = f"WHERE video_id IN (SELECT video_id FROM ({videos_sql}))" if videos_sql else ""
@@ -107,7 +108,7 @@ def modality_dims(con, modalities: tuple[str, ...] | None = None,
     for m in wanted:
         if m not in cols:
             if modalities is not None:
-                raise LookupError(f"fusion_vectors has no column {m!r} (has {sorted(cols)}); "
+                raise MissingDataError(f"fusion_vectors has no column {m!r} (has {sorted(cols)}); "
                                   "the model was trained with it")
             continue
         match = _ARRAY_DIM.search(cols[m])
@@ -119,10 +120,10 @@ def modality_dims(con, modalities: tuple[str, ...] | None = None,
         if modalities is None and (not covered or covered < MIN_MODALITY_COVERAGE * n_videos):
             continue
         if dim is None:
-            raise LookupError(f"fusion_vectors.{m} is NULL everywhere; cannot infer its dim")
+            raise MissingDataError(f"fusion_vectors.{m} is NULL everywhere; cannot infer its dim")
         dims[m] = int(dim)
     if not dims:
-        raise LookupError("fusion_vectors has no modality that the videos have "
+        raise MissingDataError("fusion_vectors has no modality that the videos have "
                           f"(looked for {list(wanted)}, found {sorted(cols)})")
     return dims
 
@@ -150,10 +151,10 @@ def _select_videos(con, labelled: bool) -> str:
 def _check_videos(con) -> None:
     cols = relation_columns(con, "videos")
     if cols is None:
-        raise LookupError("no relation 'videos' on this connection: ingest a manifest first")
+        raise MissingDataError("no relation 'videos' on this connection: ingest a manifest first")
     missing = [c for c in VIDEO_COLUMNS if c not in cols]
     if missing:
-        raise LookupError(f"relation 'videos' lacks column(s) {missing}; it has {sorted(cols)}")
+        raise MissingDataError(f"relation 'videos' lacks column(s) {missing}; it has {sorted(cols)}")
 
 
 def _check_labels(videos: pd.DataFrame) -> None:
@@ -210,7 +211,9 @@ def with_speakers(con, videos: pd.DataFrame) -> pd.DataFrame:
 def _check_windows(keys: pa.Table, videos: pd.DataFrame, labelled: bool) -> None:
     if keys.num_rows == 0:
         what = "labelled training" if labelled else "embedded"
-        raise LookupError(f"no windows in fusion_vectors for the {len(videos)} {what} video(s)")
+        todo = ("embed a labelled manifest (one with an emotion column) first" if labelled
+                else "embed a manifest first")
+        raise MissingDataError(f"no windows in fusion_vectors for the {len(videos)} {what} video(s); {todo}")
 
 
 def _slices(dims: dict[str, int]) -> dict[str, slice]:
@@ -280,7 +283,7 @@ def load_store_window_data(store, encoders: dict[str, str], *, snapshot: int | N
             continue
         placed[m] = (rows, src)
     if not placed:
-        raise LookupError("fusion_vectors has no modality that the videos have "
+        raise MissingDataError("fusion_vectors has no modality that the videos have "
                           f"(feature sets {encoders})")
     slices = _slices({m: vectors[m][1].shape[1] for m in placed})
     # One allocation; each feature set's rows written into its columns in place.

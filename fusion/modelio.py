@@ -17,6 +17,7 @@ import joblib
 import numpy as np
 import pandas as pd
 
+from featurestore.errors import InputError
 from featurestore.schema import AGGREGATIONS, CLASSES, N_CLASSES
 
 from .aggregate import aggregate_windows
@@ -191,16 +192,16 @@ def load_model(path: str | Path, device: str = "auto") -> FusionModel:
     meta = json.loads(meta_path.read_text())
     version = meta.get("format_version", 1)
     if version not in READABLE_FORMATS:
-        raise ValueError(f"{meta_path}: model file format {version}; this version of the project reads "
+        raise InputError(f"{meta_path}: model file format {version}; this version of the project reads "
                          f"formats {list(READABLE_FORMATS)}: upgrade it (the file is newer) or retrain")
     if tuple(meta["classes"]) != CLASSES:
-        raise ValueError(f"{meta_path}: model classes {meta['classes']} differ from schema.CLASSES "
+        raise InputError(f"{meta_path}: model classes {meta['classes']} differ from schema.CLASSES "
                          f"{list(CLASSES)}; retrain the model")
     family = meta["family"]
     if family not in FAMILIES + (ENSEMBLE,):
-        raise ValueError(f"{meta_path}: unknown family {family!r}; expected one of {FAMILIES + (ENSEMBLE,)}")
+        raise InputError(f"{meta_path}: unknown family {family!r}; expected one of {FAMILIES + (ENSEMBLE,)}")
     if meta["method"] not in AGGREGATIONS:
-        raise ValueError(f"{meta_path}: unknown aggregation {meta['method']!r}")
+        raise InputError(f"{meta_path}: unknown aggregation {meta['method']!r}")
     directory = meta_path.parent
     members = [load_model(directory / m["path"], device=device) for m in meta.get("members") or []]
     if family == ENSEMBLE:
@@ -211,7 +212,7 @@ def load_model(path: str | Path, device: str = "auto") -> FusionModel:
     else:
         estimator = joblib.load(directory / meta["estimator_file"])
     if estimator is not None and getattr(estimator, "n_classes", N_CLASSES) != N_CLASSES:
-        raise ValueError(f"{meta_path}: estimator predicts {estimator.n_classes} classes, expected {N_CLASSES}")
+        raise InputError(f"{meta_path}: estimator predicts {estimator.n_classes} classes, expected {N_CLASSES}")
     return FusionModel(family=family, method=meta["method"], estimator=estimator,
                        modalities=tuple(meta["modalities"]), dims={k: int(v) for k, v in meta["dims"].items()},
                        params=meta.get("params", {}), encoders=meta.get("encoders", {}),

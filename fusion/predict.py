@@ -229,6 +229,67 @@ def text_origin_note(store: FeatureStore, model_id: str, split: str = "test") ->
             "(README, *What the estimate covers*; docs/benchmarks.md, section 5).")
 
 
+#: The packaged Whisper base's name in a text origin (``asr:faster-whisper:whisper-base-ct2/id``).
+PACKAGED_ASR_MODEL = "whisper-base-ct2"
+
+
+@dataclass(frozen=True)
+class TextOrigin:
+    """How new files' speech becomes window text: the ASR backend, model (None: the packaged
+    Whisper base), language, and text unit (None: the model's own)."""
+
+    backend: str = "faster-whisper"
+    asr_model: str | None = None
+    language: str = "id"
+    text_unit: str | None = None
+
+    @property
+    def source(self) -> str:
+        """As ``featurestore.embed.asr_source`` names it: ``asr:<backend>:<model>/<language>``."""
+        model = PACKAGED_ASR_MODEL if self.asr_model is None else (Path(self.asr_model).name or self.asr_model)
+        return f"asr:{self.backend}:{model}/{self.language}"
+
+
+def _parse_asr_origin(origin: str) -> TextOrigin | None:
+    """``asr:<backend>:<model>/<language>`` as a :class:`TextOrigin`; None for anything else."""
+    if not origin.startswith("asr:"):
+        return None
+    backend, sep, rest = origin[4:].partition(":")
+    model, sep2, language = rest.rpartition("/")
+    if not (sep and sep2 and backend and model and language):
+        return None
+    return TextOrigin(backend=backend, asr_model=None if model == PACKAGED_ASR_MODEL else model,
+                      language=language)
+
+
+def model_text_origin(lineage: dict, asr_model: str | None = None, language: str | None = None,
+                      text_unit: str | None = None) -> TextOrigin:
+    """The text origin to serve a model with: the ASR model and language most of its training
+    text came from (its lineage's ``text_origins``) and its ``text_unit``, each overridden by
+    the argument given. A model trained on transcript files only, or that records none,
+    gets the packaged Whisper base in Indonesian."""
+    counts = lineage.get("text_origins") or {}
+    parsed = [(n, o) for o, n in counts.items() if _parse_asr_origin(o) is not None]
+    base = _parse_asr_origin(max(parsed)[1]) if parsed else TextOrigin()
+    return TextOrigin(backend=base.backend,
+                      asr_model=asr_model if asr_model is not None else base.asr_model,
+                      language=language or base.language,
+                      text_unit=text_unit or lineage.get("text_unit"))
+
+
+def served_text_note(lineage: dict, model_id: str | None, origin: TextOrigin) -> str | None:
+    """The warning ``predict`` gives (:func:`text_origin_note`), for files whose text comes
+    from ``origin``: None unless the model reads text and learned from other text origins."""
+    trained = lineage.get("text_origins")
+    if not trained or "text" not in (lineage.get("dims") or {}) or origin.source in trained:
+        return None
+    learned = ", ".join(f"{o} ({n} videos)" for o, n in trained.items())
+    return (f"note: model {model_id} learned from text of {learned}; these files' text comes from "
+            f"{origin.source}. Its cross-validated score never saw that text's errors: judge it on "
+            "held-out videos whose text comes the same way (README, *What the estimate covers*; "
+            "docs/benchmarks.md, section 5).")
+
+
 # ---------------------------------------------------------------- files outside a store
 @dataclass
 class VideoPrediction:
@@ -261,8 +322,11 @@ class Predictor:
     encoder_lineage : ``{modality: {"encoder_id", "name"}}``; default the model's lineage.
     encoders : ready encoders ``{modality: Encoder}`` instead of rebuilding them by name
         (their ``encoder_id`` must still match the lineage).
-    transcriber : an ``asr.Transcriber`` for the text modality (default: faster-whisper,
-        the packaged Whisper base, ``language``).
+    transcriber : an ``asr.Transcriber`` for the text modality (default: built from the
+        model's text origin, :func:`model_text_origin`).
+    language, asr_model : override the language and Whisper model of the model's text origin
+        (the ASR model and language most of its training text came from; the packaged Whisper
+        base in Indonesian where its lineage records none).
     text_unit : ``"segment"`` or ``"word"``: how ASR text becomes window text. Default: the
         unit recorded in the model's lineage by tune-fusion (the one its training windows
         match), else ``"segment"``.
@@ -284,7 +348,7 @@ class Predictor:
 
     def __init__(self, model_path: str | Path, device: str = "auto", method: str | None = None,
                  encoder_lineage: dict[str, dict] | None = None, encoders: dict | None = None,
-                 transcriber=None, language: str = "id", asr_model: str | None = None,
+                 transcriber=None, language: str | None = None, asr_model: str | None = None,
                  text_unit: str | None = None, normaliser: tuple | None = None,
                  same_speaker: bool = False, group: str | None = None,
                  group_store: FeatureStore | None = None, speaker_store: FeatureStore | None = None):
@@ -321,8 +385,11 @@ class Predictor:
         self.lineage = encoder_lineage or _lineage_of(self.model)
         self._encoders = dict(encoders) if encoders else None
         self._transcriber = transcriber
-        self.language, self.asr_model = language, asr_model
-        self.text_unit = text_unit or self.model.lineage.get("text_unit") or "segment"
+        # The model's own text origin unless overridden: its training text's ASR model and language.
+        self.text_origin = model_text_origin(self.model.lineage, asr_model, language, text_unit)
+        self.asr_backend = self.text_origin.backend
+        self.language, self.asr_model = self.text_origin.language, self.text_origin.asr_model
+        self.text_unit = self.text_origin.text_unit or "segment"
 
     @classmethod
     def from_store(cls, store: FeatureStore, model_id: str | None = None, group: str | None = None,
@@ -396,7 +463,8 @@ class Predictor:
     def transcriber(self):
         if self._transcriber is None and "text" in self.model.modalities:
             from featurestore.asr import Transcriber
-            self._transcriber = Transcriber(model=self.asr_model, language=self.language, device=self.device,
+            self._transcriber = Transcriber(backend=self.asr_backend, model=self.asr_model,
+                                            language=self.language, device=self.device,
                                             word_timestamps=self.text_unit == "word")
         return self._transcriber
 

@@ -19,6 +19,8 @@ import optuna
 import pandas as pd
 from tqdm.auto import tqdm
 
+from featurestore.errors import UserError
+
 from .aggregate import macro_f1
 from .cv import TuneData, cross_validate, fit_videos, predict_videos, video_folds
 from .decision import apply_offsets, fit_offsets
@@ -169,7 +171,7 @@ def select(td: TuneData, study: optuna.Study, families: tuple[str, ...], seed: i
     trials = trials_frame(study)
     table = summary_table(trials)
     if table.empty:
-        raise RuntimeError(f"study {study.study_name!r} has no complete trial; raise --timeout or --trials")
+        raise UserError(f"study {study.study_name!r} has no complete trial; raise --timeout or --trials")
     row = _choose(table, trials)
     number, method, score = int(row["trial"]), str(row["method"]), float(row["best_macro_f1"])
     confirmed = confirm_best(td, study, trials, families, seed, confirm_top, confirm_repeats, progress=progress)

@@ -20,6 +20,8 @@ import pandas as pd
 from optuna.trial import TrialState
 from tqdm.auto import tqdm
 
+from featurestore.errors import InputError
+
 from .cv import TuneData, cross_validate
 from .oof import OOFArchive
 from .space import SEARCH_SPACE_VERSION, default_trials, suggest
@@ -47,7 +49,7 @@ def resolve_storage(storage: str | None, root: Path | None):
     if str(storage).endswith((".log", ".journal")):
         from optuna.storages.journal import JournalFileBackend
         return optuna.storages.JournalStorage(JournalFileBackend(str(storage)))
-    raise ValueError(f"storage {storage!r}: give a database URL (sqlite:///path, postgresql://...) "
+    raise InputError(f"storage {storage!r}: give a database URL (sqlite:///path, postgresql://...) "
                      "or a journal file path ending in .log")
 
 
@@ -115,11 +117,11 @@ def open_study(study_name: str, storage, seed: int, families: tuple[str, ...], n
                 study.enqueue_trial(params, skip_if_exists=True)
         return study
     if old != settings:
-        raise ValueError(f"study {study_name!r} was created with {old}, not {settings}: its scores "
+        raise InputError(f"study {study_name!r} was created with {old}, not {settings}: its scores "
                          "are not comparable; use the same settings or a new --study name")
     if old_data != fingerprint:
         changed = [k for k in fingerprint if (old_data or {}).get(k) != fingerprint[k]]
-        raise ValueError(
+        raise InputError(
             f"study {study_name!r} was scored on other data ({(old_data or {}).get('n_videos')} labelled "
             f"videos, {(old_data or {}).get('n_windows')} windows) than the store holds now "
             f"({fingerprint['n_videos']} videos, {fingerprint['n_windows']} windows; changed: "

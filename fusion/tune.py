@@ -23,6 +23,8 @@ from typing import Callable
 import numpy as np
 import optuna
 
+from featurestore.errors import InputError
+
 from . import registry
 from .cv import TuneData, fit_final, fit_videos, predict_videos, prepare
 from .data import load_store_window_data
@@ -197,13 +199,13 @@ def _check_choices(families, estimate: str, decision_rule: str, ensemble: str,
     families = tuple(families) if families else FAMILIES
     unknown = [f for f in families if f not in FAMILIES]
     if unknown:
-        raise ValueError(f"unknown model famil{'y' if len(unknown) == 1 else 'ies'} {unknown}; "
+        raise InputError(f"unknown model famil{'y' if len(unknown) == 1 else 'ies'} {unknown}; "
                          f"choose from {list(FAMILIES)}")
     if estimate not in ESTIMATES:
-        raise ValueError(f"estimate={estimate!r}; choose from {ESTIMATES}")
+        raise InputError(f"estimate={estimate!r}; choose from {ESTIMATES}")
     for name, value in (("decision_rule", decision_rule), ("ensemble", ensemble), ("group_norm", group_norm)):
         if value not in DECISION_RULES:
-            raise ValueError(f"{name}={value!r}; choose from {DECISION_RULES}")
+            raise InputError(f"{name}={value!r}; choose from {DECISION_RULES}")
     return families
 
 
@@ -215,7 +217,7 @@ def _study_data(source: TrainingSource, n_folds: int, seed: int, group_norm: str
     data = load_store_window_data(store, source.served, snapshot=source.snapshot) if store is not None else None
     normalised = bool(data is not None and (group_norm == "on" or (group_norm == "auto" and wants_group_norm(data))))
     if group_norm == "on" and store is None:
-        raise ValueError("group_norm='on' needs a feature store (the statistics come from all its windows)")
+        raise InputError("group_norm='on' needs a feature store (the statistics come from all its windows)")
     if normalised:
         data = normalise(data, store_group_stats(store, source.served, data.dims, source.snapshot))
     td = prepare(source.con, n_folds, seed, data, speaker_groups)

@@ -8,11 +8,15 @@
     python cli.py sql --store S --snapshot 12 "SELECT count(*) FROM windows"
     python cli.py use-encoders --store S 3f2a9c1b0d4e
     python cli.py compact --store S
+    python cli.py models list --store S
+    python cli.py models show --store S 3f2a9c1b0d4e
+    python cli.py remove --store S --manifest old.csv
 
 Also installed as the ``reels-emotion`` console script and runnable as
 ``python -m reels_emotion`` or ``python -m featurestore`` (``python cli.py`` from a
 checkout is a shim over this module). Exit status: 0 success, 1 some rows/videos failed
-(the rest was done), 2 bad usage or input that stopped the command.
+(the rest was done), 2 the command could not run; an expected error is one ``error:`` line,
+a bug says so (``reels_emotion.errors``; docs/cli.md).
 """
 from __future__ import annotations
 
@@ -20,8 +24,12 @@ import argparse
 import sys
 from pathlib import Path
 
-EXIT_OK, EXIT_PARTIAL, EXIT_USAGE = 0, 1, 2
-from featurestore.schema import MODALITIES  # noqa: E402 - light: names only
+from featurestore.errors import InputError, MissingDataError
+from featurestore.schema import MODALITIES  # light: names only
+
+from .errors import EXIT_INTERRUPTED, EXIT_OK, EXIT_PARTIAL, EXIT_USAGE, report_error
+
+FORMATS = ("table", "csv", "json")
 
 
 def _store(args, create: bool = False):
@@ -38,17 +46,18 @@ def _encoder_map(spec: str | None) -> dict[str, str] | None:
     for part in spec.split(","):
         modality, sep, encoder_id = part.partition("=")
         if not sep or not encoder_id.strip():
-            raise ValueError(f"--encoders {spec!r}: expected modality=encoder_id[,...], e.g. text=3f2a9c1b0d4e")
+            raise InputError(f"--encoders {spec!r}: expected modality=encoder_id[,...], e.g. text=3f2a9c1b0d4e")
         if modality.strip() not in MODALITIES:
-            raise ValueError(f"--encoders {spec!r}: unknown modality {modality.strip()!r}; use "
+            raise InputError(f"--encoders {spec!r}: unknown modality {modality.strip()!r}; use "
                              f"{', '.join(MODALITIES)}")
         out[modality.strip()] = encoder_id.strip()
     return out
 
 
-def _print_table(table, fmt: str = "table", out=sys.stdout) -> None:
-    """Print an Arrow table or DataFrame as an aligned table, CSV or JSON lines."""
+def _print_table(table, fmt: str = "table", out=None) -> None:
+    """Print an Arrow table or DataFrame as an aligned table, CSV or a JSON array."""
     import pandas as pd
+    out = out or sys.stdout   # looked up per call: sys.stdout may have been replaced since import
     df = table if isinstance(table, pd.DataFrame) else table.to_pandas()
     if fmt == "csv":
         df.to_csv(out, index=False)
@@ -70,9 +79,16 @@ def cmd_embed(args) -> int:
     if args.engine != "ray":
         given = [f"--{o.replace('_', '-')}" for o in RAY_OPTIONS if getattr(args, o) is not None]
         if given:
-            raise ValueError(f"{', '.join(given)} only apply with --engine ray")
+            raise InputError(f"{', '.join(given)} only apply with --engine ray")
     if args.chunk_size < 1:
-        raise ValueError(f"--chunk-size {args.chunk_size}: need at least 1 video per chunk")
+        raise InputError(f"--chunk-size {args.chunk_size}: need at least 1 video per chunk")
+    if args.workers is not None and (args.workers < 1 or args.engine == "ray"):
+        raise InputError(f"--workers {args.workers}: need at least 1, with the local engine "
+                         "(Ray sizes its stages with --ray-actors/--ray-cpus)")
+    if Path(args.store).exists() and not Path(args.store).is_dir():
+        # Said before the manifest is read, so the first line names the real problem.
+        raise InputError(f"--store {args.store} is a file; give a folder (a new one, or an existing store)")
+    shard = parse_shard(args.shard)   # options first: a bad value is the first line a user reads
     manifest = read_manifest(args.manifest, split=args.split, videos_dir=args.videos_dir,
                              encoding=args.encoding)
     print(manifest.summary(), file=sys.stderr)
@@ -82,28 +98,22 @@ def cmd_embed(args) -> int:
     common = dict(modalities=args.modalities, encoder_names=names, device=args.device,
                   asr_backend=args.asr_backend, asr_model=args.asr_model, language=args.language,
                   text_model=args.text_model, beam_size=args.beam_size,
-                  asr_batch_size=args.asr_batch_size, shard=parse_shard(args.shard),
+                  asr_batch_size=args.asr_batch_size, shard=shard,
                   chunk_size=args.chunk_size, progress=not args.quiet, text_unit=args.text_unit,
                   rehash=args.rehash)
     speaker = _speaker_encoder(args)
-    if args.workers is not None and (args.workers < 1 or args.engine == "ray"):
-        raise ValueError(f"--workers {args.workers}: need at least 1, with the local engine "
-                         "(Ray sizes its stages with --ray-actors/--ray-cpus)")
     if args.engine == "ray":
         if speaker:
             print("embed: the speaker stage runs with the local engine only; speaker groups come "
                   "from a later local `embed` of the same manifest", file=sys.stderr)
-        from featurestore.ray_engine import RayEngineError, RayOptions, embed_manifest_ray, parse_stage_map
-        try:
-            options = RayOptions(address=args.ray_address,
-                                 actors=parse_stage_map(args.ray_actors, "--ray-actors", int),
-                                 cpus=parse_stage_map(args.ray_cpus, "--ray-cpus", float),
-                                 gpus=parse_stage_map(args.ray_gpus, "--ray-gpus", float),
-                                 batch=parse_stage_map(args.ray_batch, "--ray-batch", int))
-            report = embed_manifest_ray(store, manifest, options=options, **common)
-        except RayEngineError as exc:
-            print(f"error: {exc}", file=sys.stderr)
-            return EXIT_USAGE
+        # RayEngineError (Ray missing, no GPU for --device cuda...) is a UserError: one line, exit 2.
+        from featurestore.ray_engine import RayOptions, embed_manifest_ray, parse_stage_map
+        options = RayOptions(address=args.ray_address,
+                             actors=parse_stage_map(args.ray_actors, "--ray-actors", int),
+                             cpus=parse_stage_map(args.ray_cpus, "--ray-cpus", float),
+                             gpus=parse_stage_map(args.ray_gpus, "--ray-gpus", float),
+                             batch=parse_stage_map(args.ray_batch, "--ray-batch", int))
+        report = embed_manifest_ray(store, manifest, options=options, **common)
     else:
         report = embed_manifest(store, manifest, speaker_encoder=speaker, workers=args.workers, **common)
     print(report.summary())
@@ -143,13 +153,20 @@ def _speaker_encoder(args) -> str | None:
 def cmd_speakers(args) -> int:
     from featurestore.speakers import infer_speaker_groups
     report = infer_speaker_groups(_store(args), threshold=args.threshold)
+    if not report.n_videos:   # nothing to cluster: the command could not run
+        raise MissingDataError(report.describe())
     print(report.describe())
-    return EXIT_OK if report.n_videos else EXIT_PARTIAL
+    return EXIT_OK
 
 
 def cmd_tune(args) -> int:
     from featurestore.sqlfiles import read_sql
     from fusion.tune import tune_fusion
+    # Checked here: scikit-learn's own message for these is a ValueError that reads like a bug.
+    if args.folds < 2:
+        raise InputError(f"--folds {args.folds}: cross-validation needs 2 or more folds")
+    if args.trials < 1 or args.confirm_top < 0 or args.confirm_repeats < 0:
+        raise InputError("--trials must be 1 or more, --confirm-top and --confirm-repeats 0 or more")
     store = _store(args)
     n_failed = store.query(read_sql("queries", "failed_labelled")).column(0)[0].as_py()
     if n_failed:
@@ -169,25 +186,24 @@ def cmd_tune(args) -> int:
 
 
 def cmd_predict(args) -> int:
+    from featurestore.sqlfiles import read_sql
     from fusion.predict import expected_score_note, predict_store, text_origin_note
     store = _store(args)
-    model_id = predict_store(store, split=args.split, model_id=args.model)
+    model_id = predict_store(store, split=args.split, model_id=args.model, progress=not args.quiet)
     note = text_origin_note(store, model_id, args.split)
     if note:
         print(note, file=sys.stderr)
-    tbl = store.query(
-        "SELECT method, emotion, count(*) AS videos, round(avg(confidence), 3) AS mean_confidence "
-        "FROM video_predictions p JOIN videos v USING (video_id) "
-        "WHERE model_id = ? AND v.split = ? GROUP BY ALL ORDER BY method, videos DESC",
-        [model_id, args.split])
-    print(f"model {model_id}: window probabilities written; video_predictions per method:")
-    print(f"  {expected_score_note(store, model_id, args.split)}")
-    _print_table(tbl)
+    tbl = store.query(read_sql("queries", "prediction_summary"), [model_id, args.split])
+    # Machine-readable formats keep stdout to the rows; the words go to stderr.
+    words = sys.stdout if args.format == "table" else sys.stderr
+    print(f"model {model_id}: window probabilities written; video_predictions per method:", file=words)
+    print(f"  {expected_score_note(store, model_id, args.split)}", file=words)
+    _print_table(tbl, args.format)
     return EXIT_OK
 
 
 def cmd_predict_video(args) -> int:
-    from fusion.predict import Predictor
+    from fusion.predict import Predictor, served_text_note
     if not args.store and not args.model:
         print("error: predict-video needs a model: --store S (its newest model, or --model ID) or "
               "--model DIR (a model directory)", file=sys.stderr)
@@ -195,19 +211,23 @@ def cmd_predict_video(args) -> int:
     if args.group is not None and not args.store:
         print("error: predict-video --group names a group of --store; give --store too", file=sys.stderr)
         return EXIT_USAGE
-    predictor = Predictor.from_store(_store(args), model_id=args.model, group=args.group,
-                                     same_speaker=args.same_speaker) if args.store \
-        else Predictor(args.model, same_speaker=args.same_speaker)
-    df = predictor.predict_batch(args.paths)
+    # The model's own text origin (ASR model, language, text unit) unless a flag overrides it.
+    options = dict(same_speaker=args.same_speaker, device=args.device, method=args.method,
+                   asr_model=args.asr_model, language=args.language, text_unit=args.text_unit)
+    predictor = Predictor.from_store(_store(args), model_id=args.model, group=args.group, **options) \
+        if args.store else Predictor(args.model, **options)
+    if args.json:
+        print("predict-video: --json is deprecated; use --format json", file=sys.stderr)
+    note = served_text_note(predictor.model.lineage, predictor.model.model_id, predictor.text_origin)
+    if note and "text" in predictor.model.modalities:
+        print(note, file=sys.stderr)
+    df = predictor.predict_batch(args.paths, progress=not args.quiet)
     if len(predictor.speakers):
         # Which stored speaker (or a new one) each file's voice is, and what normalised it.
         import pandas as pd
         sp = predictor.speakers.rename(columns={"status": "speaker_status"})
         df = pd.concat([df, sp[["speaker", "speaker_status", "distance", "normalised_by"]]], axis=1)
-    if args.json:
-        print(df.to_json(orient="records", force_ascii=False))
-    else:
-        _print_table(df)
+    _print_table(df, "json" if args.json else args.format)
     return EXIT_PARTIAL if df["error"].notna().any() else EXIT_OK
 
 
@@ -216,8 +236,12 @@ def cmd_export(args) -> int:
     from featurestore.store import StoreError
     from fusion.predict import expected_score_note
     store = _store(args)
+    ids = None
+    if args.manifest:
+        from featurestore.manifest import manifest_ids
+        ids = manifest_ids(args.manifest, encoding=args.encoding)
     result = export_submission(store, split=args.split, out_csv=args.out,
-                               method=args.method, model_id=args.model)
+                               method=args.method, model_id=args.model, video_ids=ids)
     print(result.summary() if hasattr(result, "summary") else result)
     try:
         print(f"  {expected_score_note(store, result.model_id, args.split)}")
@@ -247,10 +271,11 @@ def cmd_audit(args) -> int:
 
 
 def cmd_sql(args) -> int:
+    import duckdb
     store = _store(args)
     if args.write:
         if args.snapshot is not None:
-            raise ValueError("--snapshot reads the past and cannot be written; leave it out with --write")
+            raise InputError("--snapshot reads the past and cannot be written; leave it out with --write")
         # One writer transaction, with the commit counter, retried against a concurrent
         # writer's rows: the statements run again there.
         store.execute_write(args.query)
@@ -260,6 +285,8 @@ def cmd_sql(args) -> int:
         rel = con.sql(args.query)
         # A statement with no result set (COPY ... TO a file, SET, ...) has already run.
         tbl = rel.to_arrow_table() if rel is not None else None
+    except duckdb.Error as exc:   # the user's own SQL: its message says what is wrong
+        raise InputError(f"the query failed: {exc}") from exc
     finally:
         con.close()
     if tbl is not None:
@@ -275,10 +302,12 @@ def cmd_snapshots(args) -> int:
 def cmd_use_encoders(args) -> int:
     store = _store(args)
     if args.encoder_ids:
+        # With --format csv/json, stdout holds only the rows.
+        words = sys.stdout if args.format == "table" else sys.stderr
         for m, e in store.use_encoders(args.encoder_ids).items():
-            print(f"fusion_vectors serves {m} from {e}")
+            print(f"fusion_vectors serves {m} from {e}", file=words)
     from featurestore.sqlfiles import read_sql
-    _print_table(store.query(read_sql("queries", "encoder_inventory")))
+    _print_table(store.query(read_sql("queries", "encoder_inventory")), args.format)
     return EXIT_OK
 
 
@@ -300,7 +329,7 @@ def cmd_encoders(args) -> int:
     import pandas as pd
     table = pd.DataFrame(rows)
     table["dim"] = table["dim"].astype("Int64")   # "hf:<path>" has none (the model decides)
-    _print_table(table)
+    _print_table(table, args.format)
     return EXIT_OK
 
 
@@ -318,8 +347,47 @@ def _version() -> str:
         return "unknown (not installed)"
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse whose usage errors are one ``error:`` line (exit 2), like every other error."""
+
+    def error(self, message: str):
+        self.exit(EXIT_USAGE, f"error: {self.prog}: {message}; see `{self.prog} --help`\n")
+
+
+def _modality_list(spec: str) -> list[str]:
+    """``audio,text`` -> ``["audio", "text"]``; an unknown name is a usage error."""
+    names = [m.strip() for m in spec.split(",") if m.strip()]
+    unknown = [m for m in names if m not in MODALITIES]
+    if unknown or not names:
+        raise argparse.ArgumentTypeError(f"{spec!r}: unknown modality {', '.join(map(repr, unknown)) or '(none given)'}; "
+                                         f"use any of {','.join(MODALITIES)}")
+    return names
+
+
+def _with_format(sp: argparse.ArgumentParser) -> argparse.ArgumentParser:
+    sp.add_argument("--format", default="table", choices=FORMATS,
+                    help="rows as an aligned table (default), CSV or a JSON array")
+    return sp
+
+
+def _with_store_arg(cmd):
+    """A command ``cmd(args, store, print_table)`` as ``func(args)``: the store opened here."""
+    def func(args) -> int:
+        return cmd(args, _store(args), _print_table)
+    return func
+
+
+def _all_parsers(sub) -> list[argparse.ArgumentParser]:
+    """Every sub-command's parser, nested ones (``models list``) included."""
+    out = []
+    for sp in dict.fromkeys(sub.choices.values()):
+        nested = [a for a in sp._actions if isinstance(a, argparse._SubParsersAction)]
+        out += _all_parsers(nested[0]) if nested else [sp]
+    return out
+
+
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="reels-emotion", description=__doc__.split("\n\n")[0])
+    p = _Parser(prog="reels-emotion", description=__doc__.split("\n\n")[0])
     p.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
     p.add_argument("--debug", action="store_true", help="print the full traceback of any error")
     sub = p.add_subparsers(dest="command", required=True)
@@ -339,7 +407,7 @@ def build_parser() -> argparse.ArgumentParser:
                    "when labelled, else test; a 'split' column wins)")
     e.add_argument("--videos-dir", help="folder holding {id}.mp4 for URL videos")
     e.add_argument("--encoding", help="manifest text encoding (default UTF-8)")
-    e.add_argument("--modalities", type=lambda s: [m.strip() for m in s.split(",") if m.strip()],
+    e.add_argument("--modalities", type=_modality_list,
                    default=["audio", "video", "text"], help="any subset of audio,video,text")
     e.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
     e.add_argument("--asr-backend", default="faster-whisper", choices=["faster-whisper", "openai-whisper"])
@@ -440,13 +508,25 @@ def build_parser() -> argparse.ArgumentParser:
     pr = with_store(sub.add_parser("predict", help="score a split's windows and aggregate per video"))
     pr.add_argument("--split", default="test", choices=["train", "test"])
     pr.add_argument("--model", help="model_id (default: the newest trained on the current labelled set)")
-    pr.set_defaults(func=cmd_predict)
+    pr.add_argument("--quiet", action="store_true", help="no progress bar")
+    _with_format(pr).set_defaults(func=cmd_predict)
 
     pv = sub.add_parser("predict-video", help="embed and classify files that are not in a store")
     pv.add_argument("paths", nargs="+")
     pv.add_argument("--store", help="store whose best (or --model) model to use")
     pv.add_argument("--model", help="model_id in --store, or a model directory")
-    pv.add_argument("--json", action="store_true")
+    _with_format(pv)
+    # Deprecated spelling of --format json, kept so existing scripts keep working.
+    pv.add_argument("--json", action="store_true", help=argparse.SUPPRESS)
+    pv.add_argument("--quiet", action="store_true", help="no progress bar")
+    pv.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
+    pv.add_argument("--asr-model", help="Whisper model for the files' speech (default: the one the "
+                    "model's training text came from, as its lineage records)")
+    pv.add_argument("--language", help="spoken language (default: the model's training text's)")
+    pv.add_argument("--text-unit", choices=["segment", "word"], help="how ASR text becomes window "
+                    "text (default: the model's own)")
+    pv.add_argument("--method", choices=["majority", "weighted", "mean", "max"],
+                    help="window -> video aggregation (default: the model's own)")
     pv.add_argument("--group", help="for a model trained with per-group normalisation: the store's "
                     "group (speaker) the files belong to; its stored windows give the statistics")
     pv.add_argument("--same-speaker", action="store_true",
@@ -460,15 +540,19 @@ def build_parser() -> argparse.ArgumentParser:
     ex.add_argument("--out", required=True)
     ex.add_argument("--method", choices=["majority", "weighted", "mean", "max"])
     ex.add_argument("--model")
+    ex.add_argument("--manifest", help="export only this manifest's ids, in its order (each must be "
+                    "a video of --split in the store); default: every video of the split in the "
+                    "store, which is the union of every manifest embedded into it")
+    ex.add_argument("--encoding", help="--manifest text encoding (default UTF-8)")
     ex.set_defaults(func=cmd_export)
 
     a = with_store(sub.add_parser("audit", help="duplicates, conflicts, leakage, balance, coverage"))
-    a.add_argument("--format", default="table", choices=["table", "csv", "json"])
+    _with_format(a)
     a.set_defaults(func=cmd_audit)
 
     q = with_store(sub.add_parser("sql", help="run a DuckDB query over the store's tables and views"))
     q.add_argument("query")
-    q.add_argument("--format", default="table", choices=["table", "csv", "json"])
+    _with_format(q)
     q.add_argument("--snapshot", type=int, help="read the store as of this snapshot id (see `snapshots`)")
     q.add_argument("--write", action="store_true", help="run statements that change the store, as "
                    "one writer transaction (run again against the rows of a writer that commits "
@@ -476,13 +560,13 @@ def build_parser() -> argparse.ArgumentParser:
     q.set_defaults(func=cmd_sql)
 
     sn = with_store(sub.add_parser("snapshots", help="the store's snapshots (time travel targets)"))
-    sn.add_argument("--format", default="table", choices=["table", "csv", "json"])
+    _with_format(sn)
     sn.set_defaults(func=cmd_snapshots)
 
     ue = with_store(sub.add_parser("use-encoders", help="choose which stored feature set fusion_vectors "
                                    "serves per modality; without ids, list them"))
     ue.add_argument("encoder_ids", nargs="*", help="encoder_id per modality to serve")
-    ue.set_defaults(func=cmd_use_encoders)
+    _with_format(ue).set_defaults(func=cmd_use_encoders)
 
     c = with_store(sub.add_parser("compact", help="merge small data files and clean up files no "
                                   "snapshot needs (DuckLake maintenance; safe while others write)"))
@@ -496,45 +580,31 @@ def build_parser() -> argparse.ArgumentParser:
     c.set_defaults(func=cmd_compact)
 
     en = sub.add_parser("encoders", help="list the available encoders")
-    en.set_defaults(func=cmd_encoders)
+    _with_format(en).set_defaults(func=cmd_encoders)
 
     d = sub.add_parser("demo", help="build a demo corpus and run the whole job on it")
     d.add_argument("--out", default="demo_out")
     d.add_argument("--quick", action="store_true", help="fewer clips and trials")
     d.set_defaults(func=cmd_demo)
-    for sp in sub.choices.values():  # also after the command, where users type it
+    from .models_cmd import add_parsers
+    add_parsers(sub, with_store, _with_format, _with_store_arg)
+    for sp in _all_parsers(sub):  # also after the command, where users type it
         sp.add_argument("--debug", action="store_true", default=argparse.SUPPRESS,
                         help="print the full traceback of any error")
     return p
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Run one command; returns its exit status (see :mod:`reels_emotion.errors`)."""
     args = build_parser().parse_args(argv)
-    import duckdb
-
-    from featurestore.manifest import ManifestError
-    from featurestore.store import StoreError
     try:
         return args.func(args)
-    except (ManifestError, StoreError, FileNotFoundError, ValueError, duckdb.Error) as exc:
-        if args.debug:
-            raise
-        print(f"error: {exc}", file=sys.stderr)
-        return EXIT_USAGE
     except KeyboardInterrupt:
         print("interrupted: chunks committed so far are kept; run the same command again to resume",
               file=sys.stderr)
-        return 130
-    except Exception as exc:  # noqa: BLE001 - a bug: say so, keep the traceback
-        if args.debug:
-            raise
-        import tempfile
-        import traceback
-        with tempfile.NamedTemporaryFile("w", prefix="reels-emotion-", suffix=".log", delete=False) as f:
-            traceback.print_exc(file=f)
-        print(f"error: unexpected {type(exc).__name__}: {exc}. This is a bug; the traceback is in "
-              f"{f.name} (run again with --debug to print it)", file=sys.stderr)
-        return EXIT_USAGE
+        return EXIT_INTERRUPTED
+    except Exception as exc:  # noqa: BLE001 - every error ends as one line, or a traceback with --debug
+        return report_error(exc, debug=args.debug)
 
 
 if __name__ == "__main__":

@@ -17,22 +17,31 @@ SELECT count(*) AS n_videos, count(*) FILTER (WHERE scored) AS n_with_windows
 FROM split_videos
 WHERE split = ?;
 
+-- name: manifest_split_counts
+-- split_counts for a manifest's videos only (parameters: $split, $ids), and which of the ids
+-- the split lacks (not embedded into this store, or stored under the other split).
+SELECT count(*) AS n_videos, count(*) FILTER (WHERE v.scored) AS n_with_windows,
+       list(i.id ORDER BY i.pos) FILTER (WHERE v.video_id IS NULL) AS missing
+FROM (SELECT unnest($ids::VARCHAR[]) AS id, generate_subscripts($ids::VARCHAR[], 1) AS pos) AS i
+LEFT JOIN split_videos AS v ON v.video_id = i.id AND v.split = $split;
+
 -- name: submission_rows
 -- The submission `id,emotion`: exactly one row per video of the split (every manifest id the
 -- store knows), in manifest order; emotion is a class name from video_predictions of the
 -- model/method, or the training prior where the video has no prediction. Parameters:
--- $model_id, $method, $split, $prior. featurestore.export writes it with COPY (the one dynamic
--- part: COPY's target file cannot be a prepared parameter).
+-- $model_id, $method, $split, $prior, and $ids: a manifest's video_ids, in its order, to export
+-- only those (NULL: every video of the split). featurestore.export writes it with COPY (the
+-- one dynamic part: COPY's target file cannot be a prepared parameter).
 SELECT v.video_id AS id, coalesce(p.emotion, $prior) AS emotion
 FROM split_videos AS v
 LEFT JOIN video_predictions AS p
        ON p.video_id = v.video_id AND p.model_id = $model_id AND p.method = $method
-WHERE v.split = $split
-ORDER BY v.manifest_row NULLS LAST, v.video_id;
+WHERE v.split = $split AND ($ids::VARCHAR[] IS NULL OR list_contains($ids::VARCHAR[], v.video_id))
+ORDER BY list_position($ids::VARCHAR[], v.video_id) NULLS LAST, v.manifest_row NULLS LAST, v.video_id;
 
 -- name: fallbacks
 -- Videos of a split that get the class prior because video_predictions has no row for them,
--- and why. Parameters: $model_id, $method, $split.
+-- and why. Parameters: $model_id, $method, $split, $ids (as in submission_rows).
 WITH pred AS (
     SELECT video_id FROM video_predictions WHERE model_id = $model_id AND method = $method
 )
@@ -46,7 +55,8 @@ SELECT v.video_id, v.manifest_row, v.status,
 FROM split_videos AS v
 JOIN videos AS x USING (video_id)
 WHERE v.split = $split AND v.video_id NOT IN (SELECT video_id FROM pred)
-ORDER BY v.manifest_row NULLS LAST, v.video_id;
+  AND ($ids::VARCHAR[] IS NULL OR list_contains($ids::VARCHAR[], v.video_id))
+ORDER BY list_position($ids::VARCHAR[], v.video_id) NULLS LAST, v.manifest_row NULLS LAST, v.video_id;
 
 -- name: model_coverage
 -- Per model, how many videos of a split have a prediction (parameter: split).

@@ -242,3 +242,39 @@ SELECT s.video_id, s."group", s.inferred_group, s.speaker, s.speaker_source, s.n
 FROM video_speakers AS s
 LEFT JOIN (SELECT video_id, count(*) AS n_windows FROM windows GROUP BY video_id) AS w USING (video_id)
 ORDER BY s.video_id;
+
+-- name: prediction_summary
+-- `cli.py predict`: per aggregation method, how many videos of a split each emotion got from
+-- a model and their mean confidence (parameters: model_id, split).
+SELECT method, emotion, count(*) AS videos, round(avg(confidence), 3) AS mean_confidence
+FROM video_predictions AS p
+JOIN videos AS v USING (video_id)
+WHERE p.model_id = ? AND v.split = ?
+GROUP BY ALL
+ORDER BY method, videos DESC;
+
+-- name: model_catalog
+-- `cli.py models list` and `models show`: every fitted model's row, with the store snapshot
+-- its training data was read at, newest first (model_recency).
+SELECT m.model_id, m.created_at, m.family, m.method, m.cv_macro_f1, m.path, m.encoders,
+       m.lineage, m.snapshot_id
+FROM models AS m
+JOIN model_recency AS r USING (model_id)
+ORDER BY r.recency;
+
+-- name: known_videos
+-- `cli.py remove`: which of the given video_ids the store's videos table holds (parameter:
+-- a list of video_ids).
+SELECT video_id FROM videos WHERE list_contains(?, video_id);
+
+-- name: video_rows
+-- `cli.py remove`: the rows each table keyed by video_id holds for the given videos
+-- (parameter $ids: a list of video_ids), read in one statement so at one snapshot. The
+-- tables are featurestore.remove.VIDEO_KEYED_TABLES.
+SELECT 'videos' AS table_name, count(*) AS n_rows FROM videos WHERE list_contains($ids, video_id)
+UNION ALL SELECT 'windows', count(*) FROM windows WHERE list_contains($ids, video_id)
+UNION ALL SELECT 'segments', count(*) FROM segments WHERE list_contains($ids, video_id)
+UNION ALL SELECT 'embeddings', count(*) FROM embeddings WHERE list_contains($ids, video_id)
+UNION ALL SELECT 'video_features', count(*) FROM video_features WHERE list_contains($ids, video_id)
+UNION ALL SELECT 'window_predictions', count(*) FROM window_predictions WHERE list_contains($ids, video_id)
+UNION ALL SELECT 'speaker_groups', count(*) FROM speaker_groups WHERE list_contains($ids, video_id);

@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from typing import Callable, Union
 
 from featurestore.encoders.base import Encoder
+from featurestore.errors import InputError
 from featurestore.schema import MODALITIES
 
 #: Entry-point group in which installed packages offer encoders.
@@ -155,12 +156,12 @@ def get_encoder(name: str, **options) -> Encoder:
         from featurestore.encoders.text import HFTextEncoder
         path = name[len(HF_PREFIX):]
         if not path:
-            raise ValueError("'hf:' needs a model directory, e.g. 'hf:/models/LaBSE'")
+            raise InputError("'hf:' needs a model directory, e.g. 'hf:/models/LaBSE'")
         return HFTextEncoder(path, **options)
     if name not in _REGISTRY:
         _load_entry_points()
     if name not in _REGISTRY:
-        raise ValueError(f"unknown encoder {name!r}; available: {', '.join(available_encoders())}. "
+        raise InputError(f"unknown encoder {name!r}; available: {', '.join(available_encoders())}. "
                          f"A custom encoder is registered with featurestore.encoders.register_encoder "
                          f"or an entry point in the group {ENTRY_POINT_GROUP!r}")
     enc = _REGISTRY[name].build(**options)
@@ -171,5 +172,5 @@ def get_encoder(name: str, **options) -> Encoder:
 def default_encoder(modality: str) -> str:
     """Name of the default encoder of ``modality`` (pass it to :func:`get_encoder`)."""
     if modality not in MODALITIES:
-        raise ValueError(f"unknown modality {modality!r}; use one of {MODALITIES}")
+        raise InputError(f"unknown modality {modality!r}; use one of {MODALITIES}")
     return DEFAULTS[modality]
