@@ -149,9 +149,12 @@ def _env() -> dict:
     return {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])}
 
 
-def warm(manifest: Path, warmup: Path, work: Path, encoders: dict[str, str]) -> dict:
+def warm(manifest: Path, warmup: Path, work: Path, encoders: dict[str, str],
+         sequential: bool = False) -> dict:
     """Stage seconds of an ``Embedder`` built as ``cli.py embed`` builds it (the speaker stage
-    included), models loaded first by embedding ``warmup`` into a throwaway store."""
+    included), models loaded first by embedding ``warmup`` into a throwaway store. With
+    ``sequential``, the same models run again with ``workers=1`` (every stage in turn), for
+    the overlap's own ratio (``sequential_s_per_min``)."""
     from featurestore.embed import Embedder, build_embedder
     from featurestore.manifest import read_manifest
     from featurestore.store import FeatureStore
@@ -162,19 +165,29 @@ def warm(manifest: Path, warmup: Path, work: Path, encoders: dict[str, str]) -> 
                                  encoder_names=encoders, progress=False, speaker_encoder=speaker_stage())
     embedder.log = lambda msg: None
     embedder.run(read_manifest(warmup))
-    for p in whisper_states._PASSES.values():   # no states left over from another configuration
-        p.clear()
-    for enc in embedder.encoders.values():      # nor texts or frames remembered from the warm-up
-        getattr(enc, "_cache", {}).clear()
-    timed = Embedder(FeatureStore(work / "store"), embedder.encoders, embedder.transcriber,
-                     chunk_size=embedder.chunk_size, progress=False, log=lambda msg: None,
-                     text_unit=embedder.text_unit, workers=embedder.workers)
-    r = timed.run(m)
-    if r.failures:
-        raise RuntimeError(f"warm embed failed: {r.failures[0]}")
+
+    def timed_run(workers: int, store: str):
+        for p in whisper_states._PASSES.values():   # no states left over from another run
+            p.clear()
+        for enc in embedder.encoders.values():      # nor texts or frames remembered from one
+            getattr(enc, "_cache", {}).clear()
+        timed = Embedder(FeatureStore(work / store), embedder.encoders, embedder.transcriber,
+                         chunk_size=embedder.chunk_size, progress=False, log=lambda msg: None,
+                         text_unit=embedder.text_unit, workers=workers)
+        r = timed.run(m)
+        if r.failures:
+            raise RuntimeError(f"warm embed failed: {r.failures[0]}")
+        return r, timed
+
+    r, timed = timed_run(embedder.workers, "store")
     minutes = r.media_s / 60.0
-    return {"s_per_min": r.wall_s / minutes, "media_s": r.media_s, "n_videos": r.n_embedded,
-            "stages": {k: v / minutes for k, v in r.stage_s.items()}, "text_unit": timed.unit}
+    out = {"s_per_min": r.wall_s / minutes, "media_s": r.media_s, "n_videos": r.n_embedded,
+           "stages": {k: v / minutes for k, v in r.stage_s.items()}, "text_unit": timed.unit,
+           "workers": embedder.workers}
+    if sequential and embedder.workers > 1:
+        r1, _ = timed_run(1, "store-sequential")
+        out["sequential_s_per_min"] = r1.wall_s / minutes
+    return out
 
 
 def cold(manifest: Path, work: Path, encoders: dict[str, str], media_s: float) -> dict:
@@ -203,7 +216,7 @@ def measure(kind: str, manifest: Path, warmup: Path, work: Path, audio: str | No
     out: dict = {}
     configs = {**CONFIGS, "default": {"audio": audio} if audio else {}}
     for config, encoders in configs.items():
-        w = warm(manifest, warmup, work / f"{kind}-{config}-warm", encoders)
+        w = warm(manifest, warmup, work / f"{kind}-{config}-warm", encoders, sequential=config == "default")
         c = cold(manifest, work / f"{kind}-{config}-cold", encoders, w["media_s"])
         out[config] = {"warm": w, "cold": c}
         print(f"{kind} {config}: warm {w['s_per_min']:.2f}, cold {c['s_per_min']:.2f} s per min "
@@ -227,7 +240,12 @@ def figures(results: dict) -> dict:
             "stages": {k: round(v, 2) for k, v in d["warm"]["stages"].items()},
             "previous_stages": {k: round(v, 2) for k, v in p["warm"]["stages"].items()},
             "text_unit": d["warm"]["text_unit"],
+            "workers": d["warm"]["workers"],
         }
+        if "sequential_s_per_min" in d["warm"]:
+            seq = d["warm"]["sequential_s_per_min"]
+            out[kind]["sequential_warm_s_per_min"] = round(seq, 2)
+            out[kind]["overlap_ratio"] = round(seq / d["warm"]["s_per_min"], 2)
     return out
 
 
@@ -283,6 +301,11 @@ def rows_of(figs: dict, cmd: str) -> list[dict]:
                          "value": f[f"{when}_s_per_min"], "unit": "s per min of video",
                          "baseline": f[f"previous_{when}_s_per_min"], "ratio": f[f"{when}_ratio"],
                          "command": cmd})
+        if "sequential_warm_s_per_min" in f:
+            rows.append({"figure": f"embed, default encoders, warm, {f['workers']} workers against every "
+                                   f"stage in turn ({what})", "value": f["warm_s_per_min"],
+                         "unit": "s per min of video", "baseline": f["sequential_warm_s_per_min"],
+                         "ratio": f["overlap_ratio"], "command": cmd})
         for stage, v in f["stages"].items():
             rows.append({"figure": f"embed stage {stage}, warm ({kind})", "value": v,
                          "unit": "s per min of video", "baseline": f["previous_stages"][stage],
@@ -315,6 +338,10 @@ def print_table(figs: dict) -> None:
         for when in ("warm", "cold"):
             print(f"{when + ' total':<14}{f[when + '_s_per_min']:>10.2f}"
                   f"{f['previous_' + when + '_s_per_min']:>10.2f}{f[when + '_ratio']:>8.2f}")
+        if "sequential_warm_s_per_min" in f:
+            print(f"default encoders, warm: {f['workers']} workers {f['warm_s_per_min']:.2f}, every stage "
+                  f"in turn (--workers 1) {f['sequential_warm_s_per_min']:.2f} s per min: the overlap "
+                  f"is {f['overlap_ratio']:.2f}x")
 
 
 def main(argv: list[str] | None = None) -> dict:
