@@ -302,7 +302,7 @@ def cmd_encoders(args) -> int:
 
 
 def cmd_demo(args) -> int:
-    from fusion.demo import run_demo
+    from reels_emotion.demo import run_demo
     return run_demo(Path(args.out), quick=args.quick)
 
 
