@@ -22,7 +22,7 @@ from featurestore.export import export_submission
 from featurestore.manifest import read_manifest
 from featurestore.schema import CLASSES
 from featurestore.store import FeatureStore
-from fusion.aggregate import macro_f1
+from fusion.metrics import macro_f1
 from fusion.predict import expected_score_note, predict_store
 from fusion.space import SEARCH_SPACE_VERSION
 from fusion.tune import tune_fusion
@@ -35,7 +35,7 @@ def _step(title: str) -> float:
 
 
 def held_out_macro_f1(y_true, y_pred, manifest) -> float:
-    """``fusion.aggregate.macro_f1`` of the predicted class names ``y_pred`` over the classes of
+    """``fusion.metrics.macro_f1`` of the predicted class names ``y_pred`` over the classes of
     the demo's training labels (the manifest's labelled train rows); a missing or unknown
     prediction counts as an error."""
     code = {c: i for i, c in enumerate(CLASSES)}
