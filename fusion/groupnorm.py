@@ -124,8 +124,8 @@ def stats_for(all_windows: WindowData, modalities: dict[str, int]) -> GroupStats
 def store_group_stats(store, encoders: dict[str, str], modalities: dict[str, int],
                       snapshot: int | None = None) -> GroupStats:
     """Group statistics over every stored window (all splits, labelled or not) of ``store``."""
-    from .data import load_store_window_data
-    everything = load_store_window_data(store, encoders, snapshot=snapshot, labelled=False)
+    from .data import load_window_data
+    everything = load_window_data(store, encoders=encoders, snapshot=snapshot, labelled=False)
     return stats_for(everything, modalities)
 
 
