@@ -3,8 +3,9 @@
 Every ``import`` of every module is read with :mod:`ast` (at module level, inside functions
 and under ``TYPE_CHECKING`` alike: a lazy import is still a dependency), mapped to its
 package, and checked against the layer order. A cycle between modules is an error too; an
-import made inside a function breaks no import-time cycle, so the module graph counts the
-imports that run when a module is imported (top level, including ``try``/``if`` blocks).
+import made inside a function or for type checking only breaks no import-time cycle, so the
+module graph counts the imports that run when a module is imported (top level, including
+``try`` and other ``if`` blocks).
 """
 from __future__ import annotations
 
@@ -61,10 +62,12 @@ def _edges_of(path: Path, known: set[str]) -> list[Edge]:
     """Every import of one file that names one of our modules (``known``)."""
     module = module_name(path)
     tree = ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
-    lazy: set[int] = set()      # ids of nodes inside a function body
-    for fn in ast.walk(tree):
+    lazy: set[int] = set()      # ids of nodes that do not run on import: in a function body
+    for fn in ast.walk(tree):   # or under `if TYPE_CHECKING:` (type annotations only)
         if isinstance(fn, (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda)):
             lazy.update(id(n) for n in ast.walk(fn) if n is not fn)
+        elif isinstance(fn, ast.If) and "TYPE_CHECKING" in ast.unparse(fn.test):
+            lazy.update(id(n) for stmt in fn.body for n in ast.walk(stmt))
     out = []
     for node in ast.walk(tree):
         if isinstance(node, ast.Import):
