@@ -32,6 +32,7 @@ def aggregation_sql(method: str) -> str:
     probs)`` from relation ``window_predictions``, on a connection where
     :func:`install_aggregations` ran (the store's, or an :class:`Aggregator`'s)."""
     _check_methods([method])
+    # Returned as text to nest in other queries, so the checked method name is spliced.
     return f"SELECT * FROM aggregate_windows(['{method}'])"
 
 

@@ -101,6 +101,9 @@ def modality_dims(con, modalities: tuple[str, ...] | None = None,
         raise LookupError("no relation 'fusion_vectors' on this connection: embed videos first "
                           "(or pass a store/connection that has the store's views)")
     wanted = modalities if modalities is not None else MODALITIES
+    # Built here, not in sql/: the chosen videos' query is nested and each modality is a
+    # column name, which a prepared parameter cannot be (each name is checked against
+    # fusion_vectors' columns first).
     where = f"WHERE video_id IN (SELECT video_id FROM ({videos_sql}))" if videos_sql else ""
     n_videos = scalar(con, f"SELECT count(DISTINCT video_id) FROM fusion_vectors {where}") or 0
     dims: dict[str, int] = {}
@@ -144,7 +147,7 @@ def _select_videos(con, labelled: bool) -> str:
     ``con`` and return a query of it in video_id order."""
     define_rules(con)
     con.execute(f"CREATE OR REPLACE TEMP VIEW selected_videos AS {_videos_sql(labelled)}")
-    return "SELECT * FROM selected_videos ORDER BY video_id"
+    return strip_statement(read_sql("queries", "selected_videos_in_order"))   # nested as a sub-query
 
 
 def _check_videos(con) -> None:

@@ -25,6 +25,7 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
+from ._sql import read_sql
 from .data import WindowData
 
 #: --group-norm auto on speaker groups: the largest share of videos the fallback may normalise.
@@ -135,7 +136,7 @@ def store_video_pools(con) -> dict[str, str]:
     import pandas as pd
 
     from .data import with_speakers
-    videos = with_speakers(con, con.execute('SELECT video_id, "group" FROM videos').to_arrow_table().to_pandas())
+    videos = with_speakers(con, con.execute(read_sql("queries", "video_manifest_groups")).to_arrow_table().to_pandas())
     if "speaker_pool" in videos:
         return dict(zip(videos["video_id"].astype(str), videos["speaker_pool"].astype(str)))
     return {str(v): group_key(g) for v, g in zip(videos["video_id"], videos["group"].where(pd.notna(videos["group"]), None))}

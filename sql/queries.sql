@@ -242,3 +242,16 @@ SELECT s.video_id, s."group", s.inferred_group, s.speaker, s.speaker_source, s.n
 FROM video_speakers AS s
 LEFT JOIN (SELECT video_id, count(*) AS n_windows FROM windows GROUP BY video_id) AS w USING (video_id)
 ORDER BY s.video_id;
+
+-- name: clustered_videos
+-- The videos that have a speaker_groups row (a clustering replaces them all).
+SELECT video_id FROM speaker_groups;
+
+-- name: video_manifest_groups
+-- Every video's manifest group (NULL: none), for the statistics pools of group normalisation.
+SELECT video_id, "group" FROM videos;
+
+-- name: selected_videos_in_order
+-- The chosen videos (relation selected_videos, a TEMP view fusion.data makes of
+-- training_videos or embedded_videos) in video_id order.
+SELECT * FROM selected_videos ORDER BY video_id;
