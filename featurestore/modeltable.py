@@ -16,8 +16,8 @@ from typing import TYPE_CHECKING
 
 import duckdb
 
+from .errors import StoreError
 from .sqlfiles import define_rules, read_sql
-from .store import StoreError
 
 if TYPE_CHECKING:
     from .store import FeatureStore
