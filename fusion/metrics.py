@@ -32,12 +32,20 @@ def _codes(y_true, y_pred, labels) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     Integer input keeps its class indices, and a negative prediction ("no prediction") gets a
     code of its own that no label has; other input (class names) is coded by sorted value."""
     y_true, y_pred, labels = (np.asarray(a) for a in (y_true, y_pred, labels))
-    if all(a.dtype.kind in "iu" or a.size == 0 for a in (y_true, y_pred, labels)):
+    if all(_integral(a) for a in (y_true, y_pred, labels)):
         y_true, y_pred, labels = (a.astype(np.int64) for a in (y_true, y_pred, labels))
         none = int(max(y_true.max(initial=0), y_pred.max(initial=0), labels.max(initial=0))) + 1
         return (np.where(y_true < 0, none, y_true), np.where(y_pred < 0, none, y_pred), labels)
     vocab = np.unique(np.concatenate([a.astype(str) for a in (y_true, y_pred, labels)]))
     return tuple(np.searchsorted(vocab, a.astype(str)) for a in (y_true, y_pred, labels))
+
+
+def _integral(a: np.ndarray) -> bool:
+    """Whether ``a`` holds class indices: integers, or floats with integral values (1.0 is
+    class 1, as scikit-learn compares them)."""
+    if a.size == 0 or a.dtype.kind in "iub":
+        return True
+    return a.dtype.kind == "f" and bool(np.all(np.isfinite(a)) and np.all(a == np.round(a)))
 
 
 def class_scores(y_true, y_pred, labels, weight: np.ndarray | None = None) -> ClassScores:

@@ -35,6 +35,12 @@ def test_class_names_score_as_indices_do():
     assert by_name == pytest.approx(macro_f1(y, pred, labels), abs=1e-15)
 
 
+def test_float_indices_score_as_integer_indices():
+    _, y, pred = _random(5)
+    labels = np.arange(6)
+    assert macro_f1(y.astype(float), pred, labels.astype(float)) == macro_f1(y, pred, labels)
+
+
 def test_class_scores_are_sklearns_precision_recall_f1_support():
     _, y, pred = _random(3)
     labels = np.arange(8)
