@@ -16,7 +16,7 @@ vectors (``embed`` of the full manifest, done once):
     cli.py export-submission --split test --out submission.csv
 
 and the submission is scored against the hidden labels with the project's one macro-F1
-(``fusion.aggregate.macro_f1`` over the classes of the training part). Beside it, on the
+(``fusion.metrics.macro_f1`` over the classes of the training part). Beside it, on the
 same split, from the same stored vectors: the pooled logistic regression alone (C=0.05, no
 neighbour vote), the previous default (the pooled-logreg default trial, with its 10-neighbour
 vote), and the chosen model with and without the decision rule (offsets fitted on its

@@ -5,7 +5,7 @@ it); the fusion package's own ``LogRegClassifier`` (balanced class weights);
 scored two ways, both grouped by the project's leakage groups
 (``fusion.cv.prepare``: ``featurestore.duplicates`` on transcripts and pooled
 vectors, what tuning uses), and both with the project's one macro-F1
-(``fusion.aggregate.macro_f1``):
+(``fusion.metrics.macro_f1``):
 
 * grouped stratified 5-fold CV, video macro-F1 of the pooled out-of-fold
   predictions over the classes of all labelled videos, for three fold seeds;

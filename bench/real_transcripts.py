@@ -8,7 +8,7 @@ straddle the split), then runs the same commands a user
 would: ``embed`` (text from the existing transcripts), ``tune-fusion``,
 ``predict``, ``export-submission``; the submission is scored against the
 held-out labels, which the store never saw (the test manifest has no emotion), with
-the project's one macro-F1 (``fusion.aggregate.macro_f1`` over the classes of the
+the project's one macro-F1 (``fusion.metrics.macro_f1`` over the classes of the
 training manifest's labels).
 
     .venv/bin/python -m bench.real_transcripts [--trials 30] [--test-size 0.2]
@@ -61,7 +61,7 @@ def split_manifests(data: Path, out: Path, test_size: float, seed: int) -> tuple
 
 
 def held_out_macro_f1(y_true, y_pred, train_labels) -> float:
-    """``fusion.aggregate.macro_f1`` of class names ``y_pred`` against ``y_true`` over the classes
+    """``fusion.metrics.macro_f1`` of class names ``y_pred`` against ``y_true`` over the classes
     of ``train_labels`` (the training manifest's emotions); a missing or unknown prediction
     counts as an error."""
     code = {c: i for i, c in enumerate(CLASSES)}

@@ -6,7 +6,7 @@ held-out reel's transcript is spoken again with espeak-ng (Indonesian voice), ev
 segment at the time its windows place it, into a WAV file; ``embed`` then transcribes it
 with the packaged Whisper base like any video. The training side is exactly
 ``bench/real_transcripts.py`` (same grouped split, same transcript files), and so is the
-score: ``fusion.aggregate.macro_f1`` over the classes of the training manifest's labels.
+score: ``fusion.metrics.macro_f1`` over the classes of the training manifest's labels.
 
 Both text units are scored on the same held-out audio: ``segment`` (the default; a
 window carries every ASR segment it overlaps, as the competition's transcripts do) and

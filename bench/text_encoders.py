@@ -9,7 +9,7 @@ which for a transcript-only video is the SHA-256 of its transcript file, as the
 store computes it; pooled vectors are not compared, so the groups do not depend on
 the encoder), so duplicates never straddle train and test. Standardised features +
 logistic regression (class_weight="balanced"); scored with the project's one
-macro-F1 (``fusion.aggregate.macro_f1``) on the pooled out-of-fold predictions of
+macro-F1 (``fusion.metrics.macro_f1``) on the pooled out-of-fold predictions of
 every video, over the classes of the labelled set. Baselines in the same folds:
 TF-IDF + LR, always-Surprise.
 
@@ -171,7 +171,7 @@ def throughput(name: str, videos: list[list[str | None]], n: int) -> float:
 
 
 def cv_score(make_model, X, y: np.ndarray, groups: np.ndarray, seed: int, n_splits: int) -> float:
-    """Macro-F1 (``fusion.aggregate.macro_f1``, over the classes of ``y``) of the pooled
+    """Macro-F1 (``fusion.metrics.macro_f1``, over the classes of ``y``) of the pooled
     out-of-fold predictions of grouped stratified ``n_splits``-fold CV."""
     from sklearn.model_selection import StratifiedGroupKFold
 

@@ -199,8 +199,7 @@ def _speaker_note(con: duckdb.DuckDBPyConnection) -> str | None:
     from .speakers import agreement
     if relation_columns(con, "speaker_groups") is None:
         return None
-    rows = con.execute('SELECT s.speaker_group, nullif(trim(v."group"), \'\'), s.threshold, s.threshold_source '
-                       'FROM speaker_groups AS s LEFT JOIN videos AS v USING (video_id)').fetchall()
+    rows = con.execute(read_sql("audit", "speaker_memberships")).fetchall()
     if not rows:
         return None
     n_clusters = len({r[0] for r in rows})

@@ -5,10 +5,11 @@ manifest row, an unknown model id, a store without labels...). The command line 
 their message as one ``error:`` line and exits 2; any other exception is treated as a bug
 (a generic ``ValueError`` from numpy or scikit-learn included). Subclasses keep the builtin
 base that callers already catch (``ValueError``, ``LookupError``, ``RuntimeError``).
+``StoreError`` is the store's one error type, shared by every module of the store.
 """
 from __future__ import annotations
 
-__all__ = ["UserError", "InputError", "MissingDataError"]
+__all__ = ["UserError", "InputError", "MissingDataError", "StoreError"]
 
 
 class UserError(Exception):
@@ -21,3 +22,7 @@ class InputError(UserError, ValueError):
 
 class MissingDataError(UserError, LookupError):
     """The store lacks what the command needs (no embedded videos, no labels, no model)."""
+
+
+class StoreError(UserError, RuntimeError):
+    """The store cannot do what was asked (wrong path, unknown encoder, failed commit...)."""

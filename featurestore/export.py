@@ -16,10 +16,9 @@ from typing import Sequence
 import duckdb
 import pandas as pd
 
-# The models table is the model registry's (fusion.registry); a submission only asks it
-# which model and default aggregation to export.
-from fusion.registry import ModelLookupError, model_row
-
+# A submission only asks the store's ``models`` table which model and default aggregation to
+# export; the registry that writes those rows sits above, in fusion.
+from .modeltable import ModelLookupError, model_row
 from .schema import AGGREGATIONS, CLASSES, SPLITS
 from .sqlfiles import read_sql, sql_literal
 from .store import FeatureStore, StoreError

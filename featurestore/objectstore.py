@@ -3,7 +3,7 @@
 The catalog and the store directory (``store.json``, ``models/``, ``optuna.db``) stay where
 they are; only the Parquet data files move: ``embed --store DIR --data-path s3://bucket/prefix``.
 DuckDB reaches them through its ``httpfs`` extension (offline: the PyPI package
-``duckdb-extension-httpfs``, loaded by ``store.load_extension``) and Python (the file reader
+``duckdb-extension-httpfs``, loaded by ``extensions.load_extension``) and Python (the file reader
 of ``load_embeddings``, the Ray engine's workers) through pyarrow's S3 filesystem.
 
 Endpoint and credentials come from the standard AWS environment variables, on every machine
@@ -125,7 +125,7 @@ def _s3_filesystem(settings: S3Settings):
 
 def configure_duckdb(con) -> None:
     """Let ``con`` read and write ``s3://`` paths: load httpfs, create the secret."""
-    from .store import load_extension
+    from .extensions import load_extension
 
     load_extension(con, "httpfs")
     con.execute(S3Settings.from_env().duckdb_secret_sql())

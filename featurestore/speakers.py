@@ -246,7 +246,7 @@ def infer_speaker_groups(store, threshold: float | None = None, log=None) -> Spe
     con = store.connect()
     try:
         vv = voice_vectors(con)
-        old = (con.execute("SELECT video_id FROM speaker_groups").to_arrow_table()
+        old = (con.execute(read_sql("queries", "clustered_videos")).to_arrow_table()
                if relation_columns(con, "speaker_groups") is not None else None)
     finally:
         con.close()
@@ -274,7 +274,7 @@ def infer_speaker_groups(store, threshold: float | None = None, log=None) -> Spe
         # Every row is replaced: the rows committed when the transaction runs are deleted
         # (read here, so a concurrent clustering's rows go too; the last clustering wins whole).
         batch = WriteBatch()
-        current = con.execute("SELECT video_id FROM speaker_groups").to_arrow_table()
+        current = con.execute(read_sql("queries", "clustered_videos")).to_arrow_table()
         if current.num_rows:
             batch.delete("speaker_groups", current)
         if rows is not None:

@@ -1,7 +1,7 @@
 """The project's one loader of SQL: the named queries of the few ``sql/*.sql`` files.
 
 Every DDL statement and query lives in ``sql/``, a few files by concern (``schema.sql``,
-``aggregate.sql``, ``audit.sql``, ``export.sql``, ``queries.sql``). Inside a file each query
+``aggregate.sql``, ``audit.sql``, ``export.sql``, ``queries.sql``, ``store.sql``). Inside a file each query
 follows the aiosql convention: a ``-- name: <query_name>`` line (``#`` after the name marks a
 script of several statements), then its ``--`` doc comment lines, then the SQL up to the next
 ``-- name:``. ``read_sql("audit", "status")`` returns that SQL without its comment lines

@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING
 
 _EXPORTS = {
     "Aggregator": "aggregate", "aggregate_windows": "aggregate", "aggregation_sql": "aggregate",
-    "macro_f1": "aggregate",
+    "macro_f1": "metrics",
     "WindowData": "data", "load_window_data": "data", "pool_numpy": "data",
     "FAMILIES": "modelio", "FusionModel": "modelio", "load_model": "modelio",
     "TuneResult": "result",
@@ -33,7 +33,8 @@ _EXPORTS = {
 __all__ = sorted(_EXPORTS)
 
 if TYPE_CHECKING:  # what static tools see; at run time __getattr__ imports on demand
-    from .aggregate import Aggregator, aggregate_windows, aggregation_sql, macro_f1  # noqa: F401
+    from .aggregate import Aggregator, aggregate_windows, aggregation_sql  # noqa: F401
+    from .metrics import macro_f1  # noqa: F401
     from .data import WindowData, load_window_data, pool_numpy  # noqa: F401
     from .modelio import FAMILIES, FusionModel, load_model  # noqa: F401
     from .result import TuneResult  # noqa: F401

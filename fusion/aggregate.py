@@ -12,11 +12,13 @@ import duckdb
 import numpy as np
 import pandas as pd
 import pyarrow as pa
-from sklearn.metrics import f1_score
 
 from featurestore.errors import InputError
 from featurestore.schema import AGGREGATIONS, CLASSES
 from featurestore.sqlfiles import define_rules, read_sql, run_script
+
+# The one macro-F1 is fusion.metrics'; re-exported where the scoring code has always found it.
+from .metrics import macro_f1  # noqa: F401
 
 
 def install_aggregations(con: duckdb.DuckDBPyConnection, temp: bool = False) -> None:
@@ -31,6 +33,7 @@ def aggregation_sql(method: str) -> str:
     probs)`` from relation ``window_predictions``, on a connection where
     :func:`install_aggregations` ran (the store's, or an :class:`Aggregator`'s)."""
     _check_methods([method])
+    # Returned as text to nest in other queries, so the checked method name is spliced.
     return f"SELECT * FROM aggregate_windows(['{method}'])"
 
 
@@ -102,37 +105,3 @@ def aggregate_windows(probs: np.ndarray, video_id: np.ndarray, window_idx: np.nd
                       method: str = "mean", model_id: str = "model") -> pd.DataFrame:
     """One-shot aggregation of window probabilities to one row per video (see :class:`Aggregator`)."""
     return Aggregator().run(probs, video_id, window_idx, (method,), model_id)
-
-
-def macro_f1(y_true: np.ndarray, y_pred: np.ndarray, labels: np.ndarray | None = None) -> float:
-    """The project's one macro-F1: the unweighted mean of the per-class F1 over ``labels``.
-
-    ``labels`` is the label set, and it is part of the definition: the classes present among
-    the labelled *training* videos -- of the whole study for cross-validation (the labelled
-    set being cross-validated), of the training part of a split for a held-out test set
-    scored after training. Not the classes of ``y_true`` or ``y_pred`` of the scored videos:
-    scikit-learn's ``f1_score(average="macro")`` without ``labels`` averages over
-    ``y_true`` union ``y_pred``, a different number whenever a fold or test set lacks a class
-    or a prediction falls outside the training classes.
-
-    * A class of ``labels`` that is never predicted correctly scores F1 0
-      (``zero_division=0``), including one absent from the scored videos' ``y_true``: it
-      still counts in the mean.
-    * A prediction outside ``labels`` -- a class the training labels did not have, or -1 for
-      "no prediction" (a video without output) -- is an error: a false negative of its
-      true class, and it adds no class of its own to the mean.
-    * It is computed once on the pooled predictions of every scored video (all out-of-fold
-      predictions together, or the whole test set), never as a mean of per-fold scores.
-
-    Args:
-        y_true, y_pred: (n,) class per video; ``featurestore.schema.CLASSES`` indices (or
-            names, consistently with ``labels``); -1 in ``y_pred``: no prediction.
-        labels: the label set above. None falls back to the classes present in ``y_true``
-            (only right when ``y_true`` holds exactly the training classes).
-    Returns:
-        The macro-F1 as a float in [0, 1].
-    """
-    y_true = np.asarray(y_true)
-    if labels is None:
-        labels = np.unique(y_true)
-    return float(f1_score(y_true, y_pred, labels=labels, average="macro", zero_division=0))

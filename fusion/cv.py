@@ -31,8 +31,9 @@ from featurestore.duplicates import video_evidence
 from featurestore.errors import InputError
 from featurestore.pooling import pooled_means
 
-from .aggregate import Aggregator, macro_f1
+from .aggregate import Aggregator
 from .data import WindowData, load_window_data, pool_numpy
+from .metrics import macro_f1
 from .modelio import POOLED_FAMILIES
 from .oof import OOFPredictions
 from .space import Config, make_estimator
@@ -219,7 +220,7 @@ class TuneData:
     """Everything a trial needs, computed once per study.
 
     ``labels`` is the label set of the study's one macro-F1: the classes present among
-    its labelled videos (:func:`fusion.aggregate.macro_f1` over them, on pooled
+    its labelled videos (:func:`fusion.metrics.macro_f1` over them, on pooled
     out-of-fold predictions of every video).
     """
 

@@ -102,6 +102,9 @@ def modality_dims(con, modalities: tuple[str, ...] | None = None,
         raise MissingDataError("no relation 'fusion_vectors' on this connection: embed videos first "
                           "(or pass a store/connection that has the store's views)")
     wanted = modalities if modalities is not None else MODALITIES
+    # Built here, not in sql/: the chosen videos' query is nested and each modality is a
+    # column name, which a prepared parameter cannot be (each name is checked against
+    # fusion_vectors' columns first).
     where = f"WHERE video_id IN (SELECT video_id FROM ({videos_sql}))" if videos_sql else ""
     n_videos = scalar(con, f"SELECT count(DISTINCT video_id) FROM fusion_vectors {where}") or 0
     dims: dict[str, int] = {}
@@ -145,7 +148,7 @@ def _select_videos(con, labelled: bool) -> str:
     ``con`` and return a query of it in video_id order."""
     define_rules(con)
     con.execute(f"CREATE OR REPLACE TEMP VIEW selected_videos AS {_videos_sql(labelled)}")
-    return "SELECT * FROM selected_videos ORDER BY video_id"
+    return strip_statement(read_sql("queries", "selected_videos_in_order"))   # nested as a sub-query
 
 
 def _check_videos(con) -> None:
@@ -167,26 +170,63 @@ def _check_labels(videos: pd.DataFrame) -> None:
                          f"on ingest) and re-ingest ({len(bad)} such video(s))")
 
 
-def load_window_data(con, *, labelled: bool = True,
-                     modalities: tuple[str, ...] | None = None) -> WindowData:
-    """Load ``fusion_vectors`` joined to ``videos`` as a :class:`WindowData`.
+def load_window_data(source, *, labelled: bool = True, modalities: tuple[str, ...] | None = None,
+                     encoders: dict[str, str] | None = None, snapshot: int | None = None) -> WindowData:
+    """The project's one window loader: the chosen videos' window vectors as a :class:`WindowData`.
+
+    Two sources give the same :class:`WindowData` (``tests/test_fusion_tune.py`` checks):
+
+    * a DuckDB connection: the ``fusion_vectors`` view joined to ``videos``, in SQL (works
+      on any connection with those relations: a store's, or synthetic data in memory);
+    * a ``FeatureStore`` with ``encoders``: one full read per feature set
+      (``FeatureStore.load_embeddings``: the Parquet data files themselves) aligned to the
+      windows in numpy, at full-matrix speed (what ``tune-fusion`` uses).
 
     Args:
-        con: DuckDB connection with the ``videos`` and ``fusion_vectors`` relations.
+        source: a DuckDB connection, or a ``FeatureStore``.
         labelled: True -> only labelled, embedded, non-test videos (training set);
             False -> every embedded video (for prediction).
-        modalities: modalities to load, in this order (a fitted model's); None -> every
-            non-empty vector column, in ``schema.MODALITIES`` order.
+        modalities: (connection only) modalities to load, in this order (a fitted model's);
+            None -> every modality that ``MIN_MODALITY_COVERAGE`` of the videos have, in
+            ``schema.MODALITIES`` order.
+        encoders: (store only) the ``{modality: encoder_id}`` that ``fusion_vectors`` serves;
+            the same coverage rule picks the modalities.
+        snapshot: (store only) the store snapshot to read; None: the newest.
 
     Raises:
         ValueError: a label outside ``schema.CLASSES`` (names the video and value).
         LookupError: missing relations/columns, or no labelled windows.
     """
+    if hasattr(source, "load_embeddings"):
+        if encoders is None or modalities is not None:
+            raise TypeError("load_window_data(store, ...) takes encoders={modality: encoder_id} "
+                            "(the feature sets to read), not modalities")
+        return _load_from_store(source, encoders, snapshot=snapshot, labelled=labelled)
+    if encoders is not None or snapshot is not None:
+        raise TypeError("load_window_data(con, ...) reads the connection's fusion_vectors: "
+                        "encoders and snapshot need a FeatureStore (or a connection at that snapshot)")
+    return _load_from_sql(source, labelled=labelled, modalities=modalities)
+
+
+def _chosen_videos(con, labelled: bool) -> str:
+    """Check ``videos`` on ``con`` and make the chosen videos' TEMP view; returns its query
+    (video_id order)."""
     _check_videos(con)
-    videos_sql = _select_videos(con, labelled)
-    dims = modality_dims(con, modalities, videos_sql)
+    return _select_videos(con, labelled)
+
+
+def _video_rows(con, videos_sql: str) -> pd.DataFrame:
+    """The chosen videos' rows with speaker columns, labels checked: one per video, by video_id."""
     videos = with_speakers(con, fetch_arrow(con, videos_sql).to_pandas())
     _check_labels(videos)
+    return videos
+
+
+def _load_from_sql(con, *, labelled: bool, modalities: tuple[str, ...] | None) -> WindowData:
+    """:func:`load_window_data` through the ``fusion_vectors`` view on ``con``."""
+    videos_sql = _chosen_videos(con, labelled)
+    dims = modality_dims(con, modalities, videos_sql)
+    videos = _video_rows(con, videos_sql)
     table = con.execute(read_sql("queries", "window_vectors"), [list(dims)]).to_arrow_table()
     _check_windows(table, videos, labelled)
     X = np.concatenate([vectors_to_matrix(table[m], d, m) for m, d in dims.items()], axis=1)
@@ -243,19 +283,16 @@ def _window_data(X: np.ndarray, keys: pa.Table, videos: pd.DataFrame,
 
 def load_store_window_data(store, encoders: dict[str, str], *, snapshot: int | None = None,
                            labelled: bool = True) -> WindowData:
-    """:func:`load_window_data` for a feature store, at full-matrix speed.
+    """:func:`load_window_data` of a feature store (kept for existing callers)."""
+    return load_window_data(store, encoders=encoders, snapshot=snapshot, labelled=labelled)
 
-    The same :class:`WindowData` (tested equal), built from one full read per feature set
-    (``FeatureStore.load_embeddings``: the Parquet data files themselves) aligned to the
-    windows in numpy, instead of the ``fusion_vectors`` join. ``encoders`` is the
-    ``{modality: encoder_id}`` that ``fusion_vectors`` serves; the same coverage rule
-    (``MIN_MODALITY_COVERAGE`` of the chosen videos) picks the modalities.
-    """
+
+def _load_from_store(store, encoders: dict[str, str], *, snapshot: int | None,
+                     labelled: bool) -> WindowData:
+    """:func:`load_window_data` from the store's feature-set files, aligned in numpy."""
     con = store.connect(snapshot=snapshot)
     try:
-        _check_videos(con)
-        videos = with_speakers(con, fetch_arrow(con, _select_videos(con, labelled)).to_pandas())
-        _check_labels(videos)
+        videos = _video_rows(con, _chosen_videos(con, labelled))
         keys = fetch_arrow(con, read_sql("queries", "window_keys"))
         vectors = {m: store.load_embeddings(encoders[m], snapshot=snapshot, con=con, sort=False)
                    for m in MODALITIES if encoders.get(m)}

@@ -13,7 +13,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from .aggregate import Aggregator, macro_f1
+from .aggregate import Aggregator
+from .metrics import macro_f1
 from .oof import OOFPredictions
 
 #: Offsets tried for each class (natural-log units): up to e^1.5 ~ 4.5x in odds.

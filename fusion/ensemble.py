@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .aggregate import macro_f1
+from .metrics import macro_f1
 from .oof import OOFPredictions
 
 #: Additions (with replacement) and how many of the study's best trials may be members.
@@ -25,7 +25,12 @@ MAX_CANDIDATES = 20
 
 def video_probs(oof: OOFPredictions, video_ids: np.ndarray) -> np.ndarray:
     """float64 (len(video_ids), k): the mean window probability of each video (what
-    ``aggregate_windows`` returns as ``probs`` for 'mean'); NaN rows for videos without windows."""
+    ``aggregate_windows`` returns as ``probs`` for 'mean'); NaN rows for videos without windows.
+
+    The one aggregation rule lives in ``sql/aggregate.sql``; this is its 'mean' in numpy
+    because greedy selection needs every trial's video probabilities and a SQL round trip per
+    trial would dominate it. ``tests/test_fusion_ensemble_sql.py`` checks that the two agree.
+    """
     index = {v: i for i, v in enumerate(np.asarray(video_ids).astype(str))}
     rows = np.array([index.get(v, -1) for v in oof.video_id.astype(str)])
     ok = rows >= 0

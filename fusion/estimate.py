@@ -8,7 +8,7 @@ confirmation, at a smaller budget), the decision rule and the ensemble fitted on
 study's out-of-fold predictions, the choice between single model, rule and ensemble made on
 that inner data (:func:`fusion.selection.choose_variant`), the refit, and then predictions
 for the outer fold's videos, which none of those steps saw. Every labelled
-video is predicted once; the one macro-F1 (:func:`fusion.aggregate.macro_f1` over the
+video is predicted once; the one macro-F1 (:func:`fusion.metrics.macro_f1` over the
 study's label set) of those predictions is the estimate, and its interval comes from a
 bootstrap over leakage groups (videos that must stay together are resampled together).
 """
@@ -27,7 +27,7 @@ from tqdm.auto import tqdm
 
 from featurestore.schema import CLASSES
 
-from .aggregate import macro_f1
+from .metrics import macro_f1
 from .decision import apply_offsets
 
 #: Bootstrap resamples of the interval and its coverage.
@@ -39,24 +39,8 @@ PREDICTIONS_FILE = "nested_predictions.parquet"
 
 def macro_f1_weighted(y_true: np.ndarray, y_pred: np.ndarray, labels: np.ndarray,
                       weight: np.ndarray | None = None) -> float:
-    """:func:`fusion.aggregate.macro_f1` with a weight per video (bootstrap counts).
-
-    ``y_pred`` -1 (no prediction) counts as wrong. Equal to scikit-learn's ``f1_score`` with
-    ``sample_weight`` (tested); written out because the bootstrap calls it thousands of times
-    per estimate and one confusion ``bincount`` is ~50x faster than scikit-learn's checks.
-    """
-    y_true = np.asarray(y_true, np.int64)
-    y_pred = np.asarray(y_pred, np.int64)
-    k = int(max(y_true.max(initial=0), y_pred.max(initial=0), np.max(labels, initial=0))) + 2
-    pred = np.where(y_pred < 0, k - 1, y_pred)
-    w = np.ones(len(y_true)) if weight is None else np.asarray(weight, np.float64)
-    cm = np.bincount(y_true * k + pred, weights=w, minlength=k * k).reshape(k, k)
-    tp = np.diag(cm)[labels]
-    support = cm.sum(axis=1)[labels]
-    predicted = cm.sum(axis=0)[labels]
-    denom = support + predicted
-    f1 = np.where(denom > 0, 2 * tp / np.maximum(denom, 1e-12), 0.0)
-    return float(f1.mean()) if len(labels) else 0.0
+    """:func:`fusion.metrics.macro_f1` with a weight per video (the bootstrap's resample counts)."""
+    return macro_f1(y_true, y_pred, labels, weight)
 
 
 def _group_codes(groups: np.ndarray) -> tuple[np.ndarray, int]:

@@ -25,6 +25,7 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
+from ._sql import read_sql
 from .data import WindowData
 
 #: --group-norm auto on speaker groups: the largest share of videos the fallback may normalise.
@@ -124,8 +125,8 @@ def stats_for(all_windows: WindowData, modalities: dict[str, int]) -> GroupStats
 def store_group_stats(store, encoders: dict[str, str], modalities: dict[str, int],
                       snapshot: int | None = None) -> GroupStats:
     """Group statistics over every stored window (all splits, labelled or not) of ``store``."""
-    from .data import load_store_window_data
-    everything = load_store_window_data(store, encoders, snapshot=snapshot, labelled=False)
+    from .data import load_window_data
+    everything = load_window_data(store, encoders=encoders, snapshot=snapshot, labelled=False)
     return stats_for(everything, modalities)
 
 
@@ -135,7 +136,7 @@ def store_video_pools(con) -> dict[str, str]:
     import pandas as pd
 
     from .data import with_speakers
-    videos = with_speakers(con, con.execute('SELECT video_id, "group" FROM videos').to_arrow_table().to_pandas())
+    videos = with_speakers(con, con.execute(read_sql("queries", "video_manifest_groups")).to_arrow_table().to_pandas())
     if "speaker_pool" in videos:
         return dict(zip(videos["video_id"].astype(str), videos["speaker_pool"].astype(str)))
     return {str(v): group_key(g) for v, g in zip(videos["video_id"], videos["group"].where(pd.notna(videos["group"]), None))}

@@ -20,9 +20,11 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
-from sklearn.metrics import confusion_matrix, precision_recall_fscore_support
+from sklearn.metrics import confusion_matrix
 
 from featurestore.schema import CLASSES
+
+from .metrics import class_scores, macro_f1
 
 if TYPE_CHECKING:
     import optuna
@@ -38,14 +40,18 @@ SELECTION_TITLE = "selection (optimistic)"
 def per_class_table(y_true: np.ndarray, y_pred: np.ndarray) -> pd.DataFrame:
     """Precision, recall, F1, support per class of ``schema.CLASSES`` plus a macro row.
 
-    The macro row averages only classes with support (as the tuning objective does).
+    ``y_true``, ``y_pred``: int (n,) class indices (-1: no prediction). The macro row
+    averages only classes with support (as the tuning objective does); its F1 is
+    :func:`fusion.metrics.macro_f1` over those classes.
     """
     labels = np.arange(len(CLASSES))
-    p, r, f, s = precision_recall_fscore_support(y_true, y_pred, labels=labels, zero_division=0)
+    p, r, f, s = class_scores(y_true, y_pred, labels)
+    s = s.astype(np.int64)
     table = pd.DataFrame({"class": CLASSES, "precision": p, "recall": r, "f1": f, "support": s})
     has = s > 0
     macro = pd.DataFrame([{"class": "macro (classes present)", "precision": p[has].mean(),
-                           "recall": r[has].mean(), "f1": f[has].mean(), "support": int(s.sum())}])
+                           "recall": r[has].mean(), "f1": macro_f1(y_true, y_pred, labels[has]),
+                           "support": int(s.sum())}])
     return pd.concat([table, macro], ignore_index=True)
 
 
@@ -169,7 +175,6 @@ def write_report(directory: Path, y_true: np.ndarray, y_pred: np.ndarray, study:
         nested_predictions: the saved ``nested_predictions.parquet``; when given,
             ``confusion.png``, ``per_class.csv`` and ``estimate.png`` are drawn from it.
     """
-    from .aggregate import macro_f1
 
     directory.mkdir(parents=True, exist_ok=True)
     paths: dict[str, Path] = {}

@@ -21,11 +21,11 @@ from tqdm.auto import tqdm
 
 from featurestore.errors import UserError
 
-from .aggregate import macro_f1
 from .cv import TuneData, cross_validate, fit_videos, predict_videos, video_folds
 from .decision import apply_offsets, fit_offsets
 from .ensemble import MAX_CANDIDATES, EnsembleSelection, combine, select_ensemble, video_probs
 from .estimate import paired_gain_low
+from .metrics import macro_f1
 from .oof import OOFArchive, OOFPredictions
 from .space import Config, config_from_trial, default_trials
 from .study import trials_frame

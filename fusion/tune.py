@@ -27,7 +27,7 @@ from featurestore.errors import InputError
 
 from . import registry
 from .cv import TuneData, fit_final, fit_videos, predict_videos, prepare
-from .data import load_store_window_data
+from .data import load_window_data
 from .decision import apply_offsets
 from .estimate import NestedEstimate, nested_estimate
 from .groupnorm import normalise, store_group_stats, wants_group_norm
@@ -214,7 +214,7 @@ def _study_data(source: TrainingSource, n_folds: int, seed: int, group_norm: str
     """The labelled windows of ``source`` (normalised per group when ``group_norm`` says so),
     their leakage groups and folds; ``TuneData.group_norm`` records whether they were normalised."""
     store = source.store
-    data = load_store_window_data(store, source.served, snapshot=source.snapshot) if store is not None else None
+    data = load_window_data(store, encoders=source.served, snapshot=source.snapshot) if store is not None else None
     normalised = bool(data is not None and (group_norm == "on" or (group_norm == "auto" and wants_group_norm(data))))
     if group_norm == "on" and store is None:
         raise InputError("group_norm='on' needs a feature store (the statistics come from all its windows)")

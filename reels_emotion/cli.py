@@ -13,7 +13,7 @@
     python cli.py remove --store S --manifest old.csv
 
 Also installed as the ``reels-emotion`` console script and runnable as
-``python -m reels_emotion`` or ``python -m featurestore`` (``python cli.py`` from a
+``python -m reels_emotion`` (``python cli.py`` from a
 checkout is a shim over this module). Exit status: 0 success, 1 some rows/videos failed
 (the rest was done), 2 the command could not run; an expected error is one ``error:`` line,
 a bug says so (``reels_emotion.errors``; docs/cli.md).
@@ -334,7 +334,7 @@ def cmd_encoders(args) -> int:
 
 
 def cmd_demo(args) -> int:
-    from fusion.demo import run_demo
+    from reels_emotion.demo import run_demo
     return run_demo(Path(args.out), quick=args.quick)
 
 

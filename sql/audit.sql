@@ -232,3 +232,10 @@ FROM members AS m
 LEFT JOIN majority AS j USING (speaker_group)
 GROUP BY m.speaker_group
 ORDER BY n_videos DESC, m.speaker_group;
+
+-- name: speaker_memberships
+-- Each clustered video's voice cluster beside its manifest group (NULL: none), with the
+-- threshold that drew the clusters: what the audit's speaker line scores the clusters against.
+SELECT s.speaker_group, nullif(trim(v."group"), '') AS manifest_group, s.threshold, s.threshold_source
+FROM speaker_groups AS s
+LEFT JOIN videos AS v USING (video_id);

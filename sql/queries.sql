@@ -278,3 +278,16 @@ UNION ALL SELECT 'embeddings', count(*) FROM embeddings WHERE list_contains($ids
 UNION ALL SELECT 'video_features', count(*) FROM video_features WHERE list_contains($ids, video_id)
 UNION ALL SELECT 'window_predictions', count(*) FROM window_predictions WHERE list_contains($ids, video_id)
 UNION ALL SELECT 'speaker_groups', count(*) FROM speaker_groups WHERE list_contains($ids, video_id);
+
+-- name: clustered_videos
+-- The videos that have a speaker_groups row (a clustering replaces them all).
+SELECT video_id FROM speaker_groups;
+
+-- name: video_manifest_groups
+-- Every video's manifest group (NULL: none), for the statistics pools of group normalisation.
+SELECT video_id, "group" FROM videos;
+
+-- name: selected_videos_in_order
+-- The chosen videos (relation selected_videos, a TEMP view fusion.data makes of
+-- training_videos or embedded_videos) in video_id order.
+SELECT * FROM selected_videos ORDER BY video_id;

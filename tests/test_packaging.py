@@ -32,6 +32,7 @@ def test_a_wheel_install_runs_embed_and_sql(tmp_path):
     assert "cli.py" not in names and not any(n.startswith("cli/") for n in names)
     assert "reels_emotion/cli.py" in names and "reels_emotion/__main__.py" in names
     assert "reels_demo/corpus.py" in names and "featurestore/demo.py" not in names
+    assert "reels_emotion/demo.py" in names and "fusion/demo.py" not in names
     entry = next(n for n in names if n.endswith(".dist-info/entry_points.txt"))
     assert "reels-emotion = reels_emotion.cli:main" in zipfile.ZipFile(wheel).read(entry).decode()
     target = tmp_path / "site"

@@ -15,7 +15,7 @@ REPO = Path(__file__).resolve().parents[1]
 
 
 def test_every_file_parses_into_named_queries():
-    assert sql_files() == ["aggregate", "audit", "export", "queries", "schema"]
+    assert sql_files() == ["aggregate", "audit", "export", "queries", "schema", "store"]
     for f in sql_files():
         found = queries(f)
         assert found, f
@@ -128,3 +128,11 @@ def test_rule_queries_run_on_a_bare_connection_with_only_a_videos_table():
     n, sha = labelled_set(con)
     assert n == 2 and sha is not None
     assert labelled_set(duckdb.connect()) == (0, None)
+
+
+def test_store_sql_names_the_lake_as_attached():
+    """``sql/store.sql`` names the lake's catalogs literally (a catalog cannot be a prepared
+    parameter): they must be the name the store attaches it under."""
+    from featurestore.catalog import LAKE
+    text = (SQL_DIR / "store.sql").read_text()
+    assert LAKE == "store" and f"__ducklake_metadata_{LAKE}." in text and f"{LAKE}.snapshots()" in text

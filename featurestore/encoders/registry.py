@@ -164,9 +164,35 @@ def get_encoder(name: str, **options) -> Encoder:
         raise InputError(f"unknown encoder {name!r}; available: {', '.join(available_encoders())}. "
                          f"A custom encoder is registered with featurestore.encoders.register_encoder "
                          f"or an entry point in the group {ENTRY_POINT_GROUP!r}")
-    enc = _REGISTRY[name].build(**options)
+    spec = _REGISTRY[name]
+    enc = spec.build(**options)
     enc.name = name
+    check_dim(name, spec, enc, options)
     return enc
+
+
+def check_dim(name: str, spec: EncoderSpec, enc: Encoder, options: dict | None = None) -> None:
+    """The registration's ``dim`` and the built encoder's agree.
+
+    The width is declared twice (listed by ``encoders`` before anything is built, and set by
+    the class); a store would otherwise record a feature set whose rows are not the width
+    the registry promises. Skipped where the registration has no dim (the model decides) or
+    the call's own ``options`` reconfigure the encoder (they may change its width).
+
+    Raises:
+        ValueError: naming the encoder, both widths and where each is declared.
+    """
+    if spec.dim is None or set(options or ()) - _RUNTIME_OPTIONS:
+        return
+    if enc.dim != spec.dim:
+        raise ValueError(f"encoder {name!r}: registered with dim {spec.dim} (register_encoder) but "
+                         f"{type(enc).__module__}.{type(enc).__name__} builds rows of dim {enc.dim}; "
+                         "make the registration and the class agree")
+
+
+#: Call options that place or tune an encoder without changing what it computes.
+_RUNTIME_OPTIONS = frozenset({"device", "batch_size", "cpu_threads", "num_threads", "compute_type",
+                              "cache_size", "progress"})
 
 
 def default_encoder(modality: str) -> str:

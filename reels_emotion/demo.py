@@ -1,6 +1,8 @@
 """The main job on a built-in demo: corpus -> embed -> tune -> predict -> submission.
 
-``python cli.py demo`` runs it. The corpus (``reels_demo.corpus``) is made on the
+``reels-emotion demo`` (``python -m reels_emotion demo``, ``make demo``) runs it; it lives
+beside the command line rather than in :mod:`fusion` because it makes media, which the
+libraries never do. The corpus (``reels_demo.corpus``) is made on the
 fly: Indonesian speech from espeak-ng with sentences and prosody per emotion,
 over frames of a real face. Every step reuses what a previous run finished:
 clips are not re-rendered, embedded videos are skipped, and a finished study
@@ -15,17 +17,16 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from reels_demo.corpus import build_demo_corpus
 from featurestore.embed import embed_manifest
 from featurestore.export import export_submission
 from featurestore.manifest import read_manifest
 from featurestore.schema import CLASSES
 from featurestore.store import FeatureStore
-
-from .aggregate import macro_f1
-from .predict import expected_score_note, predict_store
-from .space import SEARCH_SPACE_VERSION
-from .tune import tune_fusion
+from fusion.metrics import macro_f1
+from fusion.predict import expected_score_note, predict_store
+from fusion.space import SEARCH_SPACE_VERSION
+from fusion.tune import tune_fusion
+from reels_demo.corpus import build_demo_corpus
 
 
 def _step(title: str) -> float:
@@ -34,7 +35,7 @@ def _step(title: str) -> float:
 
 
 def held_out_macro_f1(y_true, y_pred, manifest) -> float:
-    """``fusion.aggregate.macro_f1`` of the predicted class names ``y_pred`` over the classes of
+    """``fusion.metrics.macro_f1`` of the predicted class names ``y_pred`` over the classes of
     the demo's training labels (the manifest's labelled train rows); a missing or unknown
     prediction counts as an error."""
     code = {c: i for i, c in enumerate(CLASSES)}
