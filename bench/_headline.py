@@ -136,8 +136,11 @@ def _embed_speed(quick: bool) -> dict:
         f = runs[0][kind]
         w, c = span(kind, "warm_s_per_min"), span(kind, "cold_s_per_min")
         ratio = span(kind, "cold_ratio")
+        overlap = (f"; the stages' overlap {span(kind, 'overlap_ratio')[0]:.2f}× faster than every stage in "
+                   f"turn" if "overlap_ratio" in f else "")
         parts.append(f"{f['clips']} {what} ({f['media_s']:.0f} s): warm **{w[0]:.2f}**, cold (`cli.py embed`) "
-                     f"**{c[0]:.2f} s per min of video**, {ratio[0]:.2f}× the previous defaults' cold time")
+                     f"**{c[0]:.2f} s per min of video**, {ratio[0]:.2f}× the previous defaults' cold time"
+                     f"{overlap}")
         spread.append(f"{kind} cold {c[1]:.2f}–{c[2]:.2f}")
     if "text_import" in runs[0]:
         t = [r["text_import"]["cold_texts_per_s"] for r in runs]
