@@ -1,6 +1,9 @@
 """featurestore.asr and featurestore.weights with real Whisper models on espeak-ng speech."""
 from __future__ import annotations
 
+import re
+from difflib import SequenceMatcher
+
 import numpy as np
 import pytest
 
@@ -129,6 +132,13 @@ def long_speech(speech, tmp_path_factory):
     return np.tile(round_, 4), round_.size / rate, spans
 
 
+def _heard(word: str, text: str) -> bool:
+    """``word`` among ``text``'s words, one misheard letter allowed: Whisper base spells
+    espeak-ng's Indonesian loosely ("Kaluarga" for "keluarga"), and what is tested here is
+    where the utterances are found, not their spelling."""
+    return any(SequenceMatcher(None, word, w).ratio() >= 0.85 for w in re.findall(r"\w+", text.lower()))
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("options", [{}, {"batch_size": 1}, {"vad_filter": False}],
                          ids=["batched-vad", "sequential-vad", "batched-fixed-chunks"])
@@ -141,7 +151,7 @@ def test_long_clip_every_utterance_found_at_its_time(long_speech, options):
     assert all(0.0 <= s.start_s < s.end_s <= audio.size / SAMPLE_RATE for s in segments)
     for word, (a, b) in spans.items():
         rounds = [k for k in range(4) if any(
-            word in s.text.lower() and s.start_s < k * period + b and s.end_s > k * period + a
+            _heard(word, s.text) and s.start_s < k * period + b and s.end_s > k * period + a
             for s in segments)]
         assert len(rounds) >= 3, (word, [(round(s.start_s, 1), s.text) for s in segments])
 
