@@ -48,7 +48,7 @@ def test_a_wheel_install_runs_embed_and_sql(tmp_path):
     (work / "m.csv").write_text("id,video,emotion,transcript\na,,Senang,t1.txt\nb,,Marah,t2.txt\n")
 
     def run(*args):
-        return subprocess.run([sys.executable, "-m", "featurestore", *args], capture_output=True,
+        return subprocess.run([sys.executable, "-m", "reels_emotion", *args], capture_output=True,
                               text=True, cwd=work, env=env, timeout=600)
     where = subprocess.run([sys.executable, "-c", "import featurestore.sqlfiles as s; print(s.SQL_DIR)"],
                            capture_output=True, text=True, cwd=work, env=env)
