@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import os
 import sys
+import threading
 import time
 from collections import defaultdict
 from concurrent.futures import ThreadPoolExecutor
@@ -92,7 +93,7 @@ class EmbedReport:
             per_min = {k: v * 60.0 / self.media_s for k, v in self.stage_s.items()}
             what = ("seconds per minute of media, summed over the workers that ran each stage at once "
                     "(commit: the driver)") if self.engine == "ray" else \
-                "seconds per minute of media (stages overlap; the total is the wall time)"
+                "seconds per minute of media (stages may overlap; the total is the wall time)"
             lines.append(f"{what}: " + ", ".join(
                 f"{k} {v:.2f}" for k, v in per_min.items()) + f"; total {self.wall_s * 60 / self.media_s:.2f}")
         lines.extend(self.notes)
@@ -197,7 +198,7 @@ def asr_source(transcriber) -> str | None:
 
 
 # ---------------------------------------------------------------------- per-video work
-_TIME_LOCK = __import__("threading").Lock()
+_TIME_LOCK = threading.Lock()
 
 
 def _add_time(stage_s: dict[str, float], stage: str, seconds: float) -> None:
