@@ -534,7 +534,8 @@ class Embedder:
         unit that matches the windows a model learns from (:func:`matching_text_unit`).
     workers : threads for the work that can overlap: the next chunk is decoded while this
         one is transcribed and encoded, and the modalities' encoders of a chunk run side by
-        side. None (default): 2, or 1 on a single core; 1 runs every stage in turn. The
+        side, from the second chunk on (the first runs alone: see :meth:`run`). None
+        (default): 2, or 1 on a single core; 1 runs every stage in turn. The
         rows do not depend on it: each encoder still sees the same inputs, one call at a
         time (``tests/test_whisper_states.py``). With more than one, two chunks' decoded media
         are held at once (a 75 s reel's frames are about 200 MB).
@@ -705,9 +706,14 @@ class Embedder:
                 else:
                     ahead.result()
                 ahead = None
-                if self.workers > 1 and k + 1 < len(chunks):
+                # The first chunk runs alone, in this thread: it does every library's first
+                # use (imports, lazily loaded submodules, JIT compiles, model loads), which is
+                # not thread-safe everywhere (librosa#1799, lazy-loader#88: the losing thread
+                # can keep a half-initialised module). Stages overlap from the second chunk on.
+                overlap = self.workers > 1 and k > 0
+                if overlap and k + 1 < len(chunks):
                     ahead = pool.submit(self._prepare, chunks[k + 1], s, report)
-                self._process_chunk(chunk, report, pool)
+                self._process_chunk(chunk, report, pool if overlap else None)
                 bar.update(len(chunk))
                 elapsed = time.perf_counter() - t0
                 bar.set_postfix(windows=report.n_windows,

@@ -4,8 +4,11 @@ The speaker stage of ``embed`` stores a voice vector per speech window (``resemb
 ``featurestore.encoders.speaker``). Here each video's voice is the mean of its speech
 windows' vectors (SQL ``voice_vectors``), centred on the store's mean voice (Resemblyzer's
 vectors are non-negative, so every pair shares a large common component that hides who is
-speaking: on javanese-av, actors hidden, centring lifts the ARI from 0.19 to 0.47), and the
-videos are clustered by scikit-learn's
+speaking; centring shows it). Acted
+emotion moves a voice about as far as a change of speaker, so where the store holds videos with
+both a manifest group and a label, the directions along which their voices move with the emotion
+(within a speaker) are projected out first (:func:`emotion_directions`, a nuisance attribute
+projection; docs/benchmarks.md, section 8). Then the videos are clustered by scikit-learn's
 ``AgglomerativeClustering`` (cosine distance, average linkage, a distance threshold): two
 groups of videos join when their videos' mean pairwise cosine distance is below the threshold.
 
@@ -15,9 +18,9 @@ The threshold is chosen, and recorded with every row (``speaker_groups.threshold
   each: the 0.9 quantile of the distances between two videos of one group
   (:data:`THRESHOLD_RULE`, :func:`pair_threshold`), so that nine in ten of one speaker's pairs
   are joined. The cut leans to merging on purpose: a speaker's clips split by how they sound
-  (acted anger against sadness) would be normalised by emotion, which erases it. On
-  javanese-speech, actors hidden, the balanced-error cut clusters better (ARI 0.52 against
-  0.34) but normalises worse (macro-F1 0.445 against 0.614, the manifest's 0.612);
+  (acted anger against sadness) would be normalised by emotion, which erases it: on the
+  Java-SED sets, actors hidden, the balanced-error cut clusters about as well and normalises
+  worse (docs/benchmarks.md, section 8);
 * else :data:`DEFAULT_THRESHOLD`, the same rule's cut on the Java-SED speech clips' actors
   (``python -m bench.speakers``; docs/benchmarks.md, section 8).
 
@@ -43,6 +46,9 @@ from .sqlfiles import read_sql, relation_columns
 DEFAULT_THRESHOLD = 1.059
 #: How the cut is chosen from manifest groups (:func:`pair_threshold`).
 THRESHOLD_RULE = "within-0.9"
+#: An emotion enters :func:`emotion_directions` with at least this many voices of grouped,
+#: labelled videos (a mean of fewer is mostly the speakers' own noise).
+MIN_EMOTION_VIDEOS = 5
 #: predict-video's cut for "this file is a stored speaker": the ASSIGN_QUANTILE of the distances
 #: from each stored video to its own speaker's mean voice without it (:func:`assignment_threshold`),
 #: so nine in ten of a known speaker's clips are recognised (bench/speakers.py, "assignment";
@@ -71,6 +77,7 @@ class VoiceVectors:
     n_windows: np.ndarray       # int64 (n,)
     group: np.ndarray           # object (n,): manifest group or None
     encoder_id: str | None = None
+    label: np.ndarray | None = None   # object (n,): the video's label or None
 
     def __len__(self) -> int:
         return len(self.video_id)
@@ -87,6 +94,8 @@ class SpeakerReport:
     encoder_id: str | None
     sizes: list[int] = field(default_factory=list)
     agreement: dict = field(default_factory=dict)
+    #: Emotion directions projected out of the voices before clustering (:func:`emotion_directions`).
+    n_emotion_directions: int = 0
 
     def describe(self) -> str:
         if not self.n_videos:
@@ -116,6 +125,53 @@ def centre(V: np.ndarray, mean: np.ndarray | None = None) -> tuple[np.ndarray, n
     return _unit(V - mu), mu
 
 
+def emotion_directions(V: np.ndarray, groups: np.ndarray, labels: np.ndarray | None) -> np.ndarray | None:
+    """float64 (k, d) orthonormal directions along which a speaker's voice moves with the emotion.
+
+    Learned from the videos that have both a manifest group and a label (their own speaker
+    groups are never inferred: a manifest group wins): each voice is centred on its speaker's
+    mean voice, and the directions are the span of the emotions' means of those residuals
+    (k = emotions - 1, an SVD). Removing them (:func:`remove_directions`) is a nuisance
+    attribute projection: the voices of one speaker acting anger and sadness come closer,
+    so a cluster follows the speaker rather than the emotion, which per-speaker normalisation
+    would otherwise erase. Hand-written because it is one SVD; no maintained library ships it.
+
+    Args:
+        V: float (n, d) unit voices (centred on the store's mean voice).
+        groups, labels: (n,) manifest group and label per row, or None.
+    Returns:
+        The directions, or None when fewer than two emotions have :data:`MIN_EMOTION_VIDEOS`
+        voices of speakers with two or more such videos.
+    """
+    if labels is None or not len(V):
+        return None
+    ok = np.array([isinstance(g, str) and isinstance(y, str) for g, y in zip(groups, labels)], dtype=bool)
+    g, y = np.asarray(groups, dtype=object)[ok].astype(str), np.asarray(labels, dtype=object)[ok].astype(str)
+    R = np.asarray(V, dtype=np.float64)[ok]
+    names, counts = np.unique(g, return_counts=True)
+    keep = np.isin(g, names[counts >= 2])
+    g, y, R = g[keep], y[keep], R[keep]
+    for name in np.unique(g):
+        m = g == name
+        R[m] = R[m] - R[m].mean(axis=0)
+    emotions, n = np.unique(y, return_counts=True)
+    emotions = emotions[n >= MIN_EMOTION_VIDEOS]
+    if len(emotions) < 2:
+        return None
+    M = np.array([R[y == e].mean(axis=0) for e in emotions])
+    _, sv, Vt = np.linalg.svd(M, full_matrices=False)
+    k = int(min(len(emotions) - 1, (sv > sv[0] * 1e-9).sum()))
+    return Vt[:k] if k else None
+
+
+def remove_directions(V: np.ndarray, B: np.ndarray | None) -> np.ndarray:
+    """Unit rows of ``V`` less their projection on the orthonormal rows of ``B`` (None: ``V``)."""
+    if B is None or not len(V):
+        return V
+    V = np.asarray(V, dtype=np.float64)
+    return _unit(V - (V @ B.T) @ B)
+
+
 def speaker_encoder_id(con) -> str | None:
     """The speaker feature set of the store on ``con`` (None without one)."""
     if relation_columns(con, "video_features") is None:
@@ -133,7 +189,8 @@ def voice_vectors(con, encoder_id: str | None = None) -> VoiceVectors:
     ids = np.array(t["video_id"].to_pylist(), dtype=str)
     V = np.array(t["voice"].to_pylist(), dtype=np.float64).reshape(len(ids), -1)
     return VoiceVectors(ids, _unit(V), np.array(t["n_speech_windows"].to_pylist(), np.int64),
-                        np.array(t["group"].to_pylist(), dtype=object), encoder_id)
+                        np.array(t["group"].to_pylist(), dtype=object), encoder_id,
+                        np.array(t["label"].to_pylist(), dtype=object))
 
 
 def cosine_distances(V: np.ndarray) -> np.ndarray:
@@ -237,7 +294,7 @@ def choose_threshold(vv: VoiceVectors, threshold: float | None = None) -> tuple[
         t, d = chosen
         return t, (f"manifest groups ({d['n_groups']} groups, {d['n_videos']} videos: balanced pair "
                    f"error {d['balanced_pair_error']:.3f})")
-    return DEFAULT_THRESHOLD, "default (balanced pair error cut on javanese-speech actors)"
+    return DEFAULT_THRESHOLD, f"default ({THRESHOLD_RULE} cut on javanese-speech actors)"
 
 
 def infer_speaker_groups(store, threshold: float | None = None, log=None) -> SpeakerReport:
@@ -255,7 +312,11 @@ def infer_speaker_groups(store, threshold: float | None = None, log=None) -> Spe
         raise StoreError(f"the store {store.root} has no speaker_groups table (its schema predates "
                            "speaker groups); open it with this version's featurestore to upgrade it")
     vv = replace(vv, voice=centre(vv.voice)[0]) if len(vv) else vv
+    B = emotion_directions(vv.voice, vv.group, vv.label)
+    vv = replace(vv, voice=remove_directions(vv.voice, B))
     t, source = choose_threshold(vv, threshold)
+    if B is not None:
+        source += f"; {len(B)} emotion directions removed (learned from the labelled, grouped videos)"
     codes = cluster(vv.voice, t)
     names = group_names(codes, vv.video_id) if len(vv) else np.array([], object)
     rows = None
@@ -286,7 +347,8 @@ def infer_speaker_groups(store, threshold: float | None = None, log=None) -> Spe
     grouped = np.array([isinstance(g, str) for g in vv.group], dtype=bool)
     agree = agreement(vv.group[grouped], names[grouped]) if grouped.sum() >= 2 else {}
     report = SpeakerReport(len(vv), int(len(np.unique(codes))), t, source, vv.encoder_id,
-                           np.bincount(codes).tolist() if len(codes) else [], agree)
+                           np.bincount(codes).tolist() if len(codes) else [], agree,
+                           0 if B is None else len(B))
     if log:
         log(report.describe())
     return report

@@ -214,7 +214,8 @@ LIMIT 1;
 -- name: voice_vectors
 -- One voice vector per embedded video with speech: the mean of its speech windows' vectors of
 -- the speaker feature set (parameter: encoder_id), element by element, and how many windows
--- entered it; beside the video's manifest group. Windows without speech are NULL and left out.
+-- entered it; beside the video's manifest group and label. Windows without speech are NULL
+-- and left out.
 WITH speech AS (
     SELECT e.video_id, e.window_idx, e.embedding
     FROM embeddings AS e
@@ -228,7 +229,7 @@ WITH speech AS (
     FROM (SELECT video_id, i, avg(x) AS m FROM elements GROUP BY video_id, i)
     GROUP BY video_id
 )
-SELECT m.video_id, m.voice, n.n_speech_windows, nullif(trim(v."group"), '') AS "group"
+SELECT m.video_id, m.voice, n.n_speech_windows, nullif(trim(v."group"), '') AS "group", v.label
 FROM means AS m
 JOIN (SELECT video_id, count(*) AS n_speech_windows FROM speech GROUP BY video_id) AS n USING (video_id)
 JOIN videos AS v USING (video_id)

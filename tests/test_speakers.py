@@ -74,6 +74,63 @@ def test_pair_threshold_separates_within_from_between():
     assert pair_threshold(V, np.array([None] * 12, dtype=object)) is None
 
 
+def _acted_voices(rng, speakers: int, emotion_scale: float):
+    """Unit voices of ``speakers`` speakers acting 4 emotions 3 times each: a speaker centre
+    plus a shared per-emotion offset of ``emotion_scale``, plus noise."""
+    d = 32
+    centres = rng.standard_normal((speakers, d))
+    offsets = emotion_scale * rng.standard_normal((4, d))
+    rows, who, emo = [], [], []
+    for s in range(speakers):
+        for e in range(4):
+            for _ in range(3):
+                rows.append(centres[s] + offsets[e] + 0.5 * rng.standard_normal(d))
+                who.append(f"s{s}")
+                emo.append(f"e{e}")
+    V = np.array(rows)
+    return V / np.linalg.norm(V, axis=1, keepdims=True), np.array(who, dtype=object), np.array(emo, dtype=object)
+
+
+def test_removing_emotion_directions_clusters_new_speakers_by_voice_not_emotion():
+    from featurestore.speakers import (agreement, centre, cluster, emotion_directions, pair_threshold,
+                                       remove_directions)
+    rng = np.random.default_rng(3)
+    # The emotion moves a voice further than a change of speaker (as acted speech does).
+    V, who, emo = _acted_voices(rng, 6, emotion_scale=1.5)
+    V = centre(V)[0]
+    known = np.isin(who, ["s0", "s1", "s2", "s3"])
+    new = ~known
+    # Learned from the known speakers only (grouped, labelled); the new ones are clustered.
+    B = emotion_directions(V[known], who[known], emo[known])
+    assert B is not None and B.shape == (3, V.shape[1])
+    assert np.allclose(B @ B.T, np.eye(3), atol=1e-9)
+    scores = {}
+    for name, X in (("raw", V), ("projected", remove_directions(V, B))):
+        t, _ = pair_threshold(X[known], who[known], "within-0.9")
+        codes = cluster(X[new], t)
+        scores[name] = (agreement(who[new], codes)["ari"], agreement(emo[new], codes)["ari"])
+    assert scores["projected"][0] > 0.8 and scores["projected"][1] < 0.05, scores
+    assert scores["raw"][0] < 0.3 and scores["raw"][1] > 0.2, scores   # raw: clusters follow the emotion
+
+
+def test_emotion_directions_need_grouped_labelled_videos():
+    from featurestore.speakers import MIN_EMOTION_VIDEOS, emotion_directions, remove_directions
+    rng = np.random.default_rng(4)
+    V, who, emo = _acted_voices(rng, 3, emotion_scale=1.0)
+    none = np.array([None] * len(V), dtype=object)
+    assert emotion_directions(V, none, emo) is None          # no manifest group
+    assert emotion_directions(V, who, none) is None          # no label
+    assert emotion_directions(V, who, None) is None
+    one = np.where(emo == "e0", emo, None)                   # one emotion: nothing to remove
+    assert emotion_directions(V, who, one) is None
+    # An emotion with fewer than MIN_EMOTION_VIDEOS grouped voices does not enter.
+    few = emo.copy()
+    few[(emo == "e3") & (np.arange(len(V)) % 3 != 0)] = None
+    assert (few == "e3").sum() < MIN_EMOTION_VIDEOS
+    assert emotion_directions(V, who, few).shape[0] == 2
+    assert remove_directions(V, None) is V
+
+
 def test_a_store_from_before_speaker_groups_gains_them_on_upgrade(tmp_path):
     """The speaker table is in `added_tables`, which an upgrade runs (it skips `tables`), so a
     store made before speaker groups opens with video_speakers working and no group drawn."""
