@@ -5,10 +5,11 @@ The speaker stage of ``embed`` stores a voice vector per speech window (``resemb
 windows' vectors (SQL ``voice_vectors``), centred on the store's mean voice (Resemblyzer's
 vectors are non-negative, so every pair shares a large common component that hides who is
 speaking; centring shows it). Acted
-emotion moves a voice about as far as a change of speaker, so where the store holds videos with
-both a manifest group and a label, the directions along which their voices move with the emotion
-(within a speaker) are projected out first (:func:`emotion_directions`, a nuisance attribute
-projection; docs/benchmarks.md, section 8). Then the videos are clustered by scikit-learn's
+emotion moves a voice about as far as a change of speaker; on request (``remove_emotion``), where
+the store holds videos with both a manifest group and a label, the directions along which their
+voices move with the emotion (within a speaker) are projected out first
+(:func:`emotion_directions`, a nuisance attribute projection; docs/benchmarks.md, section 8).
+Then the videos are clustered by scikit-learn's
 ``AgglomerativeClustering`` (cosine distance, average linkage, a distance threshold): two
 groups of videos join when their videos' mean pairwise cosine distance is below the threshold.
 
@@ -297,8 +298,15 @@ def choose_threshold(vv: VoiceVectors, threshold: float | None = None) -> tuple[
     return DEFAULT_THRESHOLD, f"default ({THRESHOLD_RULE} cut on javanese-speech actors)"
 
 
-def infer_speaker_groups(store, threshold: float | None = None, log=None) -> SpeakerReport:
-    """Cluster every embedded video's voice and replace the store's ``speaker_groups`` rows."""
+def infer_speaker_groups(store, threshold: float | None = None, log=None,
+                         remove_emotion: bool = False) -> SpeakerReport:
+    """Cluster every embedded video's voice and replace the store's ``speaker_groups`` rows.
+
+    ``remove_emotion``: project the emotion directions (:func:`emotion_directions`) out of the
+    voices first, where the store's grouped, labelled videos give them. Off by default: on the
+    Java-SED sets, actors hidden, it makes the clusters follow the actors much more closely on
+    both corpora, but per-speaker normalisation by those clusters scored better on one corpus
+    and worse on the other (docs/benchmarks.md, section 8)."""
     from .store import WriteBatch, utcnow
     con = store.connect()
     try:
@@ -312,11 +320,14 @@ def infer_speaker_groups(store, threshold: float | None = None, log=None) -> Spe
         raise StoreError(f"the store {store.root} has no speaker_groups table (its schema predates "
                            "speaker groups); open it with this version's featurestore to upgrade it")
     vv = replace(vv, voice=centre(vv.voice)[0]) if len(vv) else vv
-    B = emotion_directions(vv.voice, vv.group, vv.label)
+    B = emotion_directions(vv.voice, vv.group, vv.label) if remove_emotion else None
     vv = replace(vv, voice=remove_directions(vv.voice, B))
     t, source = choose_threshold(vv, threshold)
     if B is not None:
         source += f"; {len(B)} emotion directions removed (learned from the labelled, grouped videos)"
+    elif remove_emotion:
+        source += (f"; no emotion directions removed (they need two emotions with {MIN_EMOTION_VIDEOS} "
+                   "or more voices of videos with a manifest group and a label)")
     codes = cluster(vv.voice, t)
     names = group_names(codes, vv.video_id) if len(vv) else np.array([], object)
     rows = None

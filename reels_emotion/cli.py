@@ -121,7 +121,8 @@ def cmd_embed(args) -> int:
         from featurestore.speakers import infer_speaker_groups
         from featurestore.store import StoreError
         try:
-            print(infer_speaker_groups(store, threshold=args.speaker_threshold).describe())
+            print(infer_speaker_groups(store, threshold=args.speaker_threshold,
+                                       remove_emotion=args.speaker_remove_emotion).describe())
         except StoreError as exc:   # a store from before speaker groups: the embed itself stands
             print(f"embed: no speaker groups drawn: {exc}", file=sys.stderr)
     print(f"store: {store.root}")
@@ -152,7 +153,7 @@ def _speaker_encoder(args) -> str | None:
 
 def cmd_speakers(args) -> int:
     from featurestore.speakers import infer_speaker_groups
-    report = infer_speaker_groups(_store(args), threshold=args.threshold)
+    report = infer_speaker_groups(_store(args), threshold=args.threshold, remove_emotion=args.remove_emotion)
     if not report.n_videos:   # nothing to cluster: the command could not run
         raise MissingDataError(report.describe())
     print(report.describe())
@@ -456,12 +457,18 @@ def build_parser() -> argparse.ArgumentParser:
                         "modality), none, or an encoder name")
     e.add_argument("--speaker-threshold", type=float, help="cosine-distance cut of the speaker "
                    "clustering (default: chosen from the manifest groups, else the measured default)")
+    e.add_argument("--speaker-remove-emotion", action="store_true", help="project the directions "
+                   "along which a voice moves with the emotion (learned from the videos with a group "
+                   "and a label) out of the voices before clustering (docs/benchmarks.md, section 8)")
     e.add_argument("--quiet", action="store_true", help="no progress bar")
     e.set_defaults(func=cmd_embed)
     sg = with_store(sub.add_parser("speakers", help="cluster the stored voice vectors into speaker "
                                                     "groups again (embed does this after each run)"))
     sg.add_argument("--threshold", type=float, help="cosine-distance cut (default: chosen from the "
                                                     "manifest groups, else the measured default)")
+    sg.add_argument("--remove-emotion", action="store_true", help="project the emotion directions "
+                    "(learned from the videos with a group and a label) out of the voices first: "
+                    "clusters follow the speaker more closely (docs/benchmarks.md, section 8)")
     sg.set_defaults(func=cmd_speakers)
 
     t = with_store(sub.add_parser("tune-fusion", help="Optuna search over fusion models, video-grouped CV"))

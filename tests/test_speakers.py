@@ -199,6 +199,21 @@ def test_speaker_stage_is_stored_but_never_served(voice_store):
     assert report.n_videos == 5 and report.threshold_source.startswith("default")
 
 
+def test_removing_emotion_without_grouped_labelled_voices_says_so(voice_store):
+    import subprocess
+    import sys
+    from pathlib import Path
+    store = voice_store[0]
+    before = _speakers(store)["inferred_group"]
+    cli = Path(__file__).resolve().parent.parent / "cli.py"
+    p = subprocess.run([sys.executable, str(cli), "speakers", "--store", str(store.root), "--remove-emotion"],
+                       capture_output=True, text=True)
+    assert p.returncode == 0, p.stderr
+    # One grouped, labelled voice per emotion here: nothing to learn the directions from.
+    assert "no emotion directions removed" in p.stdout, p.stdout
+    pd.testing.assert_series_equal(_speakers(store)["inferred_group"], before)
+
+
 def test_manifest_group_overrides_inferred(voice_store):
     sp = _speakers(voice_store[0])
     # a3 speaks with a1's voice: inferred together, but its manifest group wins.
