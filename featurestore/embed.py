@@ -595,11 +595,9 @@ class Embedder:
         try:
             con.register("_plan_ids", pa.table({"video_id": pa.array(ids, pa.string())}))
             stored = {r["video_id"]: r for r in con.execute(
-                "SELECT * FROM videos WHERE video_id IN (SELECT video_id FROM _plan_ids)").to_arrow_table().to_pylist()}
+                read_sql("queries", "plan_videos")).to_arrow_table().to_pylist()}
             features = defaultdict(dict)
-            for r in con.execute(
-                    "SELECT * FROM video_features WHERE video_id IN (SELECT video_id FROM _plan_ids)"
-                    ).to_arrow_table().to_pylist():
+            for r in con.execute(read_sql("queries", "plan_video_features")).to_arrow_table().to_pylist():
                 features[r["video_id"]][r["encoder_id"]] = r
             todo, refresh = self._todo(rows, stored, features)
             if self.transcriber is not None and "text" in self.encoders:
@@ -732,8 +730,8 @@ class Embedder:
 
         def plan(con) -> WriteBatch:
             claimed.clear()
-            known = {r[0] for r in con.execute("SELECT encoder_id FROM encoders").fetchall()}
-            has_choice = {r[0] for r in con.execute("SELECT modality FROM served_encoders").fetchall()}
+            known = {r[0] for r in con.execute(read_sql("queries", "registered_encoders")).fetchall()}
+            has_choice = {r[0] for r in con.execute(read_sql("queries", "served_modalities")).fetchall()}
             batch = WriteBatch()
             for m, enc in self.encoders.items():
                 if enc.encoder_id not in known:
@@ -745,7 +743,7 @@ class Embedder:
             return batch
 
         chosen = self.store.feature_sets()
-        known = set(self.store.query("SELECT encoder_id FROM encoders").column("encoder_id").to_pylist())
+        known = set(self.store.query(read_sql("queries", "registered_encoders")).column("encoder_id").to_pylist())
         if any(e.encoder_id not in known or (m not in chosen and m != SPEAKER) for m, e in self.encoders.items()):
             self.store.commit(plan)
             chosen = self.store.feature_sets()

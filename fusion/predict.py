@@ -526,12 +526,12 @@ class Predictor:
         con = self.speaker_store.connect()
         try:
             eid = speaker_encoder_id(con)
-            row = con.execute("SELECT name FROM encoders WHERE encoder_id = ?", [eid]).fetchone()
+            name = con.execute(read_sql("queries", "served_encoder"), [eid]).fetchone()[1]
         finally:
             con.close()
-        enc = get_encoder(row[0], device=self.device)
+        enc = get_encoder(name, device=self.device)
         if enc.encoder_id != eid:
-            raise PredictError(f"the speaker encoder {row[0]!r} built here has encoder_id {enc.encoder_id}, "
+            raise PredictError(f"the speaker encoder {name!r} built here has encoder_id {enc.encoder_id}, "
                                f"but the store's voice vectors are {eid}: install the same version")
         return enc
 

@@ -126,8 +126,8 @@ SELECT (SELECT count(*) FROM videos) AS n_videos,
        (SELECT count(*) FROM fusion_vectors) AS n_fusion_vectors;
 
 -- name: served_encoder
--- Lineage of one encoder configuration (parameter: encoder_id), for the record a model keeps
--- of the feature sets it was trained on.
+-- Lineage of one encoder configuration (parameter: encoder_id): for the record a model keeps
+-- of the feature sets it was trained on, and the name predict-video rebuilds an encoder by.
 SELECT encoder_id, name, dim, version, weights_sha256
 FROM encoders
 WHERE encoder_id = ?;
@@ -185,6 +185,23 @@ WHERE list_contains(?, encoder_id);
 SELECT video_id, window_idx, start_s, end_s, transcript
 FROM windows
 ORDER BY video_id, window_idx;
+
+-- name: plan_videos
+-- The committed videos rows of the ids in the registered table _plan_ids (what an embed run
+-- plans against: featurestore.embed.Embedder._plan).
+SELECT * FROM videos WHERE video_id IN (SELECT video_id FROM _plan_ids);
+
+-- name: plan_video_features
+-- The committed video_features rows (one per video and encoder) of the ids in _plan_ids.
+SELECT * FROM video_features WHERE video_id IN (SELECT video_id FROM _plan_ids);
+
+-- name: registered_encoders
+-- Every registered encoder configuration's id.
+SELECT encoder_id FROM encoders;
+
+-- name: served_modalities
+-- The modalities that have a chosen feature set (fusion_vectors serves them).
+SELECT modality FROM served_encoders;
 
 -- name: videos_of
 -- The committed videos rows of the ids in the registered table _commit_ids (a writer's

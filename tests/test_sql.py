@@ -55,6 +55,7 @@ def test_rules_equal_the_python_constants():
 _STAND_INS = {
     "evidence_ids": "SELECT 'v' AS video_id",
     "_commit_ids": "SELECT 'v' AS video_id",
+    "_plan_ids": "SELECT 'v' AS video_id",
     "predict_videos": "SELECT 'v' AS video_id",
     "predict_batch": "SELECT 'v' AS video_id",
     "selected_videos": "SELECT 'v' AS video_id, 'Joy' AS label, NULL AS \"group\"",
