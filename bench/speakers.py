@@ -109,14 +109,12 @@ VARIANTS = (*RULES, *(r + EMO for r in RULES))
 SHIPPED = "within-0.9" + EMO
 
 
-def _space(V, groups, labels, variant: str, pick):
-    """(voices to cluster, the cut's rule): ``variant`` with EMO projects out the emotion
-    directions learned from the rows ``pick`` (their groups and labels)."""
+def _space(variant: str, V, learn):
+    """(``V`` as ``variant`` clusters it, the cut's rule): with EMO, ``V`` less the emotion
+    directions learned from ``learn`` = (voices, groups, labels) of the rows that choose the cut."""
     from featurestore.speakers import emotion_directions, remove_directions
-    rule = variant.replace(EMO, "")
-    if variant.endswith(EMO):
-        return remove_directions(V, emotion_directions(V[pick], groups[pick], labels[pick])), rule
-    return V, rule
+    B = emotion_directions(*learn) if variant.endswith(EMO) else None
+    return remove_directions(V, B), variant.removesuffix(EMO)
 
 
 def clustering_quality(vv, other=None) -> dict:
@@ -128,7 +126,7 @@ def clustering_quality(vv, other=None) -> dict:
         rows = []
         for chosen in itertools.combinations(actors, 3):
             pick = np.isin(vv.group, chosen)
-            V, rule = _space(vv.voice, vv.group, vv.label, variant, pick)
+            V, rule = _space(variant, vv.voice, (vv.voice[pick], vv.group[pick], vv.label[pick]))
             t, _ = pair_threshold(V[pick], vv.group[pick], rule)
             held = ~pick
             codes = cluster(V[held], t)
@@ -140,15 +138,14 @@ def clustering_quality(vv, other=None) -> dict:
                                         "sd": float(np.std([x[k] for x in rows], ddof=1))}
                                     for k in ("ari", "purity", "pair_error", "false_same", "false_different",
                                               "n_clusters", "threshold", "emotion_ari")}}
-        V, rule = _space(vv.voice, vv.group, vv.label, variant, np.ones(len(vv), bool))
+        V, rule = _space(variant, vv.voice, (vv.voice, vv.group, vv.label))
         t_all, info = pair_threshold(V, vv.group, rule)
         r["own_pairs_threshold"] = {"threshold": t_all, **info}
         if other is not None:
             # The other corpus chooses the cut and (EMO) the directions; this one is clustered.
-            from featurestore.speakers import emotion_directions, remove_directions
-            B = emotion_directions(other.voice, other.group, other.label) if variant.endswith(EMO) else None
-            t, _ = pair_threshold(remove_directions(other.voice, B), other.group, rule)
-            r["other_corpus_threshold"] = {**agreement(vv.group, cluster(remove_directions(vv.voice, B), t)),
+            learn = (other.voice, other.group, other.label)
+            t, _ = pair_threshold(_space(variant, other.voice, learn)[0], other.group, rule)
+            r["other_corpus_threshold"] = {**agreement(vv.group, cluster(_space(variant, vv.voice, learn)[0], t)),
                                            "threshold": t}
         out[variant] = r
     return out
@@ -223,8 +220,9 @@ def withheld_f1(store_path: Path, vv, seeds: int, folds: int = 5) -> dict:
                      "pooled: every window": np.where(test, POOLED, actor).astype(object)}
             for variant in VARIANTS:
                 # The cut and the emotion directions from the training actors' clips only.
-                X, rule = _space(V, actor, label, variant, ~test & has_voice)
-                t, _ = pair_threshold(X[~test & has_voice], actor[~test & has_voice], rule)
+                train = ~test & has_voice
+                X, rule = _space(variant, V, (V[train], actor[train], label[train]))
+                t, _ = pair_threshold(X[train], actor[train], rule)
                 # Clustered over every clip, the test clips' groups hidden (as embed clusters a store).
                 codes = np.full(len(ids), -1)
                 codes[has_voice] = cluster(X[has_voice], t)

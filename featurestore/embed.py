@@ -434,14 +434,14 @@ def video_commit(videos: Sequence[VideoTask], s: EmbedSettings,
 def _committed_rows(con, ids: list[str]) -> tuple[dict[str, dict], dict[str, list]]:
     """``({video_id: videos row}, {video_id: [(window_idx, start_s, end_s)]})`` of ``ids`` as
     the connection's transaction sees them."""
-    con.register("_commit_ids", pa.table({"video_id": pa.array(ids, pa.string())}))
+    con.register("_video_ids", pa.table({"video_id": pa.array(ids, pa.string())}))
     try:
         current = {r["video_id"]: r for r in con.execute(read_sql("queries", "videos_of")).to_arrow_table().to_pylist()}
         grids: dict[str, list] = defaultdict(list)
         for vid, idx, a, b in con.execute(read_sql("queries", "window_grids_of")).fetchall():
             grids[vid].append((int(idx), round(float(a), 6), round(float(b), 6)))
     finally:
-        con.unregister("_commit_ids")
+        con.unregister("_video_ids")
     return current, grids
 
 
@@ -593,11 +593,11 @@ class Embedder:
         ids = [r["video_id"] for r in rows]
         con = self.store.connect()
         try:
-            con.register("_plan_ids", pa.table({"video_id": pa.array(ids, pa.string())}))
+            con.register("_video_ids", pa.table({"video_id": pa.array(ids, pa.string())}))
             stored = {r["video_id"]: r for r in con.execute(
-                read_sql("queries", "plan_videos")).to_arrow_table().to_pylist()}
+                read_sql("queries", "videos_of")).to_arrow_table().to_pylist()}
             features = defaultdict(dict)
-            for r in con.execute(read_sql("queries", "plan_video_features")).to_arrow_table().to_pylist():
+            for r in con.execute(read_sql("queries", "video_features_of")).to_arrow_table().to_pylist():
                 features[r["video_id"]][r["encoder_id"]] = r
             todo, refresh = self._todo(rows, stored, features)
             if self.transcriber is not None and "text" in self.encoders:
@@ -731,7 +731,7 @@ class Embedder:
         def plan(con) -> WriteBatch:
             claimed.clear()
             known = {r[0] for r in con.execute(read_sql("queries", "registered_encoders")).fetchall()}
-            has_choice = {r[0] for r in con.execute(read_sql("queries", "served_modalities")).fetchall()}
+            has_choice = {r[0] for r in con.execute(read_sql("queries", "feature_sets")).fetchall()}
             batch = WriteBatch()
             for m, enc in self.encoders.items():
                 if enc.encoder_id not in known:

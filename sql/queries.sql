@@ -186,32 +186,23 @@ SELECT video_id, window_idx, start_s, end_s, transcript
 FROM windows
 ORDER BY video_id, window_idx;
 
--- name: plan_videos
--- The committed videos rows of the ids in the registered table _plan_ids (what an embed run
--- plans against: featurestore.embed.Embedder._plan).
-SELECT * FROM videos WHERE video_id IN (SELECT video_id FROM _plan_ids);
-
--- name: plan_video_features
--- The committed video_features rows (one per video and encoder) of the ids in _plan_ids.
-SELECT * FROM video_features WHERE video_id IN (SELECT video_id FROM _plan_ids);
-
 -- name: registered_encoders
 -- Every registered encoder configuration's id.
 SELECT encoder_id FROM encoders;
 
--- name: served_modalities
--- The modalities that have a chosen feature set (fusion_vectors serves them).
-SELECT modality FROM served_encoders;
-
 -- name: videos_of
--- The committed videos rows of the ids in the registered table _commit_ids (a writer's
--- transaction reads them to merge into: featurestore.embed.video_commit).
-SELECT * FROM videos WHERE video_id IN (SELECT video_id FROM _commit_ids);
+-- The committed videos rows of the ids in the registered table _video_ids (what an embed run
+-- plans against, and what a writer's transaction merges into: featurestore.embed).
+SELECT * FROM videos WHERE video_id IN (SELECT video_id FROM _video_ids);
+
+-- name: video_features_of
+-- The committed video_features rows (one per video and encoder) of the ids in _video_ids.
+SELECT * FROM video_features WHERE video_id IN (SELECT video_id FROM _video_ids);
 
 -- name: window_grids_of
--- The committed window grid (window_idx, start_s, end_s) of the ids in _commit_ids.
+-- The committed window grid (window_idx, start_s, end_s) of the ids in _video_ids.
 SELECT video_id, window_idx, start_s, end_s FROM windows
-WHERE video_id IN (SELECT video_id FROM _commit_ids) ORDER BY video_id, window_idx;
+WHERE video_id IN (SELECT video_id FROM _video_ids) ORDER BY video_id, window_idx;
 
 -- name: failed_labelled
 -- Labelled non-test videos left out of training because their last embed failed.

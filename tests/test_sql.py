@@ -54,8 +54,7 @@ def test_rules_equal_the_python_constants():
 # The relations a caller registers before running a query (fixed names, no placeholders).
 _STAND_INS = {
     "evidence_ids": "SELECT 'v' AS video_id",
-    "_commit_ids": "SELECT 'v' AS video_id",
-    "_plan_ids": "SELECT 'v' AS video_id",
+    "_video_ids": "SELECT 'v' AS video_id",
     "predict_videos": "SELECT 'v' AS video_id",
     "predict_batch": "SELECT 'v' AS video_id",
     "selected_videos": "SELECT 'v' AS video_id, 'Joy' AS label, NULL AS \"group\"",
