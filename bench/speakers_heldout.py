@@ -52,8 +52,10 @@ def test_f1(store_path: Path) -> float:
     return float(f1_score(df["label"], df["emotion"], average="macro"))
 
 
-def one_split(source: Path, full: pd.DataFrame, actors: tuple[str, ...], work: Path, trials: int) -> dict:
-    """Inferred / one pool / manifest test macro-F1 with ``actors`` held out without groups."""
+def one_split(source: Path, full: pd.DataFrame, actors: tuple[str, ...], work: Path, trials: int,
+              remove_emotion: bool = False) -> dict:
+    """Inferred / one pool / manifest test macro-F1 with ``actors`` held out without groups
+    (``remove_emotion``: the voices clustered with ``embed --speaker-remove-emotion``)."""
     store = work / "heldout-store"
     shutil.rmtree(store, ignore_errors=True)
     shutil.copytree(source.resolve(), store)
@@ -62,7 +64,7 @@ def one_split(source: Path, full: pd.DataFrame, actors: tuple[str, ...], work: P
     withheld.to_csv(work / "heldout.csv", index=False)
     withheld.assign(group=full["group"]).to_csv(work / "heldout-grouped.csv", index=False)
     embed = ("embed", "--store", str(store), "--modalities", "audio", "--audio-encoder", "librosa-descriptors",
-             "--quiet", "--manifest")
+             "--quiet", *(("--speaker-remove-emotion",) if remove_emotion else ()), "--manifest")
     out = {"test_actors": list(actors),
            "speaker_groups_line": cli(*embed, str(work / "heldout.csv")).strip().splitlines()[-2]}
     tune = cli("tune-fusion", "--store", str(store), "--trials", str(trials), "--folds", "4", "--families",
@@ -86,6 +88,8 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--trials", type=int, default=3)
     ap.add_argument("--takes", type=int, default=2, help="the bench.speakers store: --takes N (0: all clips)")
     ap.add_argument("--pairs", default=PAIRS, help="test actors of each split, e.g. 1-2,3-4,5-6")
+    ap.add_argument("--remove-emotion", action="store_true",
+                    help="cluster the voices with embed --speaker-remove-emotion")
     args = ap.parse_args(argv)
     tag = f"-takes{args.takes}" if args.takes else ""
     source = args.work / f"javanese-speech{tag}-store"
@@ -95,14 +99,14 @@ def main(argv: list[str] | None = None) -> dict:
     full = pd.read_csv(manifest)
     full["video"] = [str((manifest.parent / v).resolve()) for v in full["video"]]
     splits = [tuple(f"actor_{int(a):02d}" for a in pair.split("-")) for pair in args.pairs.split(",")]
-    runs = [one_split(source, full, actors, args.work, args.trials) for actors in splits]
-    out = {"takes": args.takes or "all", "splits": runs}
+    runs = [one_split(source, full, actors, args.work, args.trials, args.remove_emotion) for actors in splits]
+    out = {"takes": args.takes or "all", "remove_emotion": args.remove_emotion, "splits": runs}
     for key in ("inferred", "one_pool", "manifest"):
         v = [r[key] for r in runs]
         out[key] = {"mean": sum(v) / len(v), "min": min(v), "max": max(v)}
     print(json.dumps({k: out[k] for k in ("inferred", "one_pool", "manifest")}, indent=1))
     OUT.mkdir(parents=True, exist_ok=True)
-    (OUT / f"speakers_heldout{tag}.json").write_text(json.dumps(out, indent=2))
+    (OUT / f"speakers_heldout{tag}{'_emotion' if args.remove_emotion else ''}.json").write_text(json.dumps(out, indent=2))
     return out
 
 
